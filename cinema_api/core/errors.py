@@ -1,0 +1,188 @@
+"""Domain error types and the one place that turns every error into the JSON error body.
+
+Services raise :class:`DomainError` subclasses; views never build error responses
+themselves. Every 4xx and 5xx the application produces has the shape
+``{"statusCode": 404, "error": "Not Found", "message": "..."}``.
+"""
+
+import logging
+from http import HTTPStatus
+
+from pony.orm.core import (
+    CacheIndexError,
+    ConnectionClosedError,
+    IntegrityError,
+    InterfaceError,
+    IsolationError,
+    OperationalError,
+    TransactionIntegrityError,
+)
+from pyramid.httpexceptions import HTTPException
+from pyramid.response import Response
+
+from cinema_api.core.trace import trace
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An error a use case reports to its caller; ``status`` is its HTTP status."""
+
+    status = 400
+
+    def __init__(self, message, headers=None):
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(DomainError):
+    status = 400
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+class TooManyRequests(DomainError):
+    status = 429
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+
+
+class FieldError(DomainError):
+    """A 400 decided from the request alone, about named fields.
+
+    ``errors`` is a list of ``(location, dotted_name, description)``.
+    """
+
+    status = 400
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__([join_field_message(name, text) for _, name, text in self.errors])
+
+
+def join_field_message(name, description):
+    """``("movies.3.title", "must be a string")`` -> ``"movies.3.title must be a string"``."""
+    return "%s %s" % (name, description) if name else description
+
+
+def reason(status):
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def error_response(request, status, message, headers=None, errors=None):
+    """Build the JSON error response; ``message`` is a string or a list of strings."""
+    body = {"statusCode": status, "error": reason(status), "message": message}
+    if errors is not None:
+        body["errors"] = [
+            {"location": location, "name": name, "description": description}
+            for location, name, description in errors
+        ]
+    response = Response(status=status, json_body=body, charset="utf-8")
+    if headers:
+        response.headers.update(headers)
+    if request is not None:
+        trace(request, "error", status=status, message=message if isinstance(message, str) else "; ".join(message))
+    return response
+
+
+def unauthorized_headers():
+    return {"WWW-Authenticate": "Bearer"}
+
+
+# ---------------------------------------------------------------- exception views
+
+
+def domain_error_view(exc, request):
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers.update(unauthorized_headers())
+    errors = exc.errors if isinstance(exc, FieldError) else None
+    return error_response(request, exc.status, exc.message, headers, errors)
+
+
+def forbidden_view(exc, request):
+    """Pyramid denies by raising HTTPForbidden: 401 for who you are, 403 for what you may."""
+    if request.authenticated_userid is None:
+        message = request.environ.get("cinema.auth_error") or "Authentication required"
+        return error_response(request, 401, message, unauthorized_headers())
+    return error_response(request, 403, "You are not allowed to do this")
+
+
+def notfound_view(exc, request):
+    return error_response(request, 404, "Cannot %s %s" % (request.method, request.path))
+
+
+def http_exception_view(exc, request):
+    headers = {}
+    if exc.code == 405:
+        headers["Allow"] = ", ".join(sorted(set(exc.allow or ())))
+        message = "Method %s is not allowed on %s" % (request.method, request.path)
+    else:
+        message = exc.detail or exc.explanation or reason(exc.code)
+    if exc.code < 400:
+        return exc
+    return error_response(request, exc.code, str(message), headers)
+
+
+def integrity_error_view(exc, request):
+    """A constraint the use case did not anticipate; the transaction is already rolled back."""
+    log.info("integrity conflict [trace %s]: %s", request.trace_id, exc)
+    return error_response(request, 409, "The request conflicts with the current state of the resource")
+
+
+def optimistic_error_view(exc, request):
+    return error_response(request, 409, "The resource was changed by another request; retry")
+
+
+def database_error_view(exc, request):
+    log.error("database error [trace %s]: %s", request.trace_id, exc)
+    return error_response(request, 503, "The database is unavailable, retry later", {"Retry-After": "5"})
+
+
+def unexpected_error_view(exc, request):
+    log.error("unexpected error [trace %s]", request.trace_id, exc_info=exc)
+    return error_response(request, 500, "Internal server error")
+
+
+def includeme(config):
+    # Registered here, at the root configurator level: cornice's own exception views are
+    # switched off (handle_exceptions = false) so these are the only ones.
+    config.add_forbidden_view(forbidden_view)
+    config.add_notfound_view(notfound_view)
+    config.add_exception_view(domain_error_view, context=DomainError)
+    config.add_exception_view(http_exception_view, context=HTTPException)
+    config.add_exception_view(integrity_error_view, context=TransactionIntegrityError)
+    config.add_exception_view(integrity_error_view, context=CacheIndexError)
+    config.add_exception_view(integrity_error_view, context=IntegrityError)
+    config.add_exception_view(optimistic_error_view, context=IsolationError)
+    for unavailable in (OperationalError, InterfaceError, ConnectionClosedError):
+        config.add_exception_view(database_error_view, context=unavailable)
+    config.add_exception_view(unexpected_error_view, context=Exception)

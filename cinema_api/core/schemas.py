@@ -1,0 +1,236 @@
+"""Strict colander types and nodes shared by every domain's schemas.
+
+colander is lenient by default (``"21.5"`` becomes ``21``, ``42`` becomes ``"42"``); the
+contract is not. These types accept exactly what API.md section 1 allows and say what is
+wrong in a sentence that reads after the field's dotted path.
+"""
+
+import re
+import uuid
+from datetime import datetime, timezone
+
+import colander
+
+INTEGER_RE = re.compile(r"-?[0-9]+")
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+DATE_TIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # a date alone means 00:00Z
+    r"(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class StrictInteger(colander.SchemaType):
+    """A JSON integer, or a string of ASCII digits with an optional leading ``-``."""
+
+    def serialize(self, node, appstruct):
+        return colander.null if appstruct is colander.null else int(appstruct)
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if isinstance(cstruct, bool):
+            raise colander.Invalid(node, "must be an integer number")
+        if isinstance(cstruct, int):
+            return cstruct
+        if isinstance(cstruct, str) and len(cstruct) <= 40 and INTEGER_RE.fullmatch(cstruct):
+            return int(cstruct)
+        raise colander.Invalid(node, "must be an integer number")
+
+
+class TrimmedString(colander.SchemaType):
+    """A JSON string, trimmed of surrounding white space before any length check."""
+
+    def serialize(self, node, appstruct):
+        return colander.null if appstruct is colander.null else str(appstruct)
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, str):
+            raise colander.Invalid(node, "must be a string")
+        return cstruct.strip()
+
+
+class UUIDString(colander.SchemaType):
+    """A UUID in the canonical 8-4-4-4-12 form, any version, either case; returned lower case."""
+
+    def serialize(self, node, appstruct):
+        return colander.null if appstruct is colander.null else str(appstruct)
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, str) or not UUID_RE.fullmatch(cstruct):
+            raise colander.Invalid(node, "must be a UUID")
+        return str(uuid.UUID(cstruct))
+
+
+class UtcDateTime(colander.SchemaType):
+    """An ISO-8601 date-time (``T``, then ``Z`` or an offset; none means UTC) or a date alone.
+
+    Deserialises to a naive UTC ``datetime``, the form stored in the database.
+    """
+
+    def serialize(self, node, appstruct):
+        if appstruct is colander.null:
+            return colander.null
+        return format_datetime(appstruct)
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, str) or not DATE_TIME_RE.fullmatch(cstruct):
+            raise colander.Invalid(node, "must be a valid ISO 8601 date string")
+        try:
+            value = datetime.fromisoformat(cstruct)
+            if value.tzinfo is not None:
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        except (ValueError, OverflowError):
+            raise colander.Invalid(node, "must be a valid ISO 8601 date string") from None
+        return value
+
+
+class StrictSequence(colander.Sequence):
+    """A JSON array (never a scalar or an object)."""
+
+    def _validate(self, node, value, accept_scalar):
+        if not isinstance(value, list):
+            raise colander.Invalid(node, "must be an array")
+        return value
+
+
+class StrictMapping(colander.Mapping):
+    """A JSON object; unknown keys are ignored."""
+
+    def _validate(self, node, value):
+        if not isinstance(value, dict):
+            raise colander.Invalid(node, "must be an object")
+        return value
+
+
+def format_datetime(value):
+    """Naive UTC ``datetime`` -> ``2026-12-23T20:00:00.000Z``."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (value.microsecond // 1000)
+
+
+# ---------------------------------------------------------------- validators
+
+
+class Range:
+    """Inclusive bounds, said the way clients of the original service read them."""
+
+    def __init__(self, min=None, max=None):
+        self.min, self.max = min, max
+
+    def __call__(self, node, value):
+        if self.min is not None and value < self.min:
+            raise colander.Invalid(node, "must not be less than %s" % self.min)
+        if self.max is not None and value > self.max:
+            raise colander.Invalid(node, "must not be greater than %s" % self.max)
+
+
+class Length:
+    """Length bounds in characters (or in UTF-8 bytes when ``unit="bytes"``)."""
+
+    def __init__(self, min=None, max=None, unit="characters"):
+        self.min, self.max, self.unit = min, max, unit
+
+    def __call__(self, node, value):
+        size = len(value.encode("utf-8")) if self.unit == "bytes" else len(value)
+        if self.min is not None and size < self.min:
+            if self.min == 1:
+                raise colander.Invalid(node, "should not be empty")
+            raise colander.Invalid(node, "must be longer than or equal to %d %s" % (self.min, self.unit))
+        if self.max is not None and size > self.max:
+            raise colander.Invalid(node, "must be shorter than or equal to %d %s" % (self.max, self.unit))
+
+
+class OneOf:
+    def __init__(self, choices):
+        self.choices = tuple(choices)
+
+    def __call__(self, node, value):
+        if value not in self.choices:
+            raise colander.Invalid(node, "must be one of the following values: " + ", ".join(self.choices))
+
+
+class ItemCount:
+    """Bounds on the number of items of an array."""
+
+    def __init__(self, min, max):
+        self.min, self.max = min, max
+
+    def __call__(self, node, value):
+        if len(value) < self.min:
+            raise colander.Invalid(node, "must contain at least %d elements" % self.min)
+        if len(value) > self.max:
+            raise colander.Invalid(node, "must contain no more than %d elements" % self.max)
+
+
+# ---------------------------------------------------------------- nodes
+
+
+class Node(colander.SchemaNode):
+    missing_msg = "should not be empty"
+
+
+def Integer(**kw):
+    return Node(StrictInteger(), **kw)
+
+
+def String(**kw):
+    return Node(TrimmedString(), **kw)
+
+
+def UUID(**kw):
+    return Node(UUIDString(), **kw)
+
+
+def DateTime(**kw):
+    return Node(UtcDateTime(), **kw)
+
+
+class Mapping(colander.MappingSchema):
+    """A JSON object schema with our messages."""
+
+    missing_msg = "should not be empty"
+
+    @staticmethod
+    def schema_type():
+        return StrictMapping()
+
+
+class Sequence(colander.SequenceSchema):
+    missing_msg = "should not be empty"
+
+    @staticmethod
+    def schema_type():
+        return StrictSequence()
+
+
+# ---------------------------------------------------------------- shared response schemas
+
+
+class ErrorBody(colander.MappingSchema):
+    statusCode = colander.SchemaNode(colander.Integer(), example=404)
+    error = colander.SchemaNode(colander.String(), example="Not Found")
+    # `message` is a string or a list of strings: it has no declared type in the document.
+    errors = colander.SequenceSchema(
+        colander.MappingSchema(
+            colander.SchemaNode(colander.String(), name="location"),
+            colander.SchemaNode(colander.String(), name="name"),
+            colander.SchemaNode(colander.String(), name="description"),
+        ),
+        missing=colander.drop,
+        description="present on 400s decided from the request alone",
+    )
+
+
+class PaginationMeta(colander.MappingSchema):
+    currentPage = colander.SchemaNode(colander.Integer())
+    totalPages = colander.SchemaNode(colander.Integer())
+    totalItems = colander.SchemaNode(colander.Integer())
+    perPage = colander.SchemaNode(colander.Integer())

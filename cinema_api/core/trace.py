@@ -1,0 +1,55 @@
+"""Trace ids and trace logs.
+
+Every response carries ``X-Trace-Id``: an incoming id of 8-64 characters of
+``[A-Za-z0-9-]`` is reused (so a gateway's id flows through), otherwise a new UUID.
+Trace logs (``ENABLE_TRACE_LOGS``) are one line per error response and per important event.
+"""
+
+import logging
+import re
+import uuid
+
+TRACE_HEADER = "X-Trace-Id"
+_VALID_TRACE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+log = logging.getLogger("cinema_api.trace")
+
+
+def incoming_trace_id(request):
+    value = request.headers.get(TRACE_HEADER, "")
+    return value if _VALID_TRACE_ID.fullmatch(value) else str(uuid.uuid4())
+
+
+def trace(request, event, **fields):
+    """Log one trace line for ``event`` when trace logs are on."""
+    settings = request.registry.get("cinema.settings")
+    if settings is None or not settings.enable_trace_logs:
+        return
+    details = " ".join("%s=%s" % (key, value) for key, value in fields.items())
+    log.info(
+        "%s %s %s [trace %s]%s",
+        event,
+        request.method,
+        request.path,
+        getattr(request, "trace_id", "-"),
+        " " + details if details else "",
+        extra={"trace_id": getattr(request, "trace_id", None)},
+    )
+
+
+def trace_event(settings, event, **fields):
+    """Log one trace line outside a request (start, stop, cache outage)."""
+    if settings is None or not settings.enable_trace_logs:
+        return
+    details = " ".join("%s=%s" % (key, value) for key, value in fields.items())
+    log.info("%s%s", event, " " + details if details else "")
+
+
+def trace_id_tween_factory(handler, registry):
+    def trace_id_tween(request):
+        request.trace_id = incoming_trace_id(request)
+        response = handler(request)
+        response.headers[TRACE_HEADER] = request.trace_id
+        return response
+
+    return trace_id_tween

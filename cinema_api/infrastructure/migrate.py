@@ -1,0 +1,54 @@
+"""Schema migrations with yoyo-migrations.
+
+The migration scripts live in ``cinema_api/infrastructure/migrations`` (a data folder,
+not a package). ``cinema-migrate <ini>`` applies them; development and testing apply
+them at start-up, production refuses to serve a database with pending migrations.
+"""
+
+import logging
+import os
+
+from yoyo import get_backend, read_migrations
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def _backend(database_url):
+    if database_url.is_sqlite:
+        os.makedirs(os.path.dirname(database_url.bind_kwargs["filename"]), exist_ok=True)
+    return get_backend(database_url.url)
+
+
+def pending(database_url):
+    """Ids of the migrations not yet applied to the database."""
+    backend = _backend(database_url)
+    try:
+        return [migration.id for migration in backend.to_apply(read_migrations(MIGRATIONS_DIR))]
+    finally:
+        backend.connection.close()
+
+
+def apply(database_url):
+    """Apply every pending migration (under yoyo's lock); return the ids applied."""
+    backend = _backend(database_url)
+    try:
+        with backend.lock():
+            todo = backend.to_apply(read_migrations(MIGRATIONS_DIR))
+            backend.apply_migrations(todo)
+            return [migration.id for migration in todo]
+    finally:
+        backend.connection.close()
+
+
+def rollback_all(database_url):
+    """Roll every applied migration back (used by tests of the migrations themselves)."""
+    backend = _backend(database_url)
+    try:
+        with backend.lock():
+            todo = backend.to_rollback(read_migrations(MIGRATIONS_DIR))
+            backend.rollback_migrations(todo)
+            return [migration.id for migration in todo]
+    finally:
+        backend.connection.close()

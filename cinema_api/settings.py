@@ -1,0 +1,283 @@
+"""Settings: built-in defaults, ini, ``.env`` and the OS environment merged in one place.
+
+Every setting has an ini key ``cinema.<name>`` and an environment variable ``<NAME>``
+(upper case, dots become ``_``). Precedence: OS environment > ``.env`` (next to the ini
+file) > ini > built-in default. Values are parsed and checked here, once, at start-up:
+a wrong value stops the application with a one-line message naming the setting.
+"""
+
+import ipaddress
+import os
+from dataclasses import dataclass, fields
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from dotenv import dotenv_values
+
+#: Secrets published in this repository's examples; never acceptable in production.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me-to-a-random-string-of-at-least-32-bytes",
+        "development-only-secret-do-not-use-in-production",
+    }
+)
+
+ENVIRONMENTS = ("development", "testing", "production")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong value; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed ``DATABASE_URL``: the Pony binding and the yoyo URL of one database."""
+
+    url: str
+    provider: str  # "sqlite" | "postgres"
+    bind_kwargs: dict
+
+    @property
+    def is_sqlite(self):
+        return self.provider == "sqlite"
+
+    @property
+    def display(self):
+        return redact_url(self.url)
+
+
+def redact_url(url):
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def parse_database_url(value, here):
+    """Parse a SQLAlchemy-style URL; relative SQLite paths resolve against ``here``."""
+    parts = urlsplit(value)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        rest = value.split("://", 1)[1] if "://" in value else ""
+        if not rest.startswith("/") or rest in ("/", "/:memory:"):
+            raise ValueError("needs a file: sqlite:///relative.sqlite or sqlite:////absolute.sqlite")
+        path = rest[1:].split("?", 1)[0]
+        if not os.path.isabs(path):
+            path = os.path.join(here, path)
+        path = os.path.normpath(path)
+        return DatabaseURL("sqlite:///" + path, "sqlite", {"provider": "sqlite", "filename": path, "create_db": True})
+    if scheme in ("postgresql", "postgres"):
+        database = parts.path.lstrip("/")
+        if not database:
+            raise ValueError("names no database: postgresql://user:password@host:port/db")
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        kwargs = {
+            "provider": "postgres",
+            "host": parts.hostname or "127.0.0.1",
+            "port": port,
+            "database": unquote(database),
+            "user": unquote(parts.username or "postgres"),
+        }
+        if parts.password:
+            kwargs["password"] = unquote(parts.password)
+        kwargs.update(parse_qsl(parts.query))
+        url = parts._replace(scheme="postgresql").geturl()
+        return DatabaseURL(url, "postgres", kwargs)
+    raise ValueError("must start with sqlite:/// or postgresql://")
+
+
+def parse_cache_url(value, here=None):
+    """Check a ``CACHE_URL``: ``memory://``, ``null://`` or ``redis://host:port/db``; empty: unset."""
+    value = value.strip()
+    if not value:
+        return ""
+    scheme = urlsplit(value).scheme
+    if scheme not in ("memory", "null", "redis", "rediss"):
+        raise ValueError("must be memory://, null:// or redis://host:port/db")
+    if scheme.startswith("redis"):
+        try:
+            urlsplit(value).port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+    return value
+
+
+def _bool(value, here=None):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _int_between(low, high):
+    def parse(value, here=None):
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError("must be an integer") from None
+        if not low <= number <= high:
+            raise ValueError("must be between %d and %d" % (low, high))
+        return number
+
+    return parse
+
+
+def _choice(options, transform=str.lower):
+    def parse(value, here=None):
+        text = transform(str(value).strip())
+        if text not in options:
+            raise ValueError("must be one of " + ", ".join(options))
+        return text
+
+    return parse
+
+
+def _list(value, here=None):
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return tuple(item for item in str(value).replace(",", " ").split() if item)
+
+
+def _networks(value, here=None):
+    networks = []
+    for item in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError("%r is not an IP address or network" % item) from None
+    return tuple(networks)
+
+
+def _str(value, here=None):
+    return str(value).strip()
+
+
+def _cpu_count():
+    return os.cpu_count() or 1
+
+
+# name: (parser, built-in default). A callable default is computed at load time.
+SCHEMA = {
+    "environment": (_choice(ENVIRONMENTS), "production"),
+    "database_url": (parse_database_url, "sqlite:///cinema.sqlite"),
+    "cache_url": (parse_cache_url, ""),
+    "jwt_secret": (_str, ""),
+    "jwt_expires_in_sec": (_int_between(1, 86400 * 30), 900),
+    "refresh_token_ttl_sec": (_int_between(60, 86400 * 365), 7 * 86400),
+    "bcrypt_rounds": (_int_between(4, 31), 12),
+    "bcrypt_concurrency": (_int_between(1, 1024), _cpu_count),
+    "allow_manager_signup": (_bool, False),
+    "login_limit_per_address": (_int_between(1, 1_000_000), 10),
+    "login_limit_per_username": (_int_between(1, 1_000_000), 10),
+    "trusted_proxies": (_networks, ""),
+    "cors_origins": (_list, ""),
+    "enable_trace_logs": (_bool, False),
+    "enable_cache_trace_logs": (_bool, False),
+    "log_format": (_choice(LOG_FORMATS), "text"),
+    "log_level": (_choice(LOG_LEVELS, str.upper), "INFO"),
+}
+
+#: Settings never printed in logs.
+SECRETS = frozenset({"jwt_secret"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed, checked settings of one application."""
+
+    environment: str
+    database_url: DatabaseURL
+    cache_url: str
+    jwt_secret: str
+    jwt_expires_in_sec: int
+    refresh_token_ttl_sec: int
+    bcrypt_rounds: int
+    bcrypt_concurrency: int
+    allow_manager_signup: bool
+    login_limit_per_address: int
+    login_limit_per_username: int
+    trusted_proxies: tuple
+    cors_origins: tuple
+    enable_trace_logs: bool
+    enable_cache_trace_logs: bool
+    log_format: str
+    log_level: str
+    here: str
+
+    @property
+    def is_production(self):
+        return self.environment == "production"
+
+    def summary(self):
+        """A one-line description of the settings, secrets left out."""
+        items = []
+        for field in fields(self):
+            name = field.name
+            if name in SECRETS or name == "here":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, DatabaseURL):
+                value = value.display
+            elif name == "cache_url":
+                value = redact_url(value)
+            elif isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            items.append("%s=%s" % (name.upper(), value))
+        return " ".join(items)
+
+
+def env_name(name):
+    """``jwt_secret`` -> ``JWT_SECRET``; dots become underscores."""
+    return name.replace(".", "_").upper()
+
+
+def read_dotenv(here):
+    """The variables of the ``.env`` file next to the ini file, if there is one."""
+    path = os.path.join(here, ".env")
+    if not os.path.isfile(path):
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def load_settings(ini_settings, here, environ=None):
+    """Merge and check every setting; raise :class:`SettingsError` naming the first bad one."""
+    environ = os.environ if environ is None else environ
+    dotenv = read_dotenv(here)
+    values = {}
+    for name, (parse, default) in SCHEMA.items():
+        key = env_name(name)
+        if key in environ:
+            raw = environ[key]
+        elif key in dotenv:
+            raw = dotenv[key]
+        elif "cinema." + name in ini_settings:
+            raw = ini_settings["cinema." + name]
+        else:
+            raw = default() if callable(default) else default
+        try:
+            values[name] = parse(raw, here)
+        except ValueError as exc:
+            raise SettingsError("%s %s" % (key, exc)) from None
+    settings = Settings(here=here, **values)
+    _check_secret(settings)
+    return settings
+
+
+def _check_secret(settings):
+    secret = settings.jwt_secret
+    if not secret:
+        raise SettingsError("JWT_SECRET is not set: give it a random value of at least 32 bytes")
+    if len(secret.encode("utf-8")) < 32:
+        raise SettingsError("JWT_SECRET must be at least 32 bytes long")
+    if settings.is_production and secret in PLACEHOLDER_SECRETS:
+        raise SettingsError("JWT_SECRET is a published example value: production needs a real secret")

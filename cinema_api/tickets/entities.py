@@ -1,0 +1,22 @@
+"""Tickets: one per user and movie session, used at most once."""
+
+import uuid
+from datetime import datetime
+
+from pony.orm import Optional, PrimaryKey, Required, composite_key
+
+from cinema_api.core.clock import utcnow
+
+
+def define_entities(db):
+    class Ticket(db.Entity):
+        _table_ = "tickets"
+        id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
+        user = Required("User", column="user_id")
+        session = Required("MovieSession", column="session_id")
+        purchased_at = Required(datetime, default=utcnow)
+        is_used = Required(bool, default=False)
+        used_at = Optional(datetime)
+        composite_key(user, session)
+
+    return Ticket

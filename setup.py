@@ -1,0 +1,62 @@
+"""Packaging for cinema_api: a Pyramid back office API for cinemas."""
+
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.abspath(os.path.dirname(__file__))
+with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+    README = f.read()
+
+# Every runtime dependency is pinned: these versions are tested together.
+requires = [
+    "pyramid==2.1",
+    "setuptools<82",  # pyramid, cornice and cornice_swagger import pkg_resources
+    "waitress==3.0.2",
+    "pony==0.7.20",
+    "cornice==6.1.0",
+    "cornice-swagger==1.0.1",
+    "colander==2.0",
+    "PyJWT==2.15.1",
+    "bcrypt==5.0.0",
+    "dogpile.cache==1.5.0",
+    "redis==8.1.0",
+    "limits==5.8.0",
+    "psycopg2-binary==2.9.13",
+    "yoyo-migrations==9.0.0",
+    "swagger-ui-bundle==1.1.0",
+    "python-dotenv==1.2.4",
+]
+
+tests_require = [
+    "WebTest==3.0.7",
+    "pytest==9.2.0",
+    "openapi-spec-validator==0.9.0",
+]
+
+setup(
+    name="cinema_api",
+    version="0.1.0",
+    description="Cinema back office API: movies, screenings, accounts and tickets",
+    long_description=README,
+    long_description_content_type="text/markdown",
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Framework :: Pyramid",
+        "Topic :: Internet :: WWW/HTTP :: WSGI :: Application",
+    ],
+    license="MIT",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    include_package_data=True,
+    zip_safe=False,
+    python_requires=">=3.11,<3.13",
+    install_requires=requires,
+    extras_require={"test": tests_require},
+    entry_points={
+        "paste.app_factory": ["main = cinema_api:main"],
+        "paste.server_runner": ["main = cinema_api.server:serve"],
+        "console_scripts": [
+            "cinema-migrate = cinema_api.scripts.migrate:main",
+        ],
+    },
+)
