@@ -1,0 +1,131 @@
+"""The schema is built by the migrations, on SQLite and PostgreSQL alike."""
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+from pony.orm import db_session
+
+from cinema_api import main
+from cinema_api.infrastructure import migrate
+from cinema_api.infrastructure.db import make_database
+from cinema_api.settings import parse_database_url
+from tests.conftest import HERE, TABLES, ini_settings
+
+DEFINERS = None
+
+
+def definers():
+    from cinema_api.auth.entities import define_entities as auth
+    from cinema_api.movies.entities import define_entities as movies
+    from cinema_api.tickets.entities import define_entities as tickets
+    from cinema_api.users.entities import define_entities as users
+
+    return [users, auth, movies, tickets]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    fixture = "fresh_sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    return parse_database_url(request.getfixturevalue(fixture), HERE)
+
+
+def insert(db, table, **values):
+    columns = ", ".join('"%s"' % c for c in values)
+    params = ", ".join("$" + c for c in values)
+    db.execute('INSERT INTO "%s" (%s) VALUES (%s)' % (table, columns, params), values)
+
+
+def test_migrations_apply_and_pony_maps_every_table(database_url):
+    assert migrate.pending(database_url) == ["0001_initial"]
+    assert migrate.apply(database_url) == ["0001_initial"]
+    assert migrate.pending(database_url) == []
+    assert migrate.apply(database_url) == []  # idempotent
+    db = make_database(database_url, definers())  # check_tables=True: every mapped column exists
+    with db_session:
+        for table in TABLES:
+            assert db.select('SELECT COUNT(*) FROM "%s"' % table) == [0]
+    db.disconnect()
+
+
+def test_constraints_back_the_domain_rules(database_url):
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    User, Movie, MovieSession = db.User, db.Movie, db.MovieSession
+    from datetime import date, datetime
+
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+
+    with db_session:
+        user = User(username="alice", password_hash="x", role="customer", age=30)
+        movie = Movie(title="Alien", title_folded="alien", age_restriction=16)
+        session = MovieSession(movie=movie, date=datetime(2030, 1, 1, 20), day=date(2030, 1, 1), timeslot="20:00-22:00", room_number=1)
+        db.Ticket(user=user, session=session)
+        ids = user.id, movie.id, session.id
+
+    def violates(action):
+        with pytest.raises((TransactionIntegrityError, IntegrityError)):
+            with db_session:
+                action()
+                commit()
+
+    day = date(2030, 1, 1)
+    # unique username, movie title, (room, timeslot, day), (user, session)
+    violates(lambda: User(username="alice", password_hash="x", role="customer", age=1))
+    violates(lambda: Movie(title="Alien", title_folded="alien", age_restriction=1))
+    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 1, 21), day=day, timeslot="20:00-22:00", room_number=1))
+    violates(lambda: db.Ticket(user=User[ids[0]], session=MovieSession[ids[2]]))
+    # checks: role, age range, timeslot label, room range, restriction range
+    violates(lambda: User(username="bob", password_hash="x", role="admin", age=1))
+    violates(lambda: User(username="bob", password_hash="x", role="customer", age=151))
+    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 2), day=day, timeslot="09:00-10:00", room_number=2))
+    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 2), day=day, timeslot="10:00-12:00", room_number=1000))
+    violates(lambda: Movie(title="Big", title_folded="big", age_restriction=22))
+    # a session with tickets cannot be deleted (the 409 of API.md is backed by the database)
+    violates(lambda: db.execute('DELETE FROM "movie_sessions"'))
+    # a movie without ticketed sessions takes its sessions with it
+    with db_session:
+        db.execute('DELETE FROM "tickets"')
+        db.execute('DELETE FROM "movies"')
+        assert db.select('SELECT COUNT(*) FROM "movie_sessions"') == [0]
+    db.disconnect()
+
+
+def test_migrations_roll_back_completely(database_url):
+    migrate.apply(database_url)
+    assert migrate.rollback_all(database_url) == ["0001_initial"]
+    assert migrate.pending(database_url) == ["0001_initial"]
+    assert migrate.apply(database_url) == ["0001_initial"]
+
+
+def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_sqlite_url, tmp_path):
+    settings = ini_settings(**{"cinema.environment": "production"})
+    environ_backup = dict(__import__("os").environ)
+    import os
+
+    os.environ["DATABASE_URL"] = fresh_sqlite_url
+    os.environ["JWT_SECRET"] = "a-real-production-secret-0123456789abcdef"
+    try:
+        with pytest.raises(SystemExit) as info:
+            main({"here": HERE}, **settings)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ_backup)
+    assert "not migrated" in str(info.value)
+    assert "cinema-migrate production.ini" in str(info.value)
+
+
+def test_cinema_migrate_applies_the_migrations(fresh_sqlite_url):
+    env = {"DATABASE_URL": fresh_sqlite_url, "JWT_SECRET": "a-real-production-secret-0123456789abcdef", "PATH": ""}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "cinema_api.scripts.migrate", *args, "production.ini"],
+        cwd=HERE, env=env, capture_output=True, text=True, timeout=60,
+    )
+    listed = run("--list")
+    assert listed.returncode == 0 and listed.stdout.strip() == "0001_initial"
+    applied = run()
+    assert applied.returncode == 0, applied.stderr
+    assert "applied: 0001_initial" in applied.stdout
+    assert run("--list").stdout.strip() == "no pending migrations"

@@ -1,0 +1,118 @@
+"""Settings: names, precedence (OS environment > .env > ini > default), checks."""
+
+import pytest
+
+from cinema_api import main
+from cinema_api.settings import SettingsError, load_settings, parse_database_url
+
+SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def ini(**values):
+    base = {"cinema.jwt_secret": SECRET}
+    base.update({"cinema." + key: value for key, value in values.items()})
+    return base
+
+
+def test_built_in_defaults(tmp_path):
+    settings = load_settings(ini(), str(tmp_path), environ={})
+    assert settings.environment == "production"
+    assert settings.jwt_expires_in_sec == 900
+    assert settings.refresh_token_ttl_sec == 7 * 86400
+    assert settings.bcrypt_rounds == 12
+    assert settings.bcrypt_concurrency >= 1
+    assert settings.allow_manager_signup is False
+    assert settings.login_limit_per_address == settings.login_limit_per_username == 10
+    assert settings.cache_url == ""
+    assert settings.log_format == "text" and settings.log_level == "INFO"
+    # The default database is a SQLite file next to the ini file.
+    assert settings.database_url.bind_kwargs["filename"] == str(tmp_path / "cinema.sqlite")
+
+
+def test_precedence_environment_over_dotenv_over_ini(tmp_path):
+    (tmp_path / ".env").write_text("BCRYPT_ROUNDS=11\nJWT_EXPIRES_IN_SEC=60\n# a comment\nLOG_LEVEL=warning\n")
+    values = ini(bcrypt_rounds="10", jwt_expires_in_sec="30", refresh_token_ttl_sec="3600")
+    settings = load_settings(values, str(tmp_path), environ={"BCRYPT_ROUNDS": "13"})
+    assert settings.bcrypt_rounds == 13  # OS environment wins
+    assert settings.jwt_expires_in_sec == 60  # .env beats the ini file
+    assert settings.refresh_token_ttl_sec == 3600  # ini beats the default
+    assert settings.log_level == "WARNING"
+
+
+def test_environment_variable_names_are_upper_case_with_underscores(tmp_path):
+    environ = {"ALLOW_MANAGER_SIGNUP": "yes", "TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16", "CORS_ORIGINS": "https://a.example https://b.example"}
+    settings = load_settings(ini(), str(tmp_path), environ=environ)
+    assert settings.allow_manager_signup is True
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.1/32", "192.168.0.0/16"]
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("BCRYPT_ROUNDS", "many", "BCRYPT_ROUNDS must be an integer"),
+        ("BCRYPT_ROUNDS", "3", "BCRYPT_ROUNDS must be between 4 and 31"),
+        ("JWT_EXPIRES_IN_SEC", "0", "JWT_EXPIRES_IN_SEC must be between"),
+        ("ALLOW_MANAGER_SIGNUP", "maybe", "ALLOW_MANAGER_SIGNUP must be true or false"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of text, json"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must start with sqlite:/// or postgresql://"),
+        ("DATABASE_URL", "sqlite://", "DATABASE_URL needs a file"),
+        ("DATABASE_URL", "postgresql://127.0.0.1:5432/", "DATABASE_URL names no database"),
+        ("CACHE_URL", "memcached://x", "CACHE_URL must be memory://, null:// or redis://"),
+        ("TRUSTED_PROXIES", "not-an-ip", "TRUSTED_PROXIES 'not-an-ip' is not an IP address"),
+        ("ENVIRONMENT", "staging", "ENVIRONMENT must be one of development, testing, production"),
+        ("JWT_SECRET", "short", "JWT_SECRET must be at least 32 bytes"),
+        ("JWT_SECRET", "", "JWT_SECRET is not set"),
+    ],
+)
+def test_a_wrong_value_names_the_setting(tmp_path, name, value, fragment):
+    with pytest.raises(SettingsError) as info:
+        load_settings(ini(), str(tmp_path), environ={name: value})
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_production_refuses_the_published_example_secrets(tmp_path):
+    for secret in ("development-only-secret-do-not-use-in-production", "change-me-to-a-random-string-of-at-least-32-bytes"):
+        with pytest.raises(SettingsError, match="JWT_SECRET is a published example value"):
+            load_settings(ini(jwt_secret=secret), str(tmp_path), environ={})
+        # development accepts its own documented value
+        load_settings(ini(jwt_secret=secret, environment="development"), str(tmp_path), environ={})
+
+
+def test_main_stops_with_one_line_naming_the_setting(tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main({"here": str(tmp_path)}, **ini(jwt_expires_in_sec="soon"))
+    assert str(info.value) == "cinema_api: configuration error: JWT_EXPIRES_IN_SEC must be an integer"
+
+
+def test_production_ini_refuses_to_start_without_a_jwt_secret(monkeypatch):
+    from pyramid.paster import get_app
+
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    with pytest.raises(SystemExit, match="JWT_SECRET is not set"):
+        get_app("production.ini")
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("sqlite:///data/x.sqlite", {"provider": "sqlite", "filename": "/srv/app/data/x.sqlite", "create_db": True}),
+        ("sqlite:////var/lib/x.sqlite", {"provider": "sqlite", "filename": "/var/lib/x.sqlite", "create_db": True}),
+        (
+            "postgresql://cinema:p%40ss@db.internal:6432/cinema?sslmode=require",
+            {"provider": "postgres", "host": "db.internal", "port": 6432, "database": "cinema", "user": "cinema", "password": "p@ss", "sslmode": "require"},
+        ),
+        ("postgres://127.0.0.1/test", {"provider": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}),
+    ],
+)
+def test_database_urls(url, expected):
+    assert parse_database_url(url, "/srv/app").bind_kwargs == expected
+
+
+def test_summary_leaves_secrets_and_passwords_out(tmp_path):
+    environ = {"DATABASE_URL": "postgresql://cinema:hunter2@127.0.0.1/db", "CACHE_URL": "redis://:pw@127.0.0.1:6379/0"}
+    summary = load_settings(ini(), str(tmp_path), environ=environ).summary()
+    assert SECRET not in summary and "hunter2" not in summary and ":pw@" not in summary
+    assert "DATABASE_URL=postgresql://cinema:***@127.0.0.1/db" in summary
