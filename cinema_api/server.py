@@ -33,4 +33,7 @@ def serve(app, global_conf, host="127.0.0.1", port="6543", **kwargs):
     """``paste.server_runner``: waitress on ``HOST``:``PORT``."""
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
-    waitress.serve(app, host=host, port=port, **kwargs)
+    try:
+        waitress.serve(app, host=host, port=port, **kwargs)
+    finally:
+        log.info("cinema_api stopped")

@@ -63,13 +63,17 @@ def _depth_exceeds(value, limit):
     return False
 
 
+def _reject_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
 def parse_json_object(request):
     """The request body as a dict; an empty body is ``{}``. Malformed input is a 400."""
     raw = request.body
     if not raw or not raw.strip():
         return {}
     try:
-        value = json.loads(raw.decode(request.charset or "utf-8"))
+        value = json.loads(raw.decode(request.charset or "utf-8"), parse_constant=_reject_constant)
     except RecursionError:
         raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH) from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
