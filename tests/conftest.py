@@ -87,6 +87,7 @@ def reset_state(db, registry):
             db.execute('DELETE FROM "%s"' % table)
     for region in registry["cinema.caches"].regions.values():
         region.invalidate(hard=True)
+    registry["cinema.login_limiter"].reset()
 
 
 @pytest.fixture
@@ -120,3 +121,37 @@ def fresh_postgres_url():
 @pytest.fixture
 def fresh_sqlite_url(tmp_path):
     return "sqlite:///" + str(tmp_path / "fresh.sqlite")
+
+
+PASSWORD = "secret123"
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+class Account:
+    """A registered user as the tests see it: its auth response and a bearer header."""
+
+    def __init__(self, body):
+        self.body = body
+        self.id = body["user"]["id"]
+        self.username = body["user"]["username"]
+        self.access_token = body["accessToken"]
+        self.refresh_token = body["refreshToken"]
+        self.headers = bearer(self.access_token)
+
+
+def register(testapp, username, role="customer", age=30, password=PASSWORD, **kwargs):
+    body = {"username": username, "password": password, "age": age, "role": role}
+    return Account(testapp.post_json("/v1/auth/register", body, status=201, **kwargs).json)
+
+
+@pytest.fixture
+def manager(testapp):
+    return register(testapp, "manager1", role="manager", age=40)
+
+
+@pytest.fixture
+def customer(testapp):
+    return register(testapp, "customer1", age=30)

@@ -97,7 +97,7 @@ class RetryAfterHeaders(colander.MappingSchema):
 
 
 class UnauthorizedHeaders(colander.MappingSchema):
-    www_authenticate = colander.SchemaNode(colander.String(), name="WWW-Authenticate", example="Bearer")
+    www_authenticate = colander.SchemaNode(colander.String(), name="WWW-Authenticate", description="Bearer")
 
 
 class ErrorWithRetry(colander.MappingSchema):

@@ -93,10 +93,21 @@ def _post_process(document):
         if "statusCode" in properties:
             properties["message"] = {"description": "a string, or a list of strings for field errors"}
             definition["required"] = ["statusCode", "error", "message"]
-        for prop in properties.values():
-            if prop.pop("nullable", False):
-                prop["x-nullable"] = True
+    _mark_nullable(document)
     return document
+
+
+def _mark_nullable(node):
+    """A schema node declared with ``missing=None`` is nullable: say so the Swagger 2.0 way."""
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None:
+            del node["default"]
+            node["x-nullable"] = True
+        for value in node.values():
+            _mark_nullable(value)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_nullable(value)
 
 
 class DocumentCache:

@@ -157,6 +157,12 @@ class Caches:
         return self.regions[name]
 
     @property
+    def redis_url(self):
+        """The Redis URL of the default backend, or None when it is not Redis."""
+        config = next(iter(self.configs.values()))
+        return config.dogpile_arguments()["url"] if config.backend == "redis" else None
+
+    @property
     def default(self):
         """The first region: the default backend that health checks."""
         return next(iter(self.regions.values()))

@@ -96,3 +96,8 @@ def includeme(config):
         under=("cinema_api.core.body.body_limits_tween_factory", EXCVIEW),
     )
     config.action(("cinema.db", "bind"), _bind, args=(config,), order=_BIND_ORDER)
+
+
+def sql_uuid(db, value):
+    """A UUID as a raw SQL parameter on this database (SQLite stores UUIDs as 16-byte blobs)."""
+    return value.bytes if db.provider.dialect == "SQLite" else value

@@ -1,7 +1,9 @@
 """Tickets and watch history."""
 
 from cinema_api.tickets.entities import define_entities
+from cinema_api.tickets.services import Tickets
 
 
 def includeme(config):
     config.add_entities(define_entities)
+    config.add_request_method(lambda request: Tickets(request.db), "tickets", reify=True)

@@ -1,7 +1,13 @@
 """Users: accounts and their tickets."""
 
 from cinema_api.users.entities import define_entities
+from cinema_api.users.services import Users
 
 
 def includeme(config):
+    from cinema_api.users import views
+
     config.add_entities(define_entities)
+    config.add_request_method(lambda request: Users(request.db, request.registry["cinema.password_hasher"]), "users", reify=True)
+    for service in (views.users, views.user, views.user_tickets):
+        config.add_cornice_service(service)

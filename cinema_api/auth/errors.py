@@ -1,0 +1,23 @@
+"""Errors of authentication."""
+
+from cinema_api.core.errors import TooManyRequests, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    def __init__(self):
+        super().__init__("Invalid credentials")
+
+
+class InvalidRefreshToken(Unauthorized):
+    def __init__(self, message="Invalid refresh token"):
+        super().__init__(message)
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    def __init__(self):
+        super().__init__("Refresh token has already been used; the session is revoked")
+
+
+class TooManyFailedLogins(TooManyRequests):
+    def __init__(self, retry_after):
+        super().__init__("Too many failed login attempts, retry later", {"Retry-After": str(retry_after)})

@@ -1,0 +1,91 @@
+"""Request and response schemas of authentication (the design's DTOs)."""
+
+import re
+from datetime import datetime, timezone
+
+import colander
+
+from cinema_api.core.schemas import (
+    DateTime,
+    Integer,
+    Length,
+    Mapping,
+    OneOf,
+    Range,
+    String,
+    UUID,
+    format_datetime,
+)
+from cinema_api.users.entities import ROLES
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+DIGIT_RE = re.compile(r"[0-9]")
+
+
+def username_rules(node, value):
+    Length(3, 50)(node, value)
+    if not USERNAME_RE.fullmatch(value):
+        raise colander.Invalid(node, "must contain only letters, digits, '.', '_' and '-'")
+
+
+def password_rules(node, value):
+    Length(8, 72, unit="bytes")(node, value)
+    if not any(char.isalpha() for char in value) or not DIGIT_RE.search(value):
+        raise colander.Invalid(node, "must contain at least one letter and one digit")
+
+
+class Register(Mapping):
+    username = String(validator=username_rules, example="alice")
+    password = String(validator=password_rules, example="secret123", description="8-72 UTF-8 bytes, a letter and a digit")
+    age = Integer(validator=Range(0, 150), example=30)
+    role = String(validator=OneOf(ROLES), missing="customer", example="customer")
+
+
+class Login(Mapping):
+    username = String(example="alice")
+    password = String(example="secret123")
+
+
+class RefreshToken(Mapping):
+    refreshToken = String()
+
+
+class RegisterRequest(colander.MappingSchema):
+    body = Register()
+
+
+class LoginRequest(colander.MappingSchema):
+    body = Login()
+
+
+class RefreshRequest(colander.MappingSchema):
+    body = RefreshToken()
+
+
+class AuthUser(colander.MappingSchema):
+    id = UUID()
+    username = String()
+    role = String(validator=OneOf(ROLES))
+    age = Integer()
+
+
+class AuthResponseBody(colander.MappingSchema):
+    title = "AuthResponse"
+    accessToken = String()
+    refreshToken = String()
+    expiresAt = DateTime(description="the access token's expiry")
+    user = AuthUser()
+
+
+class AuthResponse(colander.MappingSchema):
+    body = AuthResponseBody()
+
+
+def auth_body(result):
+    user = result.user
+    return {
+        "accessToken": result.access_token,
+        "refreshToken": result.refresh_token,
+        "expiresAt": format_datetime(datetime.fromtimestamp(result.expires_at, timezone.utc)),
+        "user": {"id": str(user.id), "username": user.username, "role": user.role, "age": user.age},
+    }

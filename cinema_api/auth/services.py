@@ -1,0 +1,111 @@
+"""Use cases of authentication: register, login, refresh with rotation, logout."""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from pony.orm import commit, flush, rollback
+from pony.orm.core import OptimisticCheckError, UnrepeatableReadError
+
+from cinema_api.auth.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    TooManyFailedLogins,
+)
+from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure.db import sql_uuid
+from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
+from cinema_api.users.errors import ManagerSignupClosed
+
+log = logging.getLogger(__name__)
+
+
+class AuthResult:
+    """What a successful register, login or refresh hands back."""
+
+    def __init__(self, user, access_token, expires_at, refresh_token):
+        self.user = user
+        self.access_token = access_token
+        self.expires_at = expires_at
+        self.refresh_token = refresh_token
+
+
+class Authentication:
+    def __init__(self, db, users, hasher, access_tokens, limiter, session_ttl, allow_manager_signup):
+        self.db = db
+        self.users = users
+        self.hasher = hasher
+        self.access_tokens = access_tokens
+        self.limiter = limiter
+        self.session_ttl = timedelta(seconds=session_ttl)
+        self.allow_manager_signup = allow_manager_signup
+
+    # ------------------------------------------------------------ use cases
+
+    def register(self, username, password, role, age, actor=None):
+        """Create an account and sign it in. Managers only by policy or by a manager."""
+        if role == "manager" and not self.allow_manager_signup and not (actor and actor.is_manager):
+            raise ManagerSignupClosed()
+        user = self.users.create(username, password, role, age)
+        return self._start_session(user)
+
+    def login(self, username, password, address):
+        retry_after = self.limiter.retry_after(address, username)
+        if retry_after is not None:
+            raise TooManyFailedLogins(retry_after)
+        user = self.users.by_username(username)
+        valid = self.hasher.verify(password, user.password_hash if user else None)
+        if not valid:
+            self.limiter.failed(address, username)
+            raise InvalidCredentials()
+        self.limiter.succeeded(username)
+        return self._start_session(user)
+
+    def refresh(self, presented):
+        """Spend ``presented`` and return a new pair; a spent token revokes its user session."""
+        token = self.db.RefreshToken.get(token_hash=hash_refresh_token(presented))
+        if token is None:
+            raise InvalidRefreshToken()
+        session = token.user_session
+        session_id = session.id
+        if session.revoked_at is not None or session.expires_at <= utcnow():
+            raise InvalidRefreshToken("Refresh token has expired or been revoked")
+        if token.used_at is not None:
+            self._revoke_after_reuse(session_id)
+        token.used_at = utcnow()
+        try:
+            flush()  # UPDATE ... WHERE used_at IS NULL: of two concurrent refreshes one wins
+        except (OptimisticCheckError, UnrepeatableReadError):
+            rollback()
+            self._revoke_after_reuse(session_id)
+        return self._issue(session.user, session)
+
+    def logout(self, user_id):
+        """Revoke every session of the user: their access and refresh tokens stop working now."""
+        self.db.execute(
+            'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL',
+            {"now": utcnow(), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _revoke_after_reuse(self, session_id):
+        # The revocation must outlive the 401 this request answers: commit it now.
+        self.db.execute(
+            'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "id" = $sid AND "revoked_at" IS NULL',
+            {"now": utcnow(), "sid": sql_uuid(self.db, session_id)},
+        )
+        commit()
+        log.warning("refresh token reuse detected: user session %s revoked", session_id)
+        raise RefreshTokenReused()
+
+    def _start_session(self, user):
+        session = self.db.UserSession(user=user, expires_at=utcnow() + self.session_ttl)
+        return self._issue(user, session)
+
+    def _issue(self, user, session):
+        refresh_token = new_refresh_token()
+        self.db.RefreshToken(user_session=session, token_hash=hash_refresh_token(refresh_token))
+        access_token, exp = self.access_tokens.issue(user.id, user.role, session.id)
+        return AuthResult(user, access_token, exp, refresh_token)

@@ -1,0 +1,77 @@
+"""POST /v1/auth/register | login | refresh | logout."""
+
+import colander
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from cinema_api.auth.schemas import AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, auth_body
+from cinema_api.core.api import ApiService, responses
+from cinema_api.core.trace import trace
+from cinema_api.infrastructure.ratelimit import client_address
+
+SECURED = [{"bearer": []}]
+
+register = ApiService(name="auth_register", path="/auth/register")
+login = ApiService(name="auth_login", path="/auth/login")
+refresh = ApiService(name="auth_refresh", path="/auth/refresh")
+logout = ApiService(name="auth_logout", path="/auth/logout")
+
+
+class NoContent(colander.MappingSchema):
+    pass
+
+
+@register.post(
+    schema=RegisterRequest(),
+    permission=NO_PERMISSION_REQUIRED,
+    tags=["auth"],
+    operation_id="register",
+    response_schemas=responses({"201": AuthResponse(description="Registered and signed in")}, "403", "409", body=True),
+)
+def register_view(request):
+    body = request.validated["body"]
+    result = request.authentication.register(body["username"], body["password"], body["role"], body["age"], actor=request.identity)
+    if result.user.role == "manager":
+        trace(request, "manager created", user=result.user.id)
+    request.response.status = 201
+    return auth_body(result)
+
+
+@login.post(
+    schema=LoginRequest(),
+    permission=NO_PERMISSION_REQUIRED,
+    tags=["auth"],
+    operation_id="login",
+    response_schemas=responses({"200": AuthResponse(description="Signed in")}, "401", "429", body=True),
+)
+def login_view(request):
+    body = request.validated["body"]
+    address = client_address(request, request.registry["cinema.settings"].trusted_proxies)
+    result = request.authentication.login(body["username"], body["password"], address)
+    trace(request, "login", user=result.user.id)
+    return auth_body(result)
+
+
+@refresh.post(
+    schema=RefreshRequest(),
+    permission=NO_PERMISSION_REQUIRED,
+    tags=["auth"],
+    operation_id="refreshToken",
+    response_schemas=responses({"200": AuthResponse(description="A new token pair; the presented refresh token is spent")}, "401", body=True),
+)
+def refresh_view(request):
+    result = request.authentication.refresh(request.validated["body"]["refreshToken"])
+    trace(request, "refresh", user=result.user.id)
+    return auth_body(result)
+
+
+@logout.post(
+    tags=["auth"],
+    operation_id="logout",
+    api_security=SECURED,
+    response_schemas=responses({"204": NoContent(description="Every session of the user is revoked")}, authenticated=True),
+)
+def logout_view(request):
+    request.authentication.logout(request.identity.user_id)
+    trace(request, "logout", user=request.identity.user_id)
+    return Response(status=204)

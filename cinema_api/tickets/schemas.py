@@ -1,0 +1,76 @@
+"""Ticket schemas: requests, the Ticket object with its session and movie summary."""
+
+import colander
+
+from cinema_api.core.pagination import page_nodes
+from cinema_api.core.schemas import Integer, Mapping, OneOf, String, UUID, DateTime, format_datetime
+
+USE_FILTERS = ("all", "used", "unused")
+DEFAULT_PER_PAGE = 100
+
+
+class TicketMovie(colander.MappingSchema):
+    id = UUID()
+    title = String()
+    ageRestriction = Integer()
+
+
+class TicketSession(colander.MappingSchema):
+    id = UUID()
+    date = DateTime()
+    timeslot = String()
+    roomNumber = Integer()
+    movie = TicketMovie()
+
+
+class TicketResponseBody(colander.MappingSchema):
+    title = "TicketResponse"
+    id = UUID()
+    userId = UUID()
+    sessionId = UUID()
+    purchasedAt = DateTime()
+    isUsed = colander.SchemaNode(colander.Boolean())
+    usedAt = DateTime(missing=None, description="null until used")
+    session = TicketSession()
+
+
+class TicketList(colander.SequenceSchema):
+    ticket = TicketResponseBody()
+
+
+def use_filter_node():
+    return String(name="filterByUse", validator=OneOf(USE_FILTERS), missing="all", description="all | used | unused")
+
+
+class GetUserTickets(Mapping):
+    """The query of ticket lists: which tickets, which page."""
+
+
+def ticket_query(*extra):
+    query = GetUserTickets()
+    query.add(use_filter_node())
+    for node in extra:
+        query.add(node)
+    for node in page_nodes(DEFAULT_PER_PAGE):
+        query.add(node)
+    return query
+
+
+def ticket_body(ticket):
+    session = ticket.session
+    movie = session.movie
+    return {
+        "id": str(ticket.id),
+        "userId": str(ticket.user.id),
+        "sessionId": str(session.id),
+        "purchasedAt": format_datetime(ticket.purchased_at),
+        "isUsed": ticket.is_used,
+        "usedAt": format_datetime(ticket.used_at) if ticket.used_at else None,
+        "session": {
+            "id": str(session.id),
+            "date": format_datetime(session.date),
+            "timeslot": session.timeslot,
+            "roomNumber": session.room_number,
+            "movie": {"id": str(movie.id), "title": movie.title, "ageRestriction": movie.age_restriction},
+        },
+    }

@@ -1,0 +1,74 @@
+"""User schemas (the design's DTOs) and the User object."""
+
+import colander
+
+from cinema_api.core.pagination import page_nodes
+from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
+from cinema_api.tickets.schemas import TicketList, ticket_body, ticket_query
+from cinema_api.users.entities import ROLES
+
+DEFAULT_PER_PAGE = 100
+
+
+class UserResponseBody(colander.MappingSchema):
+    title = "UserResponse"
+    id = UUID()
+    username = String()
+    role = String(validator=OneOf(ROLES))
+    age = Integer()
+    createdAt = DateTime()
+    updatedAt = DateTime()
+
+
+class UserWithTicketsBody(UserResponseBody):
+    title = "UserWithTicketsResponse"
+    tickets = TicketList()
+
+
+class UserList(colander.SequenceSchema):
+    user = UserResponseBody()
+
+
+class UserPath(Mapping):
+    userId = UUID()
+
+
+class QueryUsers(Mapping):
+    pass
+
+
+def users_query():
+    query = QueryUsers()
+    for node in page_nodes(DEFAULT_PER_PAGE):
+        query.add(node)
+    return query
+
+
+class ListUsersRequest(colander.MappingSchema):
+    querystring = users_query()
+
+
+class GetUserRequest(colander.MappingSchema):
+    path = UserPath()
+
+
+class GetUserTicketsRequest(colander.MappingSchema):
+    path = UserPath()
+    querystring = ticket_query()
+
+
+def user_body(user):
+    return {
+        "id": str(user.id),
+        "username": user.username,
+        "role": user.role,
+        "age": user.age,
+        "createdAt": format_datetime(user.created_at),
+        "updatedAt": format_datetime(user.updated_at),
+    }
+
+
+def user_with_tickets_body(user, tickets):
+    body = user_body(user)
+    body["tickets"] = [ticket_body(ticket) for ticket in tickets]
+    return body

@@ -1,0 +1,50 @@
+"""Use cases of user accounts."""
+
+import uuid
+
+from pony.orm import desc, flush
+from pony.orm.core import CacheIndexError, TransactionIntegrityError
+from pony.orm.dbapiprovider import IntegrityError
+
+from cinema_api.users.errors import UserNotFound, UsernameTaken
+
+
+class Users:
+    def __init__(self, db, hasher):
+        self.db = db
+        self.hasher = hasher
+
+    def create(self, username, password, role, age):
+        """A new user; 409 when the username is taken (also under concurrent creates)."""
+        User = self.db.User
+        if User.exists(username=username):
+            raise UsernameTaken()
+        password_hash = self.hasher.hash(password)
+        try:
+            user = User(username=username, password_hash=password_hash, role=role, age=age)
+            flush()
+        except (TransactionIntegrityError, IntegrityError, CacheIndexError):
+            raise UsernameTaken() from None
+        return user
+
+    def get(self, user_id):
+        user = self.db.User.get(id=uuid.UUID(user_id))
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    def by_username(self, username):
+        return self.db.User.get(username=username)
+
+    def page(self, page):
+        """``(users, total)``: newest first."""
+        query = self.db.User.select().order_by(lambda u: (desc(u.created_at), desc(u.id)))
+        return list(query.page(page.number, page.size)), self.db.User.select().count()
+
+    def delete(self, username):
+        """Delete a user with their sessions and tickets; False when there is no such user."""
+        user = self.by_username(username)
+        if user is None:
+            return False
+        user.delete()
+        return True

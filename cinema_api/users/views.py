@@ -1,0 +1,91 @@
+"""GET /v1/users, /v1/users/{userId}, /v1/users/{userId}/tickets."""
+
+import colander
+
+from cinema_api.core.api import ApiService, responses
+from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
+from cinema_api.infrastructure.security import MANAGE
+from cinema_api.tickets.schemas import DEFAULT_PER_PAGE as TICKETS_PER_PAGE
+from cinema_api.tickets.schemas import TicketList, ticket_body
+from cinema_api.users.errors import NotYourAccount
+from cinema_api.users.schemas import (
+    DEFAULT_PER_PAGE,
+    GetUserRequest,
+    GetUserTicketsRequest,
+    ListUsersRequest,
+    UserList,
+    UserWithTicketsBody,
+    user_body,
+    user_with_tickets_body,
+)
+
+SECURED = [{"bearer": []}]
+
+users = ApiService(name="users", path="/users")
+user = ApiService(name="user", path="/users/{userId}")
+user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
+
+
+class UserListResponse(colander.MappingSchema):
+    body = UserList()
+    headers = ListHeaders()
+
+
+class UserWithTicketsResponse(colander.MappingSchema):
+    body = UserWithTicketsBody()
+
+
+class TicketListResponse(colander.MappingSchema):
+    body = TicketList()
+    headers = ListHeaders()
+
+
+@users.get(
+    schema=ListUsersRequest(),
+    permission=MANAGE,
+    tags=["users"],
+    operation_id="listUsers",
+    api_security=SECURED,
+    response_schemas=responses({"200": UserListResponse(description="Users, newest first")}, "400", authenticated=True),
+)
+def list_users(request):
+    page = Page.from_query(request.validated["querystring"], DEFAULT_PER_PAGE)
+    found, total = request.users.page(page)
+    set_list_headers(request, page, total)
+    return [user_body(u) for u in found]
+
+
+@user.get(
+    schema=GetUserRequest(),
+    tags=["users"],
+    operation_id="getUser",
+    api_security=SECURED,
+    response_schemas=responses(
+        {"200": UserWithTicketsResponse(description="The user with every ticket, newest first")}, "400", "404", authenticated=True
+    ),
+)
+def get_user(request):
+    user_id = request.validated["path"]["userId"]
+    identity = request.identity
+    if not identity.is_manager and user_id != identity.user_id:
+        raise NotYourAccount()
+    found = request.users.get(user_id)
+    return user_with_tickets_body(found, request.tickets.of_user(user_id))
+
+
+@user_tickets.get(
+    schema=GetUserTicketsRequest(),
+    permission=MANAGE,
+    tags=["users"],
+    operation_id="getUserTickets",
+    api_security=SECURED,
+    response_schemas=responses({"200": TicketListResponse(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
+)
+def get_user_tickets(request):
+    user_id = request.validated["path"]["userId"]
+    query = request.validated["querystring"]
+    request.users.get(user_id)  # 404 for an unknown user
+    page = Page.from_query(query, TICKETS_PER_PAGE)
+    found, total = request.tickets.page(page, query["filterByUse"], user_id=user_id)
+    set_list_headers(request, page, total)
+    return [ticket_body(t) for t in found]
