@@ -4,6 +4,5 @@ from datetime import datetime, timezone
 
 
 def utcnow():
-    """Now, as a naive UTC datetime with millisecond precision (what the API shows)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    """Now, as a naive UTC datetime (microseconds kept, so creation order is stable)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)

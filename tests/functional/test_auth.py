@@ -1,0 +1,477 @@
+"""Registration, login, tokens, refresh rotation, logout (API.md section 5)."""
+
+import threading
+import time
+import uuid
+
+import jwt
+import pytest
+from webtest import TestApp
+
+from cinema_api import make_app
+from cinema_api.infrastructure.passwords import PasswordHasher
+from tests.conftest import PASSWORD, bearer, build_settings, ini_settings, register
+
+SECRET = "testing-only-secret-that-is-long-enough-0123456789"
+
+
+def test_register_returns_an_auth_response(testapp):
+    response = testapp.post_json("/v1/auth/register", {"username": "alice", "password": PASSWORD, "age": 30}, status=201)
+    body = response.json
+    assert set(body) == {"accessToken", "refreshToken", "expiresAt", "user"}
+    assert body["user"] == {"id": body["user"]["id"], "username": "alice", "role": "customer", "age": 30}
+    assert uuid.UUID(body["user"]["id"]).version == 4
+    claims = jwt.decode(body["accessToken"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == body["user"]["id"] and claims["role"] == "customer" and claims["typ"] == "access"
+    assert claims["exp"] - claims["iat"] == 900
+    assert set(claims) == {"sub", "role", "sid", "jti", "iat", "exp", "typ"}
+    assert body["expiresAt"] == time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(claims["exp"]))
+    assert "password" not in response.text and "$2b$" not in response.text
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("username", "ab", "username must be longer than or equal to 3 characters"),
+        ("username", "a" * 51, "username must be shorter than or equal to 50 characters"),
+        ("username", "bad name", "username must contain only letters, digits, '.', '_' and '-'"),
+        ("username", "émile", "username must contain only letters, digits, '.', '_' and '-'"),
+        ("username", 42, "username must be a string"),
+        ("username", None, "username must be a string"),
+        ("password", "short1", "password must be longer than or equal to 8 bytes"),
+        ("password", "a1" + "x" * 71, "password must be shorter than or equal to 72 bytes"),
+        ("password", "é1" + "é" * 35, "password must be shorter than or equal to 72 bytes"),
+        ("password", "onlyletters", "password must contain at least one letter and one digit"),
+        ("password", "12345678", "password must contain at least one letter and one digit"),
+        ("age", -1, "age must not be less than 0"),
+        ("age", 151, "age must not be greater than 150"),
+        ("age", 30.0, "age must be an integer number"),
+        ("age", "thirty", "age must be an integer number"),
+        ("age", True, "age must be an integer number"),
+        ("role", "admin", "role must be one of the following values: manager, customer"),
+    ],
+)
+def test_register_validation(testapp, field, value, message):
+    body = {"username": "alice", "password": PASSWORD, "age": 30, "role": "customer"}
+    body[field] = value
+    response = testapp.post_json("/v1/auth/register", body, status=400)
+    assert response.json["message"] == [message]
+    assert response.json["errors"] == [{"location": "body", "name": field, "description": message.split(" ", 1)[1]}]
+    assert testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=401)
+
+
+def test_register_requires_username_password_and_age(testapp):
+    response = testapp.post_json("/v1/auth/register", {}, status=400)
+    assert sorted(response.json["message"]) == [
+        "age should not be empty",
+        "password should not be empty",
+        "username should not be empty",
+    ]
+
+
+def test_register_accepts_digit_strings_and_trims(testapp):
+    body = {"username": "  alice  ", "password": PASSWORD, "age": "21", "extra": "ignored"}
+    user = testapp.post_json("/v1/auth/register", body, status=201).json["user"]
+    assert user["username"] == "alice" and user["age"] == 21
+
+
+def test_register_malformed_json_is_400_with_a_string_message(testapp):
+    response = testapp.post("/v1/auth/register", "{nope", headers={"Content-Type": "application/json"}, status=400)
+    assert isinstance(response.json["message"], str)
+
+
+def test_register_body_without_content_type_is_read_as_json(testapp, app):
+    from webob import Request
+
+    request = Request.blank("/v1/auth/register", method="POST", body=b'{"username": "alice", "password": "secret123", "age": 30}')
+    assert "Content-Type" not in request.headers
+    assert request.get_response(app).status_int == 201
+
+
+def test_register_json_with_charset_is_accepted(testapp):
+    body = b'{"username": "alice", "password": "secret123", "age": 30}'
+    testapp.post("/v1/auth/register", body, headers={"Content-Type": "application/json; charset=utf-8"}, status=201)
+
+
+def test_duplicate_username_is_409_and_usernames_are_case_sensitive(testapp):
+    register(testapp, "alice")
+    response = testapp.post_json("/v1/auth/register", {"username": "alice", "password": "other1234", "age": 20}, status=409)
+    assert response.json == {"statusCode": 409, "error": "Conflict", "message": "Username already exists"}
+    register(testapp, "Alice")
+
+
+def test_login_with_the_right_password(testapp):
+    account = register(testapp, "alice")
+    body = testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}).json
+    assert body["user"]["id"] == account.id
+    testapp.get("/v1/users/" + account.id, headers=bearer(body["accessToken"]))
+
+
+@pytest.mark.parametrize(
+    "username, password",
+    [("alice", "wrong1234"), ("nobody", PASSWORD), ("alice", "x" * 100 + "1"), ("ALICE", PASSWORD), ("alice", "")],
+)
+def test_login_failures_are_alike(testapp, username, password):
+    register(testapp, "alice")
+    response = testapp.post_json("/v1/auth/login", {"username": username, "password": password}, status=401)
+    assert response.json == {"statusCode": 401, "error": "Unauthorized", "message": "Invalid credentials"}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_login_requires_string_fields(testapp):
+    response = testapp.post_json("/v1/auth/login", {"username": 1}, status=400)
+    assert sorted(response.json["message"]) == ["password should not be empty", "username must be a string"]
+
+
+def test_an_unknown_user_still_costs_one_bcrypt_check(monkeypatch):
+    import bcrypt
+
+    hasher = PasswordHasher(rounds=4, concurrency=1)
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda *a: calls.append(1) or real(*a))
+    assert hasher.verify("secret123", None) is False
+    assert hasher.verify("x" * 80, hasher.hash("secret123")) is False
+    assert len(calls) == 2
+
+
+# ---------------------------------------------------------------- bearer tokens
+
+
+def forge(claims, key=SECRET, algorithm="HS256"):
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def valid_claims(account, **changes):
+    claims = jwt.decode(account.access_token, SECRET, algorithms=["HS256"])
+    claims.update(changes)
+    return claims
+
+
+def assert_401(response):
+    assert response.status_int == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json["statusCode"] == 401 and isinstance(response.json["message"], str)
+
+
+def test_no_token_is_401(testapp):
+    assert_401(testapp.get("/v1/users", status=401))
+    assert testapp.get("/v1/users", status=401).json["message"] == "Authentication required"
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token abc", "bearer not.a.jwt"])
+def test_malformed_authorization_is_401(testapp, header):
+    assert_401(testapp.get("/v1/users", headers={"Authorization": header}, status=401))
+
+
+def test_alg_none_is_401(testapp, manager):
+    token = jwt.encode(valid_claims(manager), key=None, algorithm="none")
+    assert_401(testapp.get("/v1/users", headers=bearer(token), status=401))
+
+
+def test_another_key_is_401(testapp, manager):
+    token = forge(valid_claims(manager), key="another-secret-that-is-long-enough-987654321")
+    assert_401(testapp.get("/v1/users", headers=bearer(token), status=401))
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_another_algorithm_is_401(testapp, manager):
+    token = forge(valid_claims(manager), algorithm="HS512")
+    assert_401(testapp.get("/v1/users", headers=bearer(token), status=401))
+
+
+def test_expired_token_is_401_beyond_the_leeway(testapp, manager):
+    now = int(time.time())
+    token = forge(valid_claims(manager, iat=now - 100, exp=now - 6))
+    response = testapp.get("/v1/users", headers=bearer(token), status=401)
+    assert_401(response)
+    assert response.json["message"] == "Token has expired"
+    # within the 5 s leeway it still works
+    testapp.get("/v1/users", headers=bearer(forge(valid_claims(manager, exp=now - 2))))
+
+
+@pytest.mark.parametrize("claim", ["sub", "role", "sid", "jti", "iat", "exp", "typ"])
+def test_a_token_missing_a_claim_is_401(testapp, manager, claim):
+    claims = valid_claims(manager)
+    del claims[claim]
+    assert_401(testapp.get("/v1/users", headers=bearer(forge(claims)), status=401))
+
+
+def test_a_token_of_another_type_is_401(testapp, manager):
+    assert_401(testapp.get("/v1/users", headers=bearer(forge(valid_claims(manager, typ="refresh"))), status=401))
+
+
+def test_a_refresh_token_is_not_a_bearer_token(testapp, manager):
+    assert_401(testapp.get("/v1/users", headers=bearer(manager.refresh_token), status=401))
+
+
+def test_a_forged_role_does_not_grant_more(testapp, customer):
+    # The signature is right, but the role comes from the account, not from the claim.
+    token = forge(valid_claims(customer, role="manager"))
+    testapp.get("/v1/users", headers=bearer(token), status=403)
+
+
+def test_a_token_for_a_deleted_user_is_401(testapp, app, customer):
+    from pony.orm import db_session
+
+    from cinema_api.users.services import Users
+
+    with db_session:
+        assert Users(app.registry["cinema.db"], None).delete("customer1")
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=customer.headers, status=401))
+
+
+def test_customer_is_403_on_manager_routes(testapp, customer):
+    response = testapp.get("/v1/users", headers=customer.headers, status=403)
+    assert response.json == {"statusCode": 403, "error": "Forbidden", "message": "You are not allowed to do this"}
+    assert "WWW-Authenticate" not in response.headers
+
+
+# ---------------------------------------------------------------- refresh and logout
+
+
+def refresh(testapp, token, status=200):
+    return testapp.post_json("/v1/auth/refresh", {"refreshToken": token}, status=status)
+
+
+def test_refresh_rotates_the_refresh_token(testapp, customer):
+    body = refresh(testapp, customer.refresh_token).json
+    assert body["refreshToken"] != customer.refresh_token
+    assert body["accessToken"] != customer.access_token
+    assert body["user"]["id"] == customer.id
+    testapp.get("/v1/users/" + customer.id, headers=bearer(body["accessToken"]))
+    second = refresh(testapp, body["refreshToken"]).json
+    assert second["refreshToken"] not in (body["refreshToken"], customer.refresh_token)
+
+
+@pytest.mark.parametrize("body", [{}, {"refreshToken": 42}, {"refreshToken": None}, {"refreshToken": ["x"]}])
+def test_refresh_requires_a_string(testapp, body):
+    testapp.post_json("/v1/auth/refresh", body, status=400)
+
+
+def test_an_unknown_refresh_token_is_401(testapp):
+    assert_401(refresh(testapp, "not-a-token", status=401))
+
+
+def test_reusing_a_spent_refresh_token_revokes_the_session(testapp, customer):
+    rotated = refresh(testapp, customer.refresh_token).json
+    response = refresh(testapp, customer.refresh_token, status=401)
+    assert_401(response)
+    # the whole user session is gone: the rotated pair and the first access token
+    assert_401(refresh(testapp, rotated["refreshToken"], status=401))
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=bearer(rotated["accessToken"]), status=401))
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=customer.headers, status=401))
+
+
+def test_reuse_revokes_only_that_session(testapp, customer):
+    other = testapp.post_json("/v1/auth/login", {"username": "customer1", "password": PASSWORD}).json
+    refresh(testapp, customer.refresh_token)
+    refresh(testapp, customer.refresh_token, status=401)
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
+    refresh(testapp, other["refreshToken"])
+
+
+def test_refresh_does_not_extend_the_session(testapp, app, customer):
+    from datetime import timedelta
+
+    from pony.orm import db_session
+
+    db = app.registry["cinema.db"]
+    with db_session:
+        session = db.UserSession.select().first()
+        expires = session.expires_at
+    body = refresh(testapp, customer.refresh_token).json
+    with db_session:
+        assert db.UserSession.select().count() == 1
+        assert db.UserSession.select().first().expires_at == expires
+        # once the session has expired, refresh answers 401
+        db.UserSession.select().first().expires_at = expires - timedelta(days=8)
+    assert_401(refresh(testapp, body["refreshToken"], status=401))
+
+
+def test_refresh_tokens_are_stored_hashed(testapp, app, customer):
+    from pony.orm import db_session
+
+    from cinema_api.infrastructure.tokens import hash_refresh_token
+
+    db = app.registry["cinema.db"]
+    with db_session:
+        stored = [t.token_hash for t in db.RefreshToken.select()]
+    assert stored == [hash_refresh_token(customer.refresh_token)]
+    assert customer.refresh_token not in stored
+
+
+def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(app, testapp, customer):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def attempt():
+        client = TestApp(app)
+        barrier.wait()
+        results.append(client.post_json("/v1/auth/refresh", {"refreshToken": customer.refresh_token}, expect_errors=True).status_int)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [200] + [401] * 7
+
+
+def test_logout_ends_every_access_token_at_once(testapp, customer):
+    second = testapp.post_json("/v1/auth/login", {"username": "customer1", "password": PASSWORD}).json
+    testapp.post("/v1/auth/logout", headers=customer.headers, status=204)
+    for token in (customer.access_token, second["accessToken"]):
+        assert_401(testapp.get("/v1/users/" + customer.id, headers=bearer(token), status=401))
+    for token in (customer.refresh_token, second["refreshToken"]):
+        assert_401(refresh(testapp, token, status=401))
+    assert_401(testapp.post("/v1/auth/logout", headers=customer.headers, status=401))
+    # signing in again works
+    fresh = testapp.post_json("/v1/auth/login", {"username": "customer1", "password": PASSWORD}).json
+    testapp.get("/v1/users/" + customer.id, headers=bearer(fresh["accessToken"]))
+
+
+def test_logout_body_is_empty(testapp, customer):
+    response = testapp.post("/v1/auth/logout", headers=customer.headers, status=204)
+    assert response.body == b""
+
+
+# ---------------------------------------------------------------- manager signup policy
+
+
+@pytest.fixture
+def closed_signup(test_environ):
+    settings = build_settings(dict(test_environ, ALLOW_MANAGER_SIGNUP="false"))
+    return TestApp(make_app(settings, ini_settings()))
+
+
+def test_manager_signup_is_open_in_development_and_tests(testapp):
+    assert register(testapp, "boss", role="manager").body["user"]["role"] == "manager"
+
+
+def test_manager_signup_needs_a_managers_token_when_closed(testapp, closed_signup, manager, customer):
+    body = {"username": "boss2", "password": PASSWORD, "age": 40, "role": "manager"}
+    response = closed_signup.post_json("/v1/auth/register", body, status=403)
+    assert response.json["message"] == "Registering as a manager requires a manager's token"
+    closed_signup.post_json("/v1/auth/register", body, headers=customer.headers, status=403)
+    created = closed_signup.post_json("/v1/auth/register", body, headers=manager.headers, status=201).json
+    assert created["user"]["role"] == "manager"
+    # customers may still sign up
+    closed_signup.post_json("/v1/auth/register", {"username": "cust2", "password": PASSWORD, "age": 20}, status=201)
+
+
+# ---------------------------------------------------------------- login throttling
+
+
+def fail_login(client, username, status=401, **kwargs):
+    return client.post_json("/v1/auth/login", {"username": username, "password": "wrong1234"}, status=status, **kwargs)
+
+
+def test_ten_failures_per_username_then_429_before_any_password_check(testapp, monkeypatch):
+    register(testapp, "alice")
+    for index in range(10):
+        fail_login(testapp, "alice", extra_environ={"REMOTE_ADDR": "10.0.0.%d" % index})
+    import bcrypt
+
+    monkeypatch.setattr(bcrypt, "checkpw", lambda *a: pytest.fail("password checked while throttled"))
+    response = testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=429, extra_environ={"REMOTE_ADDR": "10.0.1.1"})
+    assert response.json["statusCode"] == 429 and response.json["error"] == "Too Many Requests"
+    assert 890 <= int(response.headers["Retry-After"]) <= 900
+
+
+def test_ten_failures_per_address_then_429_for_any_username(testapp):
+    register(testapp, "alice")
+    for index in range(10):
+        fail_login(testapp, "user%d" % index, extra_environ={"REMOTE_ADDR": "10.9.9.9"})
+    fail_login(testapp, "alice", status=429, extra_environ={"REMOTE_ADDR": "10.9.9.9"})
+    # another address still may try
+    testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, extra_environ={"REMOTE_ADDR": "10.9.9.10"})
+
+
+def test_a_successful_login_clears_the_username_count(testapp):
+    register(testapp, "alice")
+    for index in range(9):
+        fail_login(testapp, "alice", extra_environ={"REMOTE_ADDR": "10.0.0.%d" % index})
+    testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, extra_environ={"REMOTE_ADDR": "10.0.2.1"})
+    for index in range(9):
+        fail_login(testapp, "alice", extra_environ={"REMOTE_ADDR": "10.0.3.%d" % index})
+
+
+def test_x_forwarded_for_counts_only_behind_a_trusted_proxy(test_environ):
+    settings = build_settings(dict(test_environ, TRUSTED_PROXIES="127.0.0.1"))
+    client = TestApp(make_app(settings, ini_settings()))
+    client.app.registry["cinema.login_limiter"].reset()
+    for index in range(10):
+        fail_login(client, "u%d" % index, headers={"X-Forwarded-For": "203.0.113.7"}, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    fail_login(client, "other", status=429, headers={"X-Forwarded-For": "203.0.113.7"}, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    # a spoofed header from an untrusted peer is ignored: that peer has its own budget
+    fail_login(client, "other2", headers={"X-Forwarded-For": "203.0.113.7"}, extra_environ={"REMOTE_ADDR": "198.51.100.1"})
+    client.app.registry["cinema.login_limiter"].reset()
+
+
+def test_client_address_takes_the_hop_added_by_the_trusted_proxy():
+    import ipaddress
+
+    from cinema_api.infrastructure.ratelimit import client_address
+
+    class Request:
+        def __init__(self, peer, forwarded):
+            self.remote_addr = peer
+            self.headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+
+    trusted = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"))
+    assert client_address(Request("127.0.0.1", "1.1.1.1, 203.0.113.7"), trusted) == "203.0.113.7"
+    assert client_address(Request("127.0.0.1", "203.0.113.7, 10.1.1.1"), trusted) == "203.0.113.7"
+    assert client_address(Request("198.51.100.1", "203.0.113.7"), trusted) == "198.51.100.1"
+    assert client_address(Request("127.0.0.1", None), trusted) == "127.0.0.1"
+    assert client_address(Request("127.0.0.1", "1.1.1.1"), ()) == "127.0.0.1"
+
+
+def test_logins_proceed_when_the_limiter_storage_is_down(test_environ, caplog):
+    settings = build_settings(dict(test_environ, CACHE_URL="redis://127.0.0.1:9/0"))
+    client = TestApp(make_app(settings, ini_settings()))
+    register(client, "down_user")
+    for _ in range(12):
+        fail_login(client, "down_user")
+    client.post_json("/v1/auth/login", {"username": "down_user", "password": PASSWORD})
+    assert any("login limiter storage is unavailable" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- the hashing gate
+
+
+def test_hashing_gate_answers_503_with_retry_after(testapp, app, monkeypatch):
+    register(testapp, "alice")
+    hasher = PasswordHasher(rounds=4, concurrency=1, wait=0.05)
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
+    hasher._gate.acquire()  # every slot busy
+    try:
+        response = testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=503)
+        assert response.headers["Retry-After"] == "5"
+        assert response.json["statusCode"] == 503
+        testapp.post_json("/v1/auth/register", {"username": "bob", "password": PASSWORD, "age": 3}, status=503)
+    finally:
+        hasher._gate.release()
+    testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD})
+    testapp.post_json("/v1/auth/login", {"username": "bob", "password": PASSWORD}, status=401)  # nothing half-written
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_parallel_registrations_of_one_username_give_one_201(app, testapp):
+    results = []
+    barrier = threading.Barrier(20)
+
+    def attempt():
+        client = TestApp(app)
+        barrier.wait()
+        response = client.post_json("/v1/auth/register", {"username": "racer", "password": PASSWORD, "age": 20}, expect_errors=True)
+        results.append(response.status_int)
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(results) == [201] + [409] * 19
