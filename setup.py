@@ -57,6 +57,7 @@ setup(
         "paste.server_runner": ["main = cinema_api.server:serve"],
         "console_scripts": [
             "cinema-migrate = cinema_api.scripts.migrate:main",
+            "cinema-admin = cinema_api.scripts.admin:main",
         ],
     },
 )
