@@ -20,7 +20,7 @@ from pony.orm.core import (
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
 
-from cinema_api.core.trace import trace
+from cinema_api.core.trace import safe_path, trace
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +137,14 @@ def forbidden_view(exc, request):
 
 
 def notfound_view(exc, request):
-    return error_response(request, 404, "Cannot %s %s" % (request.method, request.path))
+    return error_response(request, 404, "Cannot %s %s" % (request.method, safe_path(request)))
 
 
 def http_exception_view(exc, request):
     headers = {}
     if exc.code == 405:
         headers["Allow"] = ", ".join(sorted(set(exc.allow or ())))
-        message = "Method %s is not allowed on %s" % (request.method, request.path)
+        message = "Method %s is not allowed on %s" % (request.method, safe_path(request))
     else:
         message = exc.detail or exc.explanation or reason(exc.code)
     if exc.code < 400:
@@ -167,6 +167,11 @@ def database_error_view(exc, request):
     return error_response(request, 503, "The database is unavailable, retry later", {"Retry-After": "5"})
 
 
+def undecodable_request_view(exc, request):
+    """A path or query string that is not valid UTF-8 (pyramid's URLDecodeError included)."""
+    return error_response(request, 400, "The request URL is not valid UTF-8")
+
+
 def unexpected_error_view(exc, request):
     log.error("unexpected error [trace %s]", request.trace_id, exc_info=exc)
     return error_response(request, 500, "Internal server error")
@@ -185,4 +190,5 @@ def includeme(config):
     config.add_exception_view(optimistic_error_view, context=IsolationError)
     for unavailable in (OperationalError, InterfaceError, ConnectionClosedError):
         config.add_exception_view(database_error_view, context=unavailable)
+    config.add_exception_view(undecodable_request_view, context=UnicodeDecodeError)
     config.add_exception_view(unexpected_error_view, context=Exception)

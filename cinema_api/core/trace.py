@@ -20,6 +20,12 @@ def incoming_trace_id(request):
     return value if _VALID_TRACE_ID.fullmatch(value) else str(uuid.uuid4())
 
 
+def safe_path(request):
+    """The request path for messages and logs, even when it is not valid UTF-8."""
+    raw = request.environ.get("SCRIPT_NAME", "") + request.environ.get("PATH_INFO", "")
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def trace(request, event, **fields):
     """Log one trace line for ``event`` when trace logs are on."""
     settings = request.registry.get("cinema.settings")
@@ -30,7 +36,7 @@ def trace(request, event, **fields):
         "%s %s %s [trace %s]%s",
         event,
         request.method,
-        request.path,
+        safe_path(request),
         getattr(request, "trace_id", "-"),
         " " + details if details else "",
         extra={"trace_id": getattr(request, "trace_id", None)},

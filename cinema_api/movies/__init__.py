@@ -1,7 +1,14 @@
 """Movies and movie sessions."""
 
 from cinema_api.movies.entities import define_entities
+from cinema_api.movies.services import Movies, MovieSessions
 
 
 def includeme(config):
+    from cinema_api.movies import views
+
     config.add_entities(define_entities)
+    config.add_request_method(lambda request: Movies(request.db), "movies", reify=True)
+    config.add_request_method(lambda request: MovieSessions(request.db, request.movies), "movie_sessions", reify=True)
+    for service in views.SERVICES:
+        config.add_cornice_service(service)

@@ -41,8 +41,8 @@ def define_entities(db):
         updated_at = Required(datetime, default=utcnow)
         sessions = Set("MovieSession", cascade_delete=True)
 
-        def before_insert(self):
-            self.title_folded = fold_title(self.title)
+        def __init__(self, title, **kwargs):
+            super().__init__(title=title, title_folded=fold_title(title), **kwargs)
 
         def before_update(self):
             self.title_folded = fold_title(self.title)
@@ -60,6 +60,10 @@ def define_entities(db):
         updated_at = Required(datetime, default=utcnow)
         tickets = Set("Ticket", cascade_delete=False)
         composite_key(room_number, timeslot, day)
+
+        def __init__(self, date, **kwargs):
+            # The booking day of the room rule: the UTC day the session starts on.
+            super().__init__(date=date, day=date.date(), **kwargs)
 
         def before_update(self):
             self.updated_at = utcnow()

@@ -1,0 +1,45 @@
+"""Errors of the movies domain."""
+
+from cinema_api.core.errors import Conflict, NotFound
+
+
+class MovieNotFound(NotFound):
+    def __init__(self, movie_id=None, bulk=False):
+        super().__init__("Movie with ID %s not found" % movie_id if bulk else "Movie not found")
+
+
+class MovieSessionNotFound(NotFound):
+    def __init__(self, session_id=None, bulk=False):
+        super().__init__("Movie session with ID %s not found" % session_id if bulk else "Movie session not found")
+
+
+class MovieAlreadyExists(Conflict):
+    def __init__(self, title=None, bulk=False):
+        super().__init__('Movie with title "%s" already exists' % title if bulk else "Movie already exists")
+
+
+class RoomAlreadyBooked(Conflict):
+    def __init__(self, room_number, day, timeslot):
+        super().__init__("Room %d is already booked for %s %s" % (room_number, day.isoformat(), timeslot))
+
+
+class RoomBookedMeanwhile(Conflict):
+    def __init__(self):
+        super().__init__("A room of this batch was booked by another request meanwhile")
+
+
+class SessionNotOfMovie(Conflict):
+    def __init__(self):
+        super().__init__("Movie session does not belong to the movie")
+
+
+class MovieHasTickets(Conflict):
+    def __init__(self, movie_id=None):
+        text = "Movie with ID %s has sessions with tickets" % movie_id if movie_id else "Movie has sessions with tickets"
+        super().__init__(text + " and cannot be deleted")
+
+
+class SessionHasTickets(Conflict):
+    def __init__(self, session_id=None):
+        text = "Movie session with ID %s has tickets" % session_id if session_id else "Movie session has tickets"
+        super().__init__(text + " and cannot be deleted")

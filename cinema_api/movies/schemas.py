@@ -1,0 +1,255 @@
+"""Movie and movie session schemas (the design's DTOs) and their response bodies."""
+
+import colander
+
+from cinema_api.core.clock import utcnow
+from cinema_api.core.pagination import page_nodes
+from cinema_api.core.schemas import (
+    DateTime,
+    Integer,
+    ItemCount,
+    Length,
+    Mapping,
+    OneOf,
+    PaginationMeta,
+    Range,
+    Sequence,
+    String,
+    UUID,
+    format_datetime,
+)
+from cinema_api.movies.entities import TIMESLOTS, normalise_title
+
+MAX_BULK = 1000
+DEFAULT_PER_PAGE = 25
+MOVIE_SORTS = ("title", "ageRestriction", "createdAt")
+SESSION_SORTS = ("date", "timeslot", "roomNumber")
+ORDERS = ("asc", "desc")
+
+
+def in_the_future(node, value):
+    if value <= utcnow():
+        raise colander.Invalid(node, "must be in the future")
+
+
+def title_node(**kw):
+    return String(validator=Length(1, 200), preparer=normalise_title, example="Alien", **kw)
+
+
+def age_restriction_node(**kw):
+    return Integer(validator=Range(0, 21), example=16, **kw)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class CreateMovie(Mapping):
+    title = title_node()
+    ageRestriction = age_restriction_node()
+
+
+class UpdateMovie(Mapping):
+    title = title_node(missing=colander.drop)
+    ageRestriction = age_restriction_node(missing=colander.drop)
+
+
+class MovieItems(Sequence):
+    movie = CreateMovie()
+
+
+class CreateMovies(Mapping):
+    movies = MovieItems(validator=ItemCount(1, MAX_BULK))
+
+
+class MovieIds(Sequence):
+    movieId = UUID()
+
+
+class DeleteMovie(Mapping):
+    movieIds = MovieIds(validator=ItemCount(1, MAX_BULK))
+
+
+class CreateMovieSession(Mapping):
+    date = DateTime(validator=in_the_future, example="2030-12-23T20:00:00.000Z")
+    timeslot = String(validator=OneOf(TIMESLOTS), example="20:00-22:00")
+    roomNumber = Integer(validator=Range(1, 999), example=1)
+
+
+class SessionItems(Sequence):
+    session = CreateMovieSession()
+
+
+class CreateMovieSessions(Mapping):
+    sessions = SessionItems(validator=ItemCount(1, MAX_BULK))
+
+
+class SessionIds(Sequence):
+    sessionId = UUID()
+
+
+class DeleteMovieSession(Mapping):
+    sessionIds = SessionIds(validator=ItemCount(1, MAX_BULK))
+
+
+class MoviePath(Mapping):
+    movieId = UUID()
+
+
+class MovieSessionPath(Mapping):
+    movieId = UUID()
+    sessionId = UUID()
+
+
+class SessionPath(Mapping):
+    sessionId = UUID()
+
+
+class QueryMovie(Mapping):
+    sort = String(validator=OneOf(MOVIE_SORTS), missing="createdAt")
+    order = String(validator=OneOf(ORDERS), missing="asc")
+    title = String(missing=colander.drop, validator=Length(1, 200), description="case-insensitive substring")
+    ageRestriction = Integer(missing=colander.drop, validator=Range(0, 21), description="movies with at least this restriction")
+
+
+class QueryMovieSession(Mapping):
+    sort = String(validator=OneOf(SESSION_SORTS), missing=colander.drop, description="default: date, timeslot, roomNumber")
+    order = String(validator=OneOf(ORDERS), missing="asc")
+    date = DateTime(missing=colander.drop, description="a date or date-time: sessions on that UTC day")
+    timeslot = String(validator=OneOf(TIMESLOTS), missing=colander.drop)
+    roomNumber = Integer(validator=Range(1, 999), missing=colander.drop)
+
+
+class QueryAllMovieSessions(QueryMovieSession):
+    movieId = UUID(missing=colander.drop)
+
+
+def with_pages(query):
+    for node in page_nodes(DEFAULT_PER_PAGE):
+        query.add(node)
+    return query
+
+
+class ListMoviesRequest(colander.MappingSchema):
+    querystring = with_pages(QueryMovie())
+
+
+class CreateMovieRequest(colander.MappingSchema):
+    body = CreateMovie()
+
+
+class CreateMoviesRequest(colander.MappingSchema):
+    body = CreateMovies()
+
+
+class DeleteMoviesRequest(colander.MappingSchema):
+    body = DeleteMovie()
+
+
+class MovieRequest(colander.MappingSchema):
+    path = MoviePath()
+
+
+class UpdateMovieRequest(colander.MappingSchema):
+    path = MoviePath()
+    body = UpdateMovie()
+
+
+class ListMovieSessionsRequest(colander.MappingSchema):
+    path = MoviePath()
+    querystring = with_pages(QueryMovieSession())
+
+
+class ListAllMovieSessionsRequest(colander.MappingSchema):
+    querystring = with_pages(QueryAllMovieSessions())
+
+
+class CreateMovieSessionRequest(colander.MappingSchema):
+    path = MoviePath()
+    body = CreateMovieSession()
+
+
+class CreateMovieSessionsRequest(colander.MappingSchema):
+    path = MoviePath()
+    body = CreateMovieSessions()
+
+
+class MovieSessionRequest(colander.MappingSchema):
+    path = MovieSessionPath()
+
+
+class SessionRequest(colander.MappingSchema):
+    path = SessionPath()
+
+
+class DeleteMovieSessionsRequest(colander.MappingSchema):
+    body = DeleteMovieSession()
+
+
+# ---------------------------------------------------------------- responses
+
+
+class MovieSessionResponseBody(colander.MappingSchema):
+    title = "MovieSessionResponse"
+    id = UUID()
+    movieId = UUID()
+    date = DateTime()
+    timeslot = String(validator=OneOf(TIMESLOTS))
+    roomNumber = Integer()
+    createdAt = DateTime()
+    updatedAt = DateTime()
+
+
+class MovieSessionList(colander.SequenceSchema):
+    session = MovieSessionResponseBody()
+
+
+class MovieResponseBody(colander.MappingSchema):
+    title = "MovieResponse"
+    id = UUID()
+    title_ = String(name="title")
+    ageRestriction = Integer()
+    createdAt = DateTime()
+    updatedAt = DateTime()
+
+
+class MovieWithSessionsBody(MovieResponseBody):
+    title = "MovieWithSessionsResponse"
+    sessions = MovieSessionList()
+
+
+class MovieList(colander.SequenceSchema):
+    movie = MovieResponseBody()
+
+
+class MoviePageBody(colander.MappingSchema):
+    title = "MoviePage"
+    movies = MovieList()
+    meta = PaginationMeta()
+
+
+class MovieSessionPageBody(colander.MappingSchema):
+    title = "MovieSessionPage"
+    sessions = MovieSessionList()
+    meta = PaginationMeta()
+
+
+def movie_body(movie):
+    return {
+        "id": str(movie.id),
+        "title": movie.title,
+        "ageRestriction": movie.age_restriction,
+        "createdAt": format_datetime(movie.created_at),
+        "updatedAt": format_datetime(movie.updated_at),
+    }
+
+
+def session_body(session):
+    return {
+        "id": str(session.id),
+        "movieId": str(session.movie.id),
+        "date": format_datetime(session.date),
+        "timeslot": session.timeslot,
+        "roomNumber": session.room_number,
+        "createdAt": format_datetime(session.created_at),
+        "updatedAt": format_datetime(session.updated_at),
+    }

@@ -1,0 +1,213 @@
+"""Use cases of movies and movie sessions.
+
+Uniqueness (movie titles, one session per room, timeslot and booking day) is checked
+first, for a clear message, and backed by database constraints: a concurrent request
+that slips between the check and the insert gets the same 409 from the integrity error.
+"""
+
+import uuid
+
+from pony.orm import desc, flush, raw_sql, select
+from pony.orm.core import CacheIndexError, TransactionIntegrityError
+from pony.orm.dbapiprovider import IntegrityError
+
+from cinema_api.infrastructure.db import sql_uuid
+from cinema_api.movies.entities import fold_title
+from cinema_api.movies.errors import (
+    MovieAlreadyExists,
+    MovieHasTickets,
+    MovieNotFound,
+    MovieSessionNotFound,
+    RoomAlreadyBooked,
+    RoomBookedMeanwhile,
+    SessionHasTickets,
+    SessionNotOfMovie,
+)
+
+INTEGRITY_ERRORS = (TransactionIntegrityError, IntegrityError, CacheIndexError)
+
+
+def unique_in_order(values):
+    return list(dict.fromkeys(values))
+
+
+class Movies:
+    def __init__(self, db):
+        self.db = db
+
+    def get(self, movie_id):
+        movie = self.db.Movie.get(id=uuid.UUID(movie_id))
+        if movie is None:
+            raise MovieNotFound()
+        return movie
+
+    def create(self, title, age_restriction):
+        return self.create_many([{"title": title, "ageRestriction": age_restriction}], bulk=False)[0]
+
+    def create_many(self, items, bulk=True):
+        """Create every movie or none; titles must be new and distinct."""
+        Movie = self.db.Movie
+        titles = [item["title"] for item in items]
+        seen = set()
+        for title in titles:
+            if title in seen:
+                raise MovieAlreadyExists(title, bulk=bulk)
+            seen.add(title)
+        taken = set(select(m.title for m in Movie if m.title in titles))
+        for title in titles:
+            if title in taken:
+                raise MovieAlreadyExists(title, bulk=bulk)
+        try:
+            movies = [Movie(title=item["title"], age_restriction=item["ageRestriction"]) for item in items]
+            flush()
+        except INTEGRITY_ERRORS:
+            raise MovieAlreadyExists() from None
+        return movies
+
+    def update(self, movie_id, changes):
+        movie = self.get(movie_id)
+        title = changes.get("title")
+        if title is not None and title != movie.title:
+            if self.db.Movie.exists(title=title):
+                raise MovieAlreadyExists()
+            movie.title = title
+        if "ageRestriction" in changes:
+            movie.age_restriction = changes["ageRestriction"]
+        try:
+            flush()
+        except INTEGRITY_ERRORS:
+            raise MovieAlreadyExists() from None
+        return movie
+
+    def delete_many(self, movie_ids, bulk=True):
+        """Delete movies with their sessions; none if any is missing or has sold tickets."""
+        ids = [uuid.UUID(movie_id) for movie_id in unique_in_order(movie_ids)]
+        found = set(select(m.id for m in self.db.Movie if m.id in ids))
+        for movie_id in ids:
+            if movie_id not in found:
+                raise MovieNotFound(movie_id, bulk=bulk) if bulk else MovieNotFound()
+        ticketed = select(t.session.movie.id for t in self.db.Ticket if t.session.movie.id in ids).first()
+        if ticketed is not None:
+            raise MovieHasTickets(ticketed if bulk else None)
+        try:
+            for movie_id in ids:
+                # The database cascades to the sessions (and refuses if a ticket appeared meanwhile).
+                self.db.execute('DELETE FROM "movies" WHERE "id" = $mid', {"mid": sql_uuid(self.db, movie_id)})
+        except INTEGRITY_ERRORS:
+            raise MovieHasTickets() from None
+
+    def page(self, page, sort="createdAt", order="asc", title=None, age_restriction=None):
+        """``(movies, total)`` for one page of the catalogue."""
+        Movie = self.db.Movie
+        query = select(m for m in Movie)
+        if title:
+            folded = fold_title(title)
+            if self.db.provider.dialect == "SQLite":
+                query = query.filter(lambda m: raw_sql('instr("m"."title_folded", $folded) > 0'))
+            else:
+                query = query.filter(lambda m: raw_sql('strpos("m"."title_folded", $folded) > 0'))
+        if age_restriction is not None:
+            query = query.filter(lambda m: m.age_restriction >= age_restriction)
+        total = query.count()
+        column = {"title": Movie.title, "ageRestriction": Movie.age_restriction, "createdAt": Movie.created_at}[sort]
+        keys = (column, Movie.id) if order == "asc" else (desc(column), desc(Movie.id))
+        return list(query.order_by(*keys).page(page.number, page.size)), total
+
+
+class MovieSessions:
+    def __init__(self, db, movies):
+        self.db = db
+        self.movies = movies
+
+    def get(self, session_id):
+        session = self.db.MovieSession.get(id=uuid.UUID(session_id))
+        if session is None:
+            raise MovieSessionNotFound()
+        return session
+
+    def get_of_movie(self, movie_id, session_id):
+        movie = self.movies.get(movie_id)
+        session = self.get(session_id)
+        if session.movie.id != movie.id:
+            raise SessionNotOfMovie()
+        return session
+
+    def of_movie(self, movie_id):
+        """Every session of a movie, in the default order (one query)."""
+        mid = uuid.UUID(movie_id)
+        query = select(s for s in self.db.MovieSession if s.movie.id == mid)
+        return list(self._ordered(query, None, "asc"))
+
+    def create(self, movie_id, item):
+        return self.create_many(movie_id, [item])[0]
+
+    def create_many(self, movie_id, items):
+        """Create every session or none; each room is booked once per timeslot and day."""
+        movie = self.movies.get(movie_id)
+        MovieSession = self.db.MovieSession
+        slots = [(item["roomNumber"], item["timeslot"], item["date"].date()) for item in items]
+        seen = set()
+        for slot in slots:
+            if slot in seen:
+                raise RoomAlreadyBooked(*slot_words(slot))
+            seen.add(slot)
+        days = unique_in_order(day for _, _, day in slots)
+        booked = set(select((s.room_number, s.timeslot, s.day) for s in MovieSession if s.day in days))
+        for slot in slots:
+            if slot in booked:
+                raise RoomAlreadyBooked(*slot_words(slot))
+        try:
+            sessions = [
+                MovieSession(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
+                for item in items
+            ]
+            flush()
+        except INTEGRITY_ERRORS:
+            raise RoomAlreadyBooked(*slot_words(slots[0])) if len(slots) == 1 else RoomBookedMeanwhile() from None
+        return sessions
+
+    def delete_many(self, session_ids, bulk=True):
+        """Delete sessions; none if any is missing or has tickets."""
+        ids = [uuid.UUID(session_id) for session_id in unique_in_order(session_ids)]
+        found = set(select(s.id for s in self.db.MovieSession if s.id in ids))
+        for session_id in ids:
+            if session_id not in found:
+                raise MovieSessionNotFound(session_id, bulk=bulk) if bulk else MovieSessionNotFound()
+        ticketed = select(t.session.id for t in self.db.Ticket if t.session.id in ids).first()
+        if ticketed is not None:
+            raise SessionHasTickets(ticketed if bulk else None)
+        try:
+            for session_id in ids:
+                self.db.execute('DELETE FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(self.db, session_id)})
+        except INTEGRITY_ERRORS:
+            raise SessionHasTickets() from None
+
+    def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None):
+        """``(sessions, total)`` for one page of screenings."""
+        query = select(s for s in self.db.MovieSession)
+        if movie_id is not None:
+            mid = uuid.UUID(movie_id)
+            query = query.filter(lambda s: s.movie.id == mid)
+        if date is not None:
+            day = date.date()
+            query = query.filter(lambda s: s.day == day)
+        if timeslot is not None:
+            query = query.filter(lambda s: s.timeslot == timeslot)
+        if room_number is not None:
+            query = query.filter(lambda s: s.room_number == room_number)
+        total = query.count()
+        return list(self._ordered(query, sort, order).page(page.number, page.size)), total
+
+    def _ordered(self, query, sort, order):
+        MovieSession = self.db.MovieSession
+        if sort is None:
+            columns = [MovieSession.date, MovieSession.timeslot, MovieSession.room_number]
+        else:
+            columns = [{"date": MovieSession.date, "timeslot": MovieSession.timeslot, "roomNumber": MovieSession.room_number}[sort]]
+        columns.append(MovieSession.id)
+        return query.order_by(*(columns if order == "asc" else [desc(column) for column in columns]))
+
+
+def slot_words(slot):
+    room_number, timeslot, day = slot
+    return room_number, day, timeslot
