@@ -69,16 +69,15 @@ class AuthUser(colander.MappingSchema):
     age = Integer()
 
 
-class AuthResponseBody(colander.MappingSchema):
-    title = "AuthResponse"
+class AuthResponse(colander.MappingSchema):
     accessToken = String()
     refreshToken = String()
     expiresAt = DateTime(description="the access token's expiry")
-    user = AuthUser()
+    user = AuthUser(title="AuthUser")
 
 
-class AuthResponse(colander.MappingSchema):
-    body = AuthResponseBody()
+class AuthReply(colander.MappingSchema):
+    body = AuthResponse()
 
 
 def auth_body(result):

@@ -4,7 +4,7 @@ import colander
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from cinema_api.auth.schemas import AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, auth_body
+from cinema_api.auth.schemas import AuthReply, LoginRequest, RefreshRequest, RegisterRequest, auth_body
 from cinema_api.core.api import ApiService, responses
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.ratelimit import client_address
@@ -26,7 +26,7 @@ class NoContent(colander.MappingSchema):
     permission=NO_PERMISSION_REQUIRED,
     tags=["auth"],
     operation_id="register",
-    response_schemas=responses({"201": AuthResponse(description="Registered and signed in")}, "403", "409", body=True),
+    response_schemas=responses({"201": AuthReply(description="Registered and signed in")}, "403", "409", body=True),
 )
 def register_view(request):
     body = request.validated["body"]
@@ -42,7 +42,7 @@ def register_view(request):
     permission=NO_PERMISSION_REQUIRED,
     tags=["auth"],
     operation_id="login",
-    response_schemas=responses({"200": AuthResponse(description="Signed in")}, "401", "429", body=True),
+    response_schemas=responses({"200": AuthReply(description="Signed in")}, "401", "429", body=True),
 )
 def login_view(request):
     body = request.validated["body"]
@@ -57,7 +57,7 @@ def login_view(request):
     permission=NO_PERMISSION_REQUIRED,
     tags=["auth"],
     operation_id="refreshToken",
-    response_schemas=responses({"200": AuthResponse(description="A new token pair; the presented refresh token is spent")}, "401", body=True),
+    response_schemas=responses({"200": AuthReply(description="A new token pair; the presented refresh token is spent")}, "401", body=True),
 )
 def refresh_view(request):
     result = request.authentication.refresh(request.validated["body"]["refreshToken"])

@@ -60,9 +60,22 @@ class CinemaSwagger(CorniceSwagger):
     }
 
 
+#: Schemas published under ``definitions``: the design's DTOs and the shapes they share.
+DEFINITIONS = frozenset(
+    {
+        "Register", "Login", "RefreshToken", "AuthResponse", "AuthUser", "UserResponse", "UserWithTickets",
+        "CreateMovie", "CreateMovies", "UpdateMovie", "DeleteMovie", "QueryMovie", "MovieResponse",
+        "MovieWithSessions", "MoviePage", "CreateMovieSession", "CreateMovieSessions", "DeleteMovieSession",
+        "QueryMovieSession", "QueryAllMovieSessions", "MovieSessionResponse", "MovieSessionPage", "BuyTicket",
+        "GetUserTickets", "TicketResponse", "TicketSession", "TicketMovie", "PaginationMeta", "ErrorBody",
+        "HealthCheck", "ServiceDescription",
+    }
+)
+
+
 def generate_document(registry):
     services = [service for service in get_services() if getattr(service, "documented", False)]
-    generator = CinemaSwagger(services, pyramid_registry=registry, def_ref_depth=-1)
+    generator = CinemaSwagger(services, pyramid_registry=registry)
     document = generator.generate(
         title="Cinema API",
         version=registry["cinema.version"],
@@ -82,19 +95,58 @@ def generate_document(registry):
             },
         },
     )
-    return _post_process(document)
-
-
-def _post_process(document):
-    """Adjust what cornice_swagger cannot express."""
-    for definition in document.get("definitions", {}).values():
-        properties = definition.get("properties", {})
-        # The error body's `message` is a string or a list of strings: no declared type.
-        if "statusCode" in properties:
-            properties["message"] = {"description": "a string, or a list of strings for field errors"}
-            definition["required"] = ["statusCode", "error", "message"]
+    definitions = Definitions()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "body":
+                    parameter["schema"] = definitions.hoist(parameter["schema"], parameter["name"])
+    # Query DTOs are documented as definitions too (operations list them as parameters).
+    for service in services:
+        for _, _, args in service.definitions:
+            for part in getattr(args.get("schema"), "children", ()):
+                if part.name == "querystring" and type(part).__name__ in DEFINITIONS:
+                    definitions.add(type(part).__name__, generator.definitions.type_converter(part))
+    document["paths"] = definitions.hoist(document["paths"])
+    document["definitions"] = definitions.schemas
+    _describe_error_message(document["definitions"])
     _mark_nullable(document)
     return document
+
+
+class Definitions:
+    """Moves named object schemas into ``definitions`` and points at them."""
+
+    def __init__(self):
+        self.schemas = {}
+
+    def add(self, name, schema):
+        schema = dict(schema, title=name)
+        if name in self.schemas and self.schemas[name] != schema:
+            raise ValueError("two different schemas are both titled %s" % name)
+        self.schemas[name] = schema
+
+    def hoist(self, node, name=None):
+        if isinstance(node, list):
+            return [self.hoist(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: self.hoist(value) for key, value in node.items()}
+        name = name or node.get("title")
+        if node.get("type") == "object" and isinstance(name, str) and name in DEFINITIONS:
+            self.add(name, node)
+            return {"$ref": "#/definitions/" + name}
+        return node
+
+
+def _describe_error_message(definitions):
+    """The error body's `message` is a string or a list of strings: no declared type."""
+    error = definitions.get("ErrorBody")
+    if error:
+        error["properties"]["message"] = {"description": "a string, or a list of strings for field errors"}
+        error["required"] = ["statusCode", "error", "message"]
 
 
 def _mark_nullable(node):

@@ -188,8 +188,7 @@ class DeleteMovieSessionsRequest(colander.MappingSchema):
 # ---------------------------------------------------------------- responses
 
 
-class MovieSessionResponseBody(colander.MappingSchema):
-    title = "MovieSessionResponse"
+class MovieSessionResponse(colander.MappingSchema):
     id = UUID()
     movieId = UUID()
     date = DateTime()
@@ -200,37 +199,33 @@ class MovieSessionResponseBody(colander.MappingSchema):
 
 
 class MovieSessionList(colander.SequenceSchema):
-    session = MovieSessionResponseBody()
+    session = MovieSessionResponse(title="MovieSessionResponse")
 
 
-class MovieResponseBody(colander.MappingSchema):
-    title = "MovieResponse"
+class MovieResponse(colander.MappingSchema):
     id = UUID()
-    title_ = String(name="title")
+    title = String()
     ageRestriction = Integer()
     createdAt = DateTime()
     updatedAt = DateTime()
 
 
-class MovieWithSessionsBody(MovieResponseBody):
-    title = "MovieWithSessionsResponse"
+class MovieWithSessions(MovieResponse):
     sessions = MovieSessionList()
 
 
 class MovieList(colander.SequenceSchema):
-    movie = MovieResponseBody()
+    movie = MovieResponse(title="MovieResponse")
 
 
-class MoviePageBody(colander.MappingSchema):
-    title = "MoviePage"
+class MoviePage(colander.MappingSchema):
     movies = MovieList()
-    meta = PaginationMeta()
+    meta = PaginationMeta(title="PaginationMeta")
 
 
-class MovieSessionPageBody(colander.MappingSchema):
-    title = "MovieSessionPage"
+class MovieSessionPage(colander.MappingSchema):
     sessions = MovieSessionList()
-    meta = PaginationMeta()
+    meta = PaginationMeta(title="PaginationMeta")
 
 
 def movie_body(movie):

@@ -41,13 +41,13 @@ def body_response(name, body_schema):
     return type(name, (colander.MappingSchema,), {"body": body_schema})
 
 
-MovieResponse = body_response("MovieResponse", schemas.MovieResponseBody())
-MovieWithSessions = body_response("MovieWithSessions", schemas.MovieWithSessionsBody())
-MovieListResponse = body_response("MovieListResponse", schemas.MovieList())
-MoviePage = body_response("MoviePage", schemas.MoviePageBody())
-MovieSessionResponse = body_response("MovieSessionResponse", schemas.MovieSessionResponseBody())
-MovieSessionListResponse = body_response("MovieSessionListResponse", schemas.MovieSessionList())
-MovieSessionPage = body_response("MovieSessionPage", schemas.MovieSessionPageBody())
+MovieReply = body_response("MovieReply", schemas.MovieResponse())
+MovieWithSessionsReply = body_response("MovieWithSessionsReply", schemas.MovieWithSessions())
+MovieListReply = body_response("MovieListReply", schemas.MovieList())
+MoviePageReply = body_response("MoviePageReply", schemas.MoviePage())
+MovieSessionReply = body_response("MovieSessionReply", schemas.MovieSessionResponse())
+MovieSessionListReply = body_response("MovieSessionListReply", schemas.MovieSessionList())
+MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage())
 
 
 class NoContent(colander.MappingSchema):
@@ -71,7 +71,7 @@ def created(request, body):
     tags=["movies"],
     operation_id="listMovies",
     api_security=SECURED,
-    response_schemas=responses({"200": MoviePage(description="One page of movies")}, "400", authenticated=True),
+    response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True),
 )
 def list_movies(request):
     query = request.validated["querystring"]
@@ -88,7 +88,7 @@ def list_movies(request):
     tags=["movies"],
     operation_id="createMovie",
     api_security=SECURED,
-    response_schemas=responses({"201": MovieResponse(description="Created")}, "409", authenticated=True, body=True),
+    response_schemas=responses({"201": MovieReply(description="Created")}, "409", authenticated=True, body=True),
 )
 def create_movie(request):
     body = request.validated["body"]
@@ -103,7 +103,7 @@ def create_movie(request):
     tags=["movies"],
     operation_id="createMovies",
     api_security=SECURED,
-    response_schemas=responses({"201": MovieListResponse(description="Created, in request order")}, "409", authenticated=True, body=True),
+    response_schemas=responses({"201": MovieListReply(description="Created, in request order")}, "409", authenticated=True, body=True),
 )
 def create_movies(request):
     created_movies = request.movies.create_many(request.validated["body"]["movies"])
@@ -131,7 +131,7 @@ def delete_movies(request):
     tags=["movies"],
     operation_id="getMovie",
     api_security=SECURED,
-    response_schemas=responses({"200": MovieWithSessions(description="The movie with every session")}, "400", "404", authenticated=True),
+    response_schemas=responses({"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True),
 )
 def get_movie(request):
     movie_id = request.validated["path"]["movieId"]
@@ -147,7 +147,7 @@ def get_movie(request):
     tags=["movies"],
     operation_id="updateMovie",
     api_security=SECURED,
-    response_schemas=responses({"200": MovieResponse(description="Updated")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses({"200": MovieReply(description="Updated")}, "404", "409", authenticated=True, body=True),
 )
 def update_movie(request):
     updated = request.movies.update(request.validated["path"]["movieId"], request.validated["body"])
@@ -178,7 +178,7 @@ def delete_movie(request):
     tags=["movie-sessions"],
     operation_id="listSessionsOfMovie",
     api_security=SECURED,
-    response_schemas=responses({"200": MovieSessionPage(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
+    response_schemas=responses({"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
 )
 def list_sessions_of_movie(request):
     movie_id = request.validated["path"]["movieId"]
@@ -192,7 +192,7 @@ def list_sessions_of_movie(request):
     tags=["movie-sessions"],
     operation_id="createMovieSession",
     api_security=SECURED,
-    response_schemas=responses({"201": MovieSessionResponse(description="Created")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
 )
 def create_session(request):
     session = request.movie_sessions.create(request.validated["path"]["movieId"], request.validated["body"])
@@ -206,7 +206,7 @@ def create_session(request):
     tags=["movie-sessions"],
     operation_id="createMovieSessions",
     api_security=SECURED,
-    response_schemas=responses({"201": MovieSessionListResponse(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
 )
 def create_sessions(request):
     sessions = request.movie_sessions.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
@@ -219,7 +219,7 @@ def create_sessions(request):
     tags=["movie-sessions"],
     operation_id="getMovieSession",
     api_security=SECURED,
-    response_schemas=responses({"200": MovieSessionResponse(description="The session")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses({"200": MovieSessionReply(description="The session")}, "400", "404", "409", authenticated=True),
 )
 def get_session(request):
     path = request.validated["path"]
@@ -234,7 +234,7 @@ def get_session(request):
     tags=["movie-sessions"],
     operation_id="listMovieSessions",
     api_security=SECURED,
-    response_schemas=responses({"200": MovieSessionPage(description="One page of sessions")}, "400", authenticated=True),
+    response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True),
 )
 def list_sessions(request):
     return sessions_page(request, request.validated["querystring"].get("movieId"))

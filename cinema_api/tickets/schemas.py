@@ -20,22 +20,21 @@ class TicketSession(colander.MappingSchema):
     date = DateTime()
     timeslot = String()
     roomNumber = Integer()
-    movie = TicketMovie()
+    movie = TicketMovie(title="TicketMovie")
 
 
-class TicketResponseBody(colander.MappingSchema):
-    title = "TicketResponse"
+class TicketResponse(colander.MappingSchema):
     id = UUID()
     userId = UUID()
     sessionId = UUID()
     purchasedAt = DateTime()
     isUsed = colander.SchemaNode(colander.Boolean())
     usedAt = DateTime(missing=None, description="null until used")
-    session = TicketSession()
+    session = TicketSession(title="TicketSession")
 
 
 class TicketList(colander.SequenceSchema):
-    ticket = TicketResponseBody()
+    ticket = TicketResponse(title="TicketResponse")
 
 
 def use_filter_node():

@@ -10,8 +10,7 @@ from cinema_api.users.entities import ROLES
 DEFAULT_PER_PAGE = 100
 
 
-class UserResponseBody(colander.MappingSchema):
-    title = "UserResponse"
+class UserResponse(colander.MappingSchema):
     id = UUID()
     username = String()
     role = String(validator=OneOf(ROLES))
@@ -20,13 +19,12 @@ class UserResponseBody(colander.MappingSchema):
     updatedAt = DateTime()
 
 
-class UserWithTicketsBody(UserResponseBody):
-    title = "UserWithTicketsResponse"
+class UserWithTickets(UserResponse):
     tickets = TicketList()
 
 
 class UserList(colander.SequenceSchema):
-    user = UserResponseBody()
+    user = UserResponse(title="UserResponse")
 
 
 class UserPath(Mapping):

@@ -14,7 +14,7 @@ from cinema_api.users.schemas import (
     GetUserTicketsRequest,
     ListUsersRequest,
     UserList,
-    UserWithTicketsBody,
+    UserWithTickets,
     user_body,
     user_with_tickets_body,
 )
@@ -31,8 +31,8 @@ class UserListResponse(colander.MappingSchema):
     headers = ListHeaders()
 
 
-class UserWithTicketsResponse(colander.MappingSchema):
-    body = UserWithTicketsBody()
+class UserWithTicketsReply(colander.MappingSchema):
+    body = UserWithTickets()
 
 
 class TicketListResponse(colander.MappingSchema):
@@ -61,7 +61,7 @@ def list_users(request):
     operation_id="getUser",
     api_security=SECURED,
     response_schemas=responses(
-        {"200": UserWithTicketsResponse(description="The user with every ticket, newest first")}, "400", "404", authenticated=True
+        {"200": UserWithTicketsReply(description="The user with every ticket, newest first")}, "400", "404", authenticated=True
     ),
 )
 def get_user(request):
