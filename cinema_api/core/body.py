@@ -21,17 +21,18 @@ def has_body(request):
 
 
 def check_body(request):
-    """Raise 413 for a body over 1 MiB and 415 for a body that is not JSON."""
+    """Raise 413 for a body over 1 MiB and 415 for a body that is not JSON; buffer the body."""
     if not has_body(request):
         return
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise PayloadTooLarge("Request body is larger than %d bytes" % MAX_BODY_BYTES)
-    if length is None:  # chunked: read at most one byte past the limit
-        data = request.body_file_raw.read(MAX_BODY_BYTES + 1)
-        if len(data) > MAX_BODY_BYTES:
-            raise PayloadTooLarge("Request body is larger than %d bytes" % MAX_BODY_BYTES)
-        request.body = data
+    # Read it ourselves, bounded (a chunked body has no length): WebOb would spool a large
+    # body to a temporary file it never closes.
+    data = request.body_file_raw.read(MAX_BODY_BYTES + 1 if length is None else length)
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("Request body is larger than %d bytes" % MAX_BODY_BYTES)
+    request.body = data
     content_type = request.headers.get("Content-Type")
     if content_type is not None:
         media_type = content_type.split(";", 1)[0].strip().lower()

@@ -32,8 +32,12 @@ def in_the_future(node, value):
         raise colander.Invalid(node, "must be in the future")
 
 
+def nfc_title(value):
+    return normalise_title(value) if isinstance(value, str) else value
+
+
 def title_node(**kw):
-    return String(validator=Length(1, 200), preparer=normalise_title, example="Alien", **kw)
+    return String(validator=Length(1, 200), preparer=nfc_title, example="Alien", **kw)
 
 
 def age_restriction_node(**kw):
