@@ -5,5 +5,9 @@ from cinema_api.tickets.services import Tickets
 
 
 def includeme(config):
+    from cinema_api.tickets import views
+
     config.add_entities(define_entities)
     config.add_request_method(lambda request: Tickets(request.db), "tickets", reify=True)
+    for service in views.SERVICES:
+        config.add_cornice_service(service)

@@ -6,6 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
+from cinema_api.tickets.errors import TicketAlreadyUsed
 
 
 def define_entities(db):
@@ -18,5 +19,12 @@ def define_entities(db):
         is_used = Required(bool, default=False)
         used_at = Optional(datetime)
         composite_key(user, session)
+
+        def mark_used(self):
+            """Check the ticket at the door: once only."""
+            if self.is_used:
+                raise TicketAlreadyUsed()
+            self.is_used = True
+            self.used_at = utcnow()
 
     return Ticket

@@ -3,7 +3,7 @@
 import colander
 
 from cinema_api.core.pagination import page_nodes
-from cinema_api.core.schemas import Integer, Mapping, OneOf, String, UUID, DateTime, format_datetime
+from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
 
 USE_FILTERS = ("all", "used", "unused")
 DEFAULT_PER_PAGE = 100
@@ -45,14 +45,48 @@ class GetUserTickets(Mapping):
     """The query of ticket lists: which tickets, which page."""
 
 
-def ticket_query(*extra):
-    query = GetUserTickets()
+class QueryTickets(GetUserTickets):
+    """The managers' ticket list adds filters by user and session."""
+
+
+def ticket_query(query=None):
+    query = query if query is not None else GetUserTickets()
     query.add(use_filter_node())
-    for node in extra:
-        query.add(node)
     for node in page_nodes(DEFAULT_PER_PAGE):
         query.add(node)
     return query
+
+
+class BuyTicket(Mapping):
+    sessionId = UUID()
+    userId = UUID(missing=colander.drop, description="must be the caller's own id when given")
+
+
+class TicketPath(Mapping):
+    ticketId = UUID()
+
+
+class BuyTicketRequest(colander.MappingSchema):
+    body = BuyTicket()
+
+
+class TicketRequest(colander.MappingSchema):
+    path = TicketPath()
+
+
+class MyTicketsRequest(colander.MappingSchema):
+    querystring = ticket_query()
+
+
+def _all_tickets_query():
+    query = QueryTickets()
+    query.add(UUID(name="userId", missing=colander.drop))
+    query.add(UUID(name="sessionId", missing=colander.drop))
+    return ticket_query(query)
+
+
+class ListTicketsRequest(colander.MappingSchema):
+    querystring = _all_tickets_query()
 
 
 def ticket_body(ticket):

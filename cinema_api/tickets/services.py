@@ -1,13 +1,72 @@
-"""Use cases of tickets."""
+"""Use cases of tickets: buy, check at the door, cancel, list."""
 
 import uuid
 
-from pony.orm import desc
+from pony.orm import desc, flush, rollback
+from pony.orm.core import CacheIndexError, IsolationError, TransactionIntegrityError
+from pony.orm.dbapiprovider import IntegrityError
+
+from cinema_api.core.clock import utcnow
+from cinema_api.movies.errors import MovieSessionNotFound
+from cinema_api.tickets.errors import (
+    NotYourTicket,
+    SessionAlreadyStarted,
+    TicketAlreadyPurchased,
+    TicketAlreadyUsed,
+    TicketNotFound,
+    TooYoung,
+)
+from cinema_api.users.errors import UserNotFound
 
 
 class Tickets:
     def __init__(self, db):
         self.db = db
+
+    def get(self, ticket_id):
+        ticket = self.db.Ticket.get(id=uuid.UUID(ticket_id))
+        if ticket is None:
+            raise TicketNotFound()
+        return ticket
+
+    def buy(self, buyer_id, session_id, user_id=None):
+        """A ticket for the buyer; the checks run in the order of API.md section 1."""
+        if user_id is not None and user_id != buyer_id:
+            raise NotYourTicket()
+        session = self.db.MovieSession.get(id=uuid.UUID(session_id))
+        if session is None:
+            raise MovieSessionNotFound()
+        if session.date <= utcnow():
+            raise SessionAlreadyStarted()
+        user = self.db.User.get(id=uuid.UUID(buyer_id))
+        if user is None:
+            raise UserNotFound()
+        restriction = session.movie.age_restriction
+        if user.age < restriction:
+            raise TooYoung(restriction)
+        Ticket = self.db.Ticket
+        if Ticket.exists(user=user, session=session):
+            raise TicketAlreadyPurchased()
+        try:
+            ticket = Ticket(user=user, session=session)
+            flush()
+        except (TransactionIntegrityError, IntegrityError, CacheIndexError):
+            raise TicketAlreadyPurchased() from None
+        return ticket
+
+    def use(self, ticket_id):
+        """Mark a ticket used; of concurrent uses exactly one succeeds."""
+        ticket = self.get(ticket_id)
+        ticket.mark_used()
+        try:
+            flush()  # UPDATE ... WHERE is_used = false: a concurrent use makes it match nothing
+        except IsolationError:
+            rollback()
+            raise TicketAlreadyUsed() from None
+        return ticket
+
+    def delete(self, ticket_id):
+        self.get(ticket_id).delete()
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):
         """``(tickets, total)``, newest purchase first, sessions and movies loaded in bulk."""
@@ -24,13 +83,14 @@ class Tickets:
         elif use_filter == "unused":
             query = query.filter(lambda t: not t.is_used)
         total = query.count()
-        ordered = query.order_by(lambda t: (desc(t.purchased_at), desc(t.id)))
-        ordered = ordered.prefetch(Ticket.session, self.db.MovieSession.movie)
-        return list(ordered.page(page.number, page.size)), total
+        return list(self._newest_first(query).page(page.number, page.size)), total
 
     def of_user(self, user_id):
         """Every ticket of a user, newest first."""
-        Ticket = self.db.Ticket
         uid = uuid.UUID(user_id)
-        query = Ticket.select(lambda t: t.user.id == uid).order_by(lambda t: (desc(t.purchased_at), desc(t.id)))
-        return list(query.prefetch(Ticket.session, self.db.MovieSession.movie))
+        return list(self._newest_first(self.db.Ticket.select(lambda t: t.user.id == uid)))
+
+    def _newest_first(self, query):
+        Ticket = self.db.Ticket
+        query = query.order_by(desc(Ticket.purchased_at), desc(Ticket.id))
+        return query.prefetch(Ticket.session, self.db.MovieSession.movie)

@@ -79,3 +79,23 @@ def test_swagger_ui_uses_only_local_assets(testapp, path):
         asset = testapp.get(url)
         assert asset.status_int == 200 and len(asset.body) > 0
         assert b"//cdn" not in asset.body[:0]  # assets are served by the app itself
+
+
+def test_definitions_are_named_after_the_designs_dtos(testapp):
+    definitions = testapp.get("/v1/api-json").json["definitions"]
+    for name in (
+        "Register", "Login", "RefreshToken", "AuthResponse", "UserResponse", "CreateMovie", "UpdateMovie",
+        "DeleteMovie", "QueryMovie", "MovieResponse", "CreateMovieSession", "DeleteMovieSession",
+        "QueryMovieSession", "MovieSessionResponse", "BuyTicket", "GetUserTickets", "TicketResponse", "PaginationMeta",
+    ):
+        assert definitions[name]["title"] == name
+    assert definitions["TicketResponse"]["properties"]["usedAt"]["x-nullable"] is True
+    assert "type" not in definitions["ErrorBody"]["properties"]["message"]
+
+
+def test_list_operations_document_their_headers(testapp):
+    paths = testapp.get("/v1/api-json").json["paths"]
+    headers = paths["/v1/users"]["get"]["responses"]["200"]["headers"]
+    assert set(headers) == {"X-Total-Count", "Link"}
+    assert "Retry-After" in paths["/v1/auth/login"]["post"]["responses"]["429"]["headers"]
+    assert "WWW-Authenticate" in paths["/v1/movies"]["get"]["responses"]["401"]["headers"]

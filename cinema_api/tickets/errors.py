@@ -1,0 +1,33 @@
+"""Errors of the tickets domain."""
+
+from cinema_api.core.errors import BadRequest, Conflict, Forbidden, NotFound
+
+
+class TicketNotFound(NotFound):
+    def __init__(self):
+        super().__init__("Ticket not found")
+
+
+class TicketAlreadyPurchased(Conflict):
+    def __init__(self):
+        super().__init__("Ticket already purchased for this session")
+
+
+class TicketAlreadyUsed(Conflict):
+    def __init__(self):
+        super().__init__("Ticket has already been used")
+
+
+class SessionAlreadyStarted(BadRequest):
+    def __init__(self):
+        super().__init__("Cannot buy a ticket for a past session")
+
+
+class TooYoung(Forbidden):
+    def __init__(self, age_restriction):
+        super().__init__("You must be at least %d years old to watch this movie" % age_restriction)
+
+
+class NotYourTicket(Forbidden):
+    def __init__(self):
+        super().__init__("You can only buy tickets for yourself")

@@ -1,0 +1,203 @@
+"""Tickets: buying, age limits, one-time use, cancellation, lists, watch history."""
+
+from datetime import datetime
+
+import pytest
+from pony.orm import db_session
+
+from tests.conftest import register
+from tests.functional.test_movies import UNKNOWN, run_parallel
+
+
+@pytest.fixture
+def show(testapp, manager):
+    """A 16+ movie with two future sessions."""
+    movie = testapp.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=manager.headers).json
+    items = [
+        {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1},
+        {"date": "2031-01-02T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1},
+    ]
+    sessions = testapp.post_json("/v1/movies/%s/sessions/bulk" % movie["id"], {"sessions": items}, headers=manager.headers).json
+    return movie, sessions
+
+
+def buy(testapp, account, session_id, status=201, **extra):
+    return testapp.post_json("/v1/tickets", dict({"sessionId": session_id}, **extra), headers=account.headers, status=status)
+
+
+def test_buy_a_ticket(testapp, customer, show):
+    movie, sessions = show
+    body = buy(testapp, customer, sessions[0]["id"]).json
+    assert set(body) == {"id", "userId", "sessionId", "purchasedAt", "isUsed", "usedAt", "session"}
+    assert body["userId"] == customer.id and body["sessionId"] == sessions[0]["id"]
+    assert body["isUsed"] is False and body["usedAt"] is None
+    assert body["session"] == {
+        "id": sessions[0]["id"],
+        "date": "2031-01-01T20:00:00.000Z",
+        "timeslot": "20:00-22:00",
+        "roomNumber": 1,
+        "movie": {"id": movie["id"], "title": "Alien", "ageRestriction": 16},
+    }
+
+
+def test_own_user_id_is_accepted_and_another_is_403_for_managers_too(testapp, customer, manager, show):
+    _, sessions = show
+    buy(testapp, customer, sessions[0]["id"], userId=customer.id.upper())
+    response = buy(testapp, manager, sessions[1]["id"], userId=customer.id, status=403)
+    assert response.json["message"] == "You can only buy tickets for yourself"
+    # ownership is checked before the session's existence
+    buy(testapp, customer, UNKNOWN, userId=manager.id, status=403)
+
+
+def test_one_ticket_per_user_and_session(testapp, customer, show):
+    _, sessions = show
+    buy(testapp, customer, sessions[0]["id"])
+    assert buy(testapp, customer, sessions[0]["id"], status=409).json["message"] == "Ticket already purchased for this session"
+    buy(testapp, customer, sessions[1]["id"])
+
+
+def test_unknown_session_is_404(testapp, customer):
+    assert buy(testapp, customer, UNKNOWN, status=404).json["message"] == "Movie session not found"
+
+
+@pytest.mark.parametrize("body, message", [({}, "sessionId should not be empty"), ({"sessionId": "x"}, "sessionId must be a UUID"), ({"sessionId": UNKNOWN, "userId": 5}, "userId must be a UUID")])
+def test_buy_validation(testapp, customer, body, message):
+    assert testapp.post_json("/v1/tickets", body, headers=customer.headers, status=400).json["message"] == [message]
+
+
+def test_a_session_that_started_cannot_be_bought(testapp, app, customer, show):
+    _, sessions = show
+    with db_session:
+        app.registry["cinema.db"].MovieSession[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
+    assert buy(testapp, customer, sessions[0]["id"], status=400).json["message"] == "Cannot buy a ticket for a past session"
+
+
+def test_underage_buyers_are_refused(testapp, show):
+    _, sessions = show
+    teen = register(testapp, "teen", age=15)
+    response = buy(testapp, teen, sessions[0]["id"], status=403)
+    assert response.json["message"] == "You must be at least 16 years old to watch this movie"
+    buy(testapp, register(testapp, "sixteen", age=16), sessions[0]["id"])
+
+
+def test_check_order_past_before_age_before_duplicate(testapp, app, show):
+    _, sessions = show
+    teen = register(testapp, "teen", age=10)
+    with db_session:
+        app.registry["cinema.db"].MovieSession[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
+    buy(testapp, teen, sessions[0]["id"], status=400)  # already started wins over age
+
+
+def test_tokens_are_required(testapp, show):
+    _, sessions = show
+    testapp.post_json("/v1/tickets", {"sessionId": sessions[0]["id"]}, status=401)
+
+
+# ---------------------------------------------------------------- use and delete
+
+
+def test_use_a_ticket_once(testapp, customer, manager, show):
+    _, sessions = show
+    ticket = buy(testapp, customer, sessions[0]["id"]).json
+    testapp.post("/v1/tickets/%s/use" % ticket["id"], headers=customer.headers, status=403)
+    used = testapp.post("/v1/tickets/%s/use" % ticket["id"], headers=manager.headers).json
+    assert used["isUsed"] is True and used["usedAt"].endswith("Z")
+    response = testapp.post("/v1/tickets/%s/use" % ticket["id"], headers=manager.headers, status=409)
+    assert response.json["message"] == "Ticket has already been used"
+    assert testapp.post("/v1/tickets/%s/use" % UNKNOWN, headers=manager.headers, status=404).json["message"] == "Ticket not found"
+
+
+def test_delete_tickets_is_for_managers(testapp, customer, manager, show):
+    _, sessions = show
+    ticket = buy(testapp, customer, sessions[0]["id"]).json
+    testapp.delete("/v1/tickets/" + ticket["id"], headers=customer.headers, status=403)
+    testapp.post("/v1/tickets/%s/use" % ticket["id"], headers=manager.headers)
+    assert testapp.delete("/v1/tickets/" + ticket["id"], headers=manager.headers, status=204).body == b""
+    testapp.delete("/v1/tickets/" + ticket["id"], headers=manager.headers, status=404)
+    buy(testapp, customer, sessions[0]["id"])  # may buy again after cancellation
+
+
+def test_movies_and_sessions_with_tickets_cannot_be_deleted(testapp, customer, manager, show):
+    movie, sessions = show
+    buy(testapp, customer, sessions[0]["id"])
+    assert testapp.delete("/v1/movie-sessions/" + sessions[0]["id"], headers=manager.headers, status=409).json["message"] == (
+        "Movie session has tickets and cannot be deleted"
+    )
+    response = testapp.delete_json("/v1/movie-sessions/bulk", {"sessionIds": [sessions[1]["id"], sessions[0]["id"]]}, headers=manager.headers, status=409)
+    assert response.json["message"] == "Movie session with ID %s has tickets and cannot be deleted" % sessions[0]["id"]
+    assert testapp.delete("/v1/movies/" + movie["id"], headers=manager.headers, status=409).json["message"] == (
+        "Movie has sessions with tickets and cannot be deleted"
+    )
+    response = testapp.delete_json("/v1/movies/bulk", {"movieIds": [movie["id"]]}, headers=manager.headers, status=409)
+    assert response.json["message"] == "Movie with ID %s has sessions with tickets and cannot be deleted" % movie["id"]
+    # nothing was deleted
+    assert len(testapp.get("/v1/movies/" + movie["id"], headers=manager.headers).json["sessions"]) == 2
+
+
+# ---------------------------------------------------------------- lists
+
+
+@pytest.fixture
+def history(testapp, customer, manager, show):
+    _, sessions = show
+    first = buy(testapp, customer, sessions[0]["id"]).json
+    second = buy(testapp, customer, sessions[1]["id"]).json
+    testapp.post("/v1/tickets/%s/use" % first["id"], headers=manager.headers)
+    other = register(testapp, "other", age=40)
+    third = buy(testapp, other, sessions[0]["id"]).json
+    return first, second, third, other
+
+
+def ids(response):
+    return [t["id"] for t in response.json]
+
+
+def test_my_tickets_newest_first_and_the_watch_history(testapp, customer, history):
+    first, second, _, _ = history
+    response = testapp.get("/v1/tickets/me", headers=customer.headers)
+    assert ids(response) == [second["id"], first["id"]]
+    assert response.headers["X-Total-Count"] == "2" and 'rel="first"' in response.headers["Link"]
+    watched = testapp.get("/v1/tickets/me?filterByUse=used", headers=customer.headers).json
+    assert [t["id"] for t in watched] == [first["id"]]
+    assert watched[0]["session"]["movie"]["title"] == "Alien"
+    assert ids(testapp.get("/v1/tickets/me?filterByUse=unused", headers=customer.headers)) == [second["id"]]
+
+
+def test_managers_list_every_ticket_with_filters(testapp, manager, customer, history, show):
+    first, second, third, other = history
+    _, sessions = show
+    assert ids(testapp.get("/v1/tickets", headers=manager.headers)) == [third["id"], second["id"], first["id"]]
+    assert ids(testapp.get("/v1/tickets?userId=" + other.id, headers=manager.headers)) == [third["id"]]
+    assert ids(testapp.get("/v1/tickets?sessionId=" + sessions[0]["id"], headers=manager.headers)) == [third["id"], first["id"]]
+    assert ids(testapp.get("/v1/tickets?filterByUse=used", headers=manager.headers)) == [first["id"]]
+    assert ids(testapp.get("/v1/tickets?userId=" + UNKNOWN, headers=manager.headers)) == []
+    page = testapp.get("/v1/tickets?perPage=2&page=2", headers=manager.headers)
+    assert ids(page) == [first["id"]] and page.headers["X-Total-Count"] == "3"
+    testapp.get("/v1/tickets", headers=customer.headers, status=403)
+
+
+def test_user_with_tickets_and_user_tickets(testapp, manager, customer, history):
+    first, second, _, _ = history
+    body = testapp.get("/v1/users/" + customer.id, headers=customer.headers).json
+    assert [t["id"] for t in body["tickets"]] == [second["id"], first["id"]]
+    listed = testapp.get("/v1/users/%s/tickets?filterByUse=used" % customer.id, headers=manager.headers)
+    assert ids(listed) == [first["id"]] and listed.headers["X-Total-Count"] == "1"
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_parallel_purchases_of_one_session_by_one_user_give_one_201(app, testapp, customer, manager, show):
+    _, sessions = show
+    body = {"sessionId": sessions[0]["id"]}
+    results = run_parallel(app, 20, lambda client: client.post_json("/v1/tickets", body, headers=customer.headers, expect_errors=True))
+    assert results == [201] + [409] * 19
+    assert testapp.get("/v1/tickets", headers=manager.headers).headers["X-Total-Count"] == "1"
+
+
+def test_parallel_uses_of_one_ticket_give_one_200(app, testapp, customer, manager, show):
+    _, sessions = show
+    ticket = buy(testapp, customer, sessions[0]["id"]).json
+    url = "/v1/tickets/%s/use" % ticket["id"]
+    results = run_parallel(app, 20, lambda client: client.post(url, headers=manager.headers, expect_errors=True))
+    assert results == [200] + [409] * 19
