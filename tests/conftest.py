@@ -85,8 +85,8 @@ def reset_state(db, registry):
     with db_session:
         for table in TABLES:
             db.execute('DELETE FROM "%s"' % table)
-    for region in registry["cinema.caches"].regions.values():
-        region.invalidate(hard=True)
+    caches = registry["cinema.caches"]
+    caches.invalidate(*caches.regions)
     registry["cinema.login_limiter"].reset()
 
 

@@ -6,29 +6,48 @@ Each region is configured from its own ini prefix::
     cinema.cache.movies.backend = memory          # memory | redis | null
     cinema.cache.movies.expiration_time = 300
     cinema.cache.movies.arguments.max_entries = 10000
-    cinema.cache.movies.arguments.url = redis://127.0.0.1:6379/0
+    cinema.cache.sessions.arguments.url = redis://127.0.0.1:6379/0
 
 ``CACHE_URL`` (``memory://``, ``redis://host:port/db``, ``null://``), when set, replaces
-every region's backend. Code asks ``request.cache_region("movies")``, never a backend.
+every region's backend. Views use :func:`cached_view`; mutations call
+``request.invalidate_cache(*regions)``. Invalidation is a generation counter per region,
+kept in the backend (so every process sharing Redis sees it) and part of every key: a
+reader takes the generation before it queries the database, so data read before a commit
+can only be stored under the old generation.
+
+Redis calls have 0.25 s timeouts; after a failure the cache is bypassed for 30 s, so an
+outage degrades to uncached answers, never an error or a hang.
 """
 
+import functools
+import hashlib
+import json
 import logging
 import threading
 import uuid
 from collections import OrderedDict
 
+import redis
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
+from pyramid.response import Response
 from pyramid.settings import aslist
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from cinema_api.core.trace import trace_event
+from cinema_api.infrastructure.breaker import CircuitBreaker
 from cinema_api.settings import SettingsError
 
 log = logging.getLogger(__name__)
+hit_log = logging.getLogger("cinema_api.cache")
 
 DEFAULT_REGIONS = ("movies", "sessions")
 DEFAULT_EXPIRATION = 300
 DEFAULT_MAX_ENTRIES = 10_000
 REDIS_TIMEOUT_SEC = 0.25
+OUTAGE_BYPASS_SEC = 30.0
+KEY_PREFIX = "cinema"
 
 BACKENDS = {
     "memory": "dogpile.cache.memory",
@@ -90,6 +109,16 @@ class LRUDict:
             self._data.clear()
 
 
+def redis_pool(url):
+    """A connection pool with short timeouts and no retries: a slow Redis must not stall requests."""
+    return redis.ConnectionPool.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SEC,
+        socket_connect_timeout=REDIS_TIMEOUT_SEC,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 class RegionConfig:
     """What one region is made of, read from ini and ``CACHE_URL``."""
 
@@ -101,9 +130,7 @@ class RegionConfig:
         prefix = "cinema.cache.%s." % name
         backend = ini.get(prefix + "backend", "memory").strip()
         arguments = {
-            key[len(prefix + "arguments.") :]: value
-            for key, value in ini.items()
-            if key.startswith(prefix + "arguments.")
+            key[len(prefix + "arguments.") :]: value for key, value in ini.items() if key.startswith(prefix + "arguments.")
         }
         if cache_url:
             backend = cache_url.split("://", 1)[0]
@@ -114,44 +141,87 @@ class RegionConfig:
             raise SettingsError("cinema.cache.%s.backend must be one of %s" % (name, ", ".join(BACKENDS)))
         try:
             expiration = int(ini.get(prefix + "expiration_time", DEFAULT_EXPIRATION))
+            max_entries = int(arguments.get("max_entries", DEFAULT_MAX_ENTRIES))
         except ValueError:
-            raise SettingsError("cinema.cache.%s.expiration_time must be an integer" % name) from None
+            raise SettingsError("cinema.cache.%s.expiration_time and max_entries must be integers" % name) from None
+        arguments["max_entries"] = max_entries
+        if backend == "redis":
+            arguments.setdefault("url", "redis://127.0.0.1:6379/0")
         return cls(name, backend, expiration, arguments)
 
-    def dogpile_arguments(self):
-        if self.backend == "memory":
-            max_entries = int(self.arguments.get("max_entries", DEFAULT_MAX_ENTRIES))
-            return {"cache_dict": LRUDict(max_entries)}
-        if self.backend == "redis":
-            return {
-                "url": self.arguments.get("url", "redis://127.0.0.1:6379/0"),
-                "socket_timeout": float(self.arguments.get("socket_timeout", REDIS_TIMEOUT_SEC)),
-                "connection_kwargs": {
-                    "socket_connect_timeout": float(self.arguments.get("socket_connect_timeout", REDIS_TIMEOUT_SEC))
-                },
-                "distributed_lock": True,
-                "thread_local_lock": False,
-                "redis_expiration_time": self.expiration_time + 30,
+    @property
+    def url(self):
+        return self.arguments.get("url")
+
+
+class Region:
+    """One named region: a dogpile region plus its generation counter."""
+
+    def __init__(self, config, pools, breaker):
+        self.config = config
+        self.name = config.name
+        self.breaker = breaker
+        self.enabled = config.backend != "null"
+        self.redis = redis.Redis(connection_pool=pools[config.url]) if config.backend == "redis" else None
+        self._local_generation = 0
+        self.generation_key = "%s:generation:%s" % (KEY_PREFIX, self.name)
+        self.dogpile = make_region(name=self.name, key_mangler=lambda key: "%s:%s:%s" % (KEY_PREFIX, self.name, key))
+        arguments = {}
+        if config.backend == "memory":
+            arguments = {"cache_dict": LRUDict(config.arguments["max_entries"])}
+        elif config.backend == "redis":
+            arguments = {
+                "connection_pool": pools[config.url],
+                "redis_expiration_time": config.expiration_time + 30,
             }
-        return {}
+        self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
 
+    def _guarded(self, action, default):
+        if not self.enabled or self.breaker.is_open:
+            return default
+        try:
+            result = action()
+        except redis.RedisError as exc:
+            self.breaker.failure(exc)
+            return default
+        self.breaker.success()
+        return result
 
-def build_region(config):
-    region = make_region(name=config.name, key_mangler=lambda key, prefix="cinema:%s:" % config.name: prefix + key)
-    region.configure(
-        BACKENDS[config.backend],
-        expiration_time=config.expiration_time,
-        arguments=config.dogpile_arguments(),
-    )
-    return region
+    def generation(self):
+        """The current generation, or None when the cache cannot be used now."""
+        if self.redis is None:
+            return self._local_generation if self.enabled else None
+        return self._guarded(lambda: int(self.redis.get(self.generation_key) or 0), None)
+
+    def invalidate(self):
+        """Start a new generation: every process sharing the backend stops using older entries."""
+        if self.redis is None:
+            self._local_generation += 1
+            self.dogpile.invalidate(hard=True)
+        else:
+            if self._guarded(lambda: self.redis.incr(self.generation_key), None) is None and self.enabled:
+                log.warning("cache region %s could not be invalidated: its entries expire by TTL", self.name)
+
+    def get(self, generation, key):
+        value = self._guarded(lambda: self.dogpile.get("%s:%s" % (generation, key)), NO_VALUE)
+        return None if value is NO_VALUE else value
+
+    def set(self, generation, key, value):
+        self._guarded(lambda: self.dogpile.set("%s:%s" % (generation, key), value), None)
 
 
 class Caches:
-    """The application's regions, by name."""
+    """The application's regions, by name, sharing one Redis pool per URL and one breaker."""
 
-    def __init__(self, configs):
-        self.configs = {config.name: config for config in configs}
-        self.regions = {config.name: build_region(config) for config in configs}
+    def __init__(self, configs, settings=None):
+        self.settings = settings
+        pools = {config.url: redis_pool(config.url) for config in configs if config.backend == "redis"}
+        self.breaker = CircuitBreaker("redis cache", OUTAGE_BYPASS_SEC, on_change=self._outage_changed)
+        self.regions = {config.name: Region(config, pools, self.breaker) for config in configs}
+        self.default_config = configs[0]
+
+    def _outage_changed(self, event, name):
+        trace_event(self.settings, "cache " + event, backend=name)
 
     def region(self, name):
         return self.regions[name]
@@ -159,35 +229,120 @@ class Caches:
     @property
     def redis_url(self):
         """The Redis URL of the default backend, or None when it is not Redis."""
-        config = next(iter(self.configs.values()))
-        return config.dogpile_arguments()["url"] if config.backend == "redis" else None
+        return self.default_config.url if self.default_config.backend == "redis" else None
 
-    @property
-    def default(self):
-        """The first region: the default backend that health checks."""
-        return next(iter(self.regions.values()))
+    def invalidate(self, *names):
+        for name in names:
+            self.regions[name].invalidate()
 
     def ping(self):
         """A real set and get on the default backend; True when it answered correctly."""
-        name, region = next(iter(self.regions.items()))
-        if self.configs[name].backend == "null":
+        region = self.regions[self.default_config.name]
+        if not region.enabled:
             return True
         key = "health:" + uuid.uuid4().hex
         try:
-            region.set(key, "ok")
-            ok = region.get(key) == "ok"
-            region.delete(key)
-            return ok
-        except Exception as exc:  # any backend failure means the cache is down
+            region.dogpile.set(key, "ok")
+            ok = region.dogpile.get(key) == "ok"
+            region.dogpile.delete(key)
+        except redis.RedisError as exc:
             log.warning("cache health check failed: %s", exc)
             return False
+        return ok
+
+
+# ---------------------------------------------------------------- HTTP caching of views
+
+
+def etag_of(body):
+    return '"%s"' % hashlib.sha256(body).hexdigest()[:32]
+
+
+def etag_matches(header, etag):
+    """Weak comparison (RFC 9110): ``W/`` prefixes are ignored; ``*`` matches anything."""
+    if not header:
+        return False
+    opaque = etag[2:] if etag.startswith("W/") else etag
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if (candidate[2:] if candidate.startswith("W/") else candidate) == opaque:
+            return True
+    return False
+
+
+def cache_key(request):
+    """The route plus the validated (so normalised) parameters: order and unknowns do not split it."""
+    validated = request.validated
+    parts = {location: validated[location] for location in ("path", "querystring") if location in validated}
+    return request.matched_route.name + ":" + json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def json_response(request, body, cache_status):
+    etag = etag_of(body)
+    headers = {"ETag": etag, "X-Cache": cache_status, "Cache-Control": "private, no-cache"}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return Response(status=304, headers=headers)
+    response = Response(body=body, content_type="application/json", charset="utf-8")
+    response.headers.update(headers)
+    return response
+
+
+def cached_view(region_name):
+    """Serve a view's 200 JSON body from ``region_name``; errors pass through uncached."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request):
+            region = request.registry["cinema.caches"].region(region_name)
+            key = cache_key(request)
+            generation = region.generation()  # before the database is read
+            body = region.get(generation, key) if generation is not None else None
+            if body is not None:
+                if request.registry["cinema.settings"].enable_cache_trace_logs:
+                    hit_log.info("cache hit %s:%s [trace %s]", region_name, key, request.trace_id)
+                return json_response(request, body, "HIT")
+            body = json.dumps(view(request), separators=(",", ":")).encode("utf-8")
+            if generation is not None:
+                region.set(generation, key, body)
+            return json_response(request, body, "MISS")
+
+        return wrapper
+
+    return decorate
+
+
+def invalidate_cache(request, *names):
+    """Invalidate ``names`` once this request's transaction has committed."""
+    request.environ.setdefault("cinema.invalidate", set()).update(names)
+
+
+def invalidation_tween_factory(handler, registry):
+    """Runs outside the db_session tween: after the commit, before the response is written."""
+
+    def invalidation_tween(request):
+        response = handler(request)
+        names = request.environ.get("cinema.invalidate")
+        if names and response.status_code < 400:
+            registry["cinema.caches"].invalidate(*sorted(names))
+        return response
+
+    return invalidation_tween
 
 
 def includeme(config):
     settings = config.registry["cinema.settings"]
     ini = config.get_settings()
     names = aslist(ini.get("cinema.cache.regions", " ".join(DEFAULT_REGIONS)))
+    if not names:
+        raise SettingsError("cinema.cache.regions names no region")
     configs = [RegionConfig.from_settings(name, ini, settings.cache_url) for name in names]
-    caches = Caches(configs)
-    config.registry["cinema.caches"] = caches
-    config.add_request_method(lambda request, name: caches.region(name), "cache_region")
+    config.registry["cinema.caches"] = Caches(configs, settings)
+    config.add_request_method(lambda request, name: request.registry["cinema.caches"].region(name), "cache_region")
+    config.add_request_method(invalidate_cache, "invalidate_cache")
+    config.add_tween(
+        "cinema_api.infrastructure.cache.invalidation_tween_factory",
+        over="cinema_api.infrastructure.db.db_session_tween_factory",
+        under="cinema_api.core.body.body_limits_tween_factory",
+    )

@@ -6,6 +6,7 @@ from pyramid.response import Response
 from cinema_api.core.api import ApiService, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
+from cinema_api.infrastructure.cache import cached_view
 from cinema_api.infrastructure.security import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
@@ -22,6 +23,9 @@ movie_session = ApiService(name="movie_session", path="/movies/{movieId}/session
 all_sessions_bulk = ApiService(name="all_sessions_bulk", path="/movie-sessions/bulk")
 all_sessions = ApiService(name="all_sessions", path="/movie-sessions")
 session_by_id = ApiService(name="session_by_id", path="/movie-sessions/{sessionId}")
+
+#: Every movie or session mutation invalidates both regions (a movie's body lists its sessions).
+REGIONS = ("movies", "sessions")
 
 SERVICES = (
     movies_bulk,
@@ -73,6 +77,7 @@ def created(request, body):
     api_security=SECURED,
     response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True),
 )
+@cached_view("movies")
 def list_movies(request):
     query = request.validated["querystring"]
     page = Page.from_query(query, DEFAULT_PER_PAGE)
@@ -91,6 +96,7 @@ def list_movies(request):
     response_schemas=responses({"201": MovieReply(description="Created")}, "409", authenticated=True, body=True),
 )
 def create_movie(request):
+    request.invalidate_cache(*REGIONS)
     body = request.validated["body"]
     created_movie = request.movies.create(body["title"], body["ageRestriction"])
     trace(request, "movie created", movie=created_movie.id)
@@ -106,6 +112,7 @@ def create_movie(request):
     response_schemas=responses({"201": MovieListReply(description="Created, in request order")}, "409", authenticated=True, body=True),
 )
 def create_movies(request):
+    request.invalidate_cache(*REGIONS)
     created_movies = request.movies.create_many(request.validated["body"]["movies"])
     trace(request, "movies created", count=len(created_movies))
     return created(request, [movie_body(m) for m in created_movies])
@@ -120,6 +127,7 @@ def create_movies(request):
     response_schemas=responses({"204": NoContent(description="Deleted with their sessions")}, "404", "409", authenticated=True, body=True),
 )
 def delete_movies(request):
+    request.invalidate_cache(*REGIONS)
     movie_ids = request.validated["body"]["movieIds"]
     request.movies.delete_many(movie_ids)
     trace(request, "movies deleted", count=len(set(movie_ids)))
@@ -133,6 +141,7 @@ def delete_movies(request):
     api_security=SECURED,
     response_schemas=responses({"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True),
 )
+@cached_view("movies")
 def get_movie(request):
     movie_id = request.validated["path"]["movieId"]
     found = request.movies.get(movie_id)
@@ -150,6 +159,7 @@ def get_movie(request):
     response_schemas=responses({"200": MovieReply(description="Updated")}, "404", "409", authenticated=True, body=True),
 )
 def update_movie(request):
+    request.invalidate_cache(*REGIONS)
     updated = request.movies.update(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "movie updated", movie=updated.id)
     return movie_body(updated)
@@ -164,6 +174,7 @@ def update_movie(request):
     response_schemas=responses({"204": NoContent(description="Deleted with its sessions")}, "400", "404", "409", authenticated=True),
 )
 def delete_movie(request):
+    request.invalidate_cache(*REGIONS)
     movie_id = request.validated["path"]["movieId"]
     request.movies.delete_many([movie_id], bulk=False)
     trace(request, "movie deleted", movie=movie_id)
@@ -180,6 +191,7 @@ def delete_movie(request):
     api_security=SECURED,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
 )
+@cached_view("sessions")
 def list_sessions_of_movie(request):
     movie_id = request.validated["path"]["movieId"]
     request.movies.get(movie_id)  # 404 for an unknown movie
@@ -195,6 +207,7 @@ def list_sessions_of_movie(request):
     response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
 )
 def create_session(request):
+    request.invalidate_cache(*REGIONS)
     session = request.movie_sessions.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=session.id)
     return created(request, session_body(session))
@@ -209,6 +222,7 @@ def create_session(request):
     response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
 )
 def create_sessions(request):
+    request.invalidate_cache(*REGIONS)
     sessions = request.movie_sessions.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
     trace(request, "sessions created", count=len(sessions))
     return created(request, [session_body(s) for s in sessions])
@@ -221,6 +235,7 @@ def create_sessions(request):
     api_security=SECURED,
     response_schemas=responses({"200": MovieSessionReply(description="The session")}, "400", "404", "409", authenticated=True),
 )
+@cached_view("sessions")
 def get_session(request):
     path = request.validated["path"]
     return session_body(request.movie_sessions.get_of_movie(path["movieId"], path["sessionId"]))
@@ -236,6 +251,7 @@ def get_session(request):
     api_security=SECURED,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True),
 )
+@cached_view("sessions")
 def list_sessions(request):
     return sessions_page(request, request.validated["querystring"].get("movieId"))
 
@@ -249,6 +265,7 @@ def list_sessions(request):
     response_schemas=responses({"204": NoContent(description="Deleted")}, "404", "409", authenticated=True, body=True),
 )
 def delete_sessions(request):
+    request.invalidate_cache(*REGIONS)
     session_ids = request.validated["body"]["sessionIds"]
     request.movie_sessions.delete_many(session_ids)
     trace(request, "sessions deleted", count=len(set(session_ids)))
@@ -264,6 +281,7 @@ def delete_sessions(request):
     response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", "409", authenticated=True),
 )
 def delete_session(request):
+    request.invalidate_cache(*REGIONS)
     session_id = request.validated["path"]["sessionId"]
     request.movie_sessions.delete_many([session_id], bulk=False)
     trace(request, "session deleted", session=session_id)
