@@ -1,23 +1,9 @@
 """The server runner: pserve with our waitress wrapper, HOST and PORT overrides."""
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
 from cinema_api.server import listen_address
-from tests.conftest import HERE
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import HERE, ServerProcess
 
 
 def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
@@ -38,25 +24,8 @@ def test_a_bad_port_stops_with_one_line(monkeypatch):
 
 @pytest.mark.slow
 def test_pserve_development_ini_serves_on_port(tmp_path):
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), DATABASE_URL="sqlite:///" + str(tmp_path / "dev.sqlite"))
-    pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
-    process = subprocess.Popen([pserve, "development.ini"], cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/v1/health" % port, timeout=2) as response:
-                    body = json.load(response)
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    process.kill()
-                    pytest.fail("server did not answer: %s" % process.stdout.read().decode(errors="replace"))
-                time.sleep(0.2)
-        assert body["status"] == "ok"
-        assert body["info"]["database"] == {"status": "up"}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    with ServerProcess(DATABASE_URL="sqlite:///" + str(tmp_path / "dev.sqlite")) as server:
+        status, headers, body = server.request("GET", "/v1/health")
+    assert status == 200 and body["status"] == "ok"
+    assert body["info"]["database"] == {"status": "up"}
+    assert headers["X-Trace-Id"]
