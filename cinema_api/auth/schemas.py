@@ -10,7 +10,9 @@ from cinema_api.core.schemas import (
     Integer,
     Length,
     Mapping,
+    FirstOf,
     OneOf,
+    Pattern,
     Range,
     String,
     UUID,
@@ -18,20 +20,16 @@ from cinema_api.core.schemas import (
 )
 from cinema_api.users.entities import ROLES
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 DIGIT_RE = re.compile(r"[0-9]")
 
 
-def username_rules(node, value):
-    Length(3, 50)(node, value)
-    if not USERNAME_RE.fullmatch(value):
-        raise colander.Invalid(node, "must contain only letters, digits, '.', '_' and '-'")
-
-
-def password_rules(node, value):
-    Length(8, 72, unit="bytes")(node, value)
+def letter_and_digit(node, value):
     if not any(char.isalpha() for char in value) or not DIGIT_RE.search(value):
         raise colander.Invalid(node, "must contain at least one letter and one digit")
+
+
+username_rules = FirstOf(Length(3, 50), Pattern(r"[A-Za-z0-9._-]+", "must contain only letters, digits, '.', '_' and '-'"))
+password_rules = FirstOf(Length(8, 72, unit="bytes"), letter_and_digit)
 
 
 class Register(Mapping):

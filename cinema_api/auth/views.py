@@ -1,11 +1,9 @@
 """POST /v1/auth/register | login | refresh | logout."""
 
-import colander
-from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.auth.schemas import AuthReply, LoginRequest, RefreshRequest, RegisterRequest, auth_body
-from cinema_api.core.api import ApiService, responses
+from cinema_api.core.api import ApiService, NoContent, no_content, responses
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.ratelimit import client_address
 
@@ -16,9 +14,6 @@ login = ApiService(name="auth_login", path="/auth/login")
 refresh = ApiService(name="auth_refresh", path="/auth/refresh")
 logout = ApiService(name="auth_logout", path="/auth/logout")
 
-
-class NoContent(colander.MappingSchema):
-    pass
 
 
 @register.post(
@@ -74,4 +69,4 @@ def refresh_view(request):
 def logout_view(request):
     request.authentication.logout(request.identity.user_id)
     trace(request, "logout", user=request.identity.user_id)
-    return Response(status=204)
+    return no_content()

@@ -8,6 +8,7 @@ request against it after the permission check and stores the result in
 
 import colander
 from cornice import Service
+from pyramid.response import Response
 
 from cinema_api.core.body import parse_json_object
 from cinema_api.core.errors import FieldError
@@ -70,6 +71,15 @@ class ApiService(Service):
         super().__init__(name=name, path=prefix + path, **kwargs)
         #: False for aliases and the documentation routes themselves.
         self.documented = documented
+
+
+def no_content():
+    """204 with an empty body; its media type is declared like every other answer's."""
+    return Response(status=204, content_type="application/json", charset=None)
+
+
+class NoContent(colander.MappingSchema):
+    """A 204 response: no body."""
 
 
 # ---------------------------------------------------------------- documented responses

@@ -117,13 +117,14 @@ def format_datetime(value):
 
 
 # ---------------------------------------------------------------- validators
+#
+# Subclasses of colander's own validators, so cornice_swagger documents their bounds
+# (minimum/maximum, minLength/maxLength, minItems/maxItems, enum, pattern), with messages
+# that read after the field's dotted path.
 
 
-class Range:
+class Range(colander.Range):
     """Inclusive bounds, said the way clients of the original service read them."""
-
-    def __init__(self, min=None, max=None):
-        self.min, self.max = min, max
 
     def __call__(self, node, value):
         if self.min is not None and value < self.min:
@@ -132,11 +133,12 @@ class Range:
             raise colander.Invalid(node, "must not be greater than %s" % self.max)
 
 
-class Length:
+class Length(colander.Length):
     """Length bounds in characters (or in UTF-8 bytes when ``unit="bytes"``)."""
 
     def __init__(self, min=None, max=None, unit="characters"):
-        self.min, self.max, self.unit = min, max, unit
+        super().__init__(min=min, max=max)
+        self.unit = unit
 
     def __call__(self, node, value):
         size = len(value.encode("utf-8")) if self.unit == "bytes" else len(value)
@@ -148,26 +150,39 @@ class Length:
             raise colander.Invalid(node, "must be shorter than or equal to %d %s" % (self.max, self.unit))
 
 
-class OneOf:
-    def __init__(self, choices):
-        self.choices = tuple(choices)
-
+class OneOf(colander.OneOf):
     def __call__(self, node, value):
         if value not in self.choices:
             raise colander.Invalid(node, "must be one of the following values: " + ", ".join(self.choices))
 
 
-class ItemCount:
-    """Bounds on the number of items of an array."""
+class Pattern(colander.Regex):
+    """The whole value must match ``regex`` (anchored at both ends)."""
 
-    def __init__(self, min, max):
-        self.min, self.max = min, max
+    def __init__(self, regex, message):
+        super().__init__("^(?:%s)$" % regex, msg=message)
+
+    def __call__(self, node, value):
+        if self.match_object.fullmatch(value) is None:
+            raise colander.Invalid(node, self.msg)
+
+
+class ItemCount(colander.Length):
+    """Bounds on the number of items of an array."""
 
     def __call__(self, node, value):
         if len(value) < self.min:
             raise colander.Invalid(node, "must contain at least %d elements" % self.min)
         if len(value) > self.max:
             raise colander.Invalid(node, "must contain no more than %d elements" % self.max)
+
+
+class FirstOf(colander.All):
+    """Run validators in order and report the first failure only."""
+
+    def __call__(self, node, value):
+        for validator in self.validators:
+            validator(node, value)
 
 
 # ---------------------------------------------------------------- nodes

@@ -2,7 +2,7 @@
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from cinema_api.core.api import ApiService, responses
+from cinema_api.core.api import ApiService
 from cinema_api.health.schemas import HealthResponse
 from cinema_api.health.services import check_health
 

@@ -1,9 +1,8 @@
 """Movies and movie sessions: /v1/movies..., /v1/movie-sessions..."""
 
 import colander
-from pyramid.response import Response
 
-from cinema_api.core.api import ApiService, responses
+from cinema_api.core.api import ApiService, NoContent, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.cache import cached_view
@@ -53,13 +52,6 @@ MovieSessionReply = body_response("MovieSessionReply", schemas.MovieSessionRespo
 MovieSessionListReply = body_response("MovieSessionListReply", schemas.MovieSessionList())
 MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage())
 
-
-class NoContent(colander.MappingSchema):
-    pass
-
-
-def no_content():
-    return Response(status=204)
 
 
 def created(request, body):

@@ -2,7 +2,7 @@
 
 import colander
 
-from cinema_api.core.pagination import page_nodes
+from cinema_api.core.pagination import ListHeaders, page_nodes
 from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
 
 USE_FILTERS = ("all", "used", "unused")
@@ -35,6 +35,15 @@ class TicketResponse(colander.MappingSchema):
 
 class TicketList(colander.SequenceSchema):
     ticket = TicketResponse(title="TicketResponse")
+
+
+class TicketReply(colander.MappingSchema):
+    body = TicketResponse()
+
+
+class TicketListReply(colander.MappingSchema):
+    body = TicketList()
+    headers = ListHeaders()
 
 
 def use_filter_node():

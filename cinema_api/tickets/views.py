@@ -1,10 +1,7 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
-import colander
-from pyramid.response import Response
-
-from cinema_api.core.api import ApiService, responses
-from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
+from cinema_api.core.api import ApiService, NoContent, no_content, responses
+from cinema_api.core.pagination import Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.security import MANAGE
 from cinema_api.tickets.schemas import (
@@ -12,9 +9,9 @@ from cinema_api.tickets.schemas import (
     BuyTicketRequest,
     ListTicketsRequest,
     MyTicketsRequest,
-    TicketList,
+    TicketListReply,
+    TicketReply,
     TicketRequest,
-    TicketResponse,
     ticket_body,
 )
 
@@ -27,18 +24,6 @@ ticket = ApiService(name="ticket", path="/tickets/{ticketId}")
 
 SERVICES = (my_tickets, tickets, ticket_use, ticket)
 
-
-class TicketReply(colander.MappingSchema):
-    body = TicketResponse()
-
-
-class TicketListReply(colander.MappingSchema):
-    body = TicketList()
-    headers = ListHeaders()
-
-
-class NoContent(colander.MappingSchema):
-    pass
 
 
 def ticket_page(request, user_id=None, session_id=None):
@@ -118,4 +103,4 @@ def delete_ticket(request):
     ticket_id = request.validated["path"]["ticketId"]
     request.tickets.delete(ticket_id)
     trace(request, "ticket deleted", ticket=ticket_id)
-    return Response(status=204)
+    return no_content()

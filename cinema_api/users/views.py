@@ -6,7 +6,7 @@ from cinema_api.core.api import ApiService, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.infrastructure.security import MANAGE
 from cinema_api.tickets.schemas import DEFAULT_PER_PAGE as TICKETS_PER_PAGE
-from cinema_api.tickets.schemas import TicketList, ticket_body
+from cinema_api.tickets.schemas import TicketListReply, ticket_body
 from cinema_api.users.errors import NotYourAccount
 from cinema_api.users.schemas import (
     DEFAULT_PER_PAGE,
@@ -33,11 +33,6 @@ class UserListResponse(colander.MappingSchema):
 
 class UserWithTicketsReply(colander.MappingSchema):
     body = UserWithTickets()
-
-
-class TicketListResponse(colander.MappingSchema):
-    body = TicketList()
-    headers = ListHeaders()
 
 
 @users.get(
@@ -79,7 +74,7 @@ def get_user(request):
     tags=["users"],
     operation_id="getUserTickets",
     api_security=SECURED,
-    response_schemas=responses({"200": TicketListResponse(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
+    response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
 )
 def get_user_tickets(request):
     user_id = request.validated["path"]["userId"]

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import uuid
 
 import pytest
 from pony.orm import db_session
@@ -53,7 +52,7 @@ def test_constraints_back_the_domain_rules(database_url):
     migrate.apply(database_url)
     db = make_database(database_url, definers())
     User, Movie, MovieSession = db.User, db.Movie, db.MovieSession
-    from datetime import date, datetime
+    from datetime import datetime
 
     from pony.orm import TransactionIntegrityError, commit
     from pony.orm.dbapiprovider import IntegrityError
@@ -71,7 +70,6 @@ def test_constraints_back_the_domain_rules(database_url):
                 action()
                 commit()
 
-    day = date(2030, 1, 1)
     # unique username, movie title, (room, timeslot, day), (user, session)
     violates(lambda: User(username="alice", password_hash="x", role="customer", age=1))
     violates(lambda: Movie(title="Alien", age_restriction=1))
