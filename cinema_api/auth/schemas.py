@@ -1,6 +1,5 @@
 """Request and response schemas of authentication (the design's DTOs)."""
 
-import re
 from datetime import datetime, timezone
 
 import colander
@@ -20,16 +19,11 @@ from cinema_api.core.schemas import (
 )
 from cinema_api.users.entities import ROLES
 
-DIGIT_RE = re.compile(r"[0-9]")
-
-
-def letter_and_digit(node, value):
-    if not any(char.isalpha() for char in value) or not DIGIT_RE.search(value):
-        raise colander.Invalid(node, "must contain at least one letter and one digit")
-
+#: A letter (any script: a word character that is neither a digit nor "_") and an ASCII digit.
+LETTER_AND_DIGIT = r"(?=[\s\S]*[^\W\d_])(?=[\s\S]*[0-9])[\s\S]*"
 
 username_rules = FirstOf(Length(3, 50), Pattern(r"[A-Za-z0-9._-]+", "must contain only letters, digits, '.', '_' and '-'"))
-password_rules = FirstOf(Length(8, 72, unit="bytes"), letter_and_digit)
+password_rules = FirstOf(Length(8, 72, unit="bytes"), Pattern(LETTER_AND_DIGIT, "must contain at least one letter and one digit"))
 
 
 class Register(Mapping):

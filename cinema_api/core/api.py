@@ -74,8 +74,8 @@ class ApiService(Service):
 
 
 def no_content():
-    """204 with an empty body; its media type is declared like every other answer's."""
-    return Response(status=204, content_type="application/json", charset=None)
+    """204: no body, so no Content-Type either."""
+    return Response(status=204)
 
 
 class NoContent(colander.MappingSchema):

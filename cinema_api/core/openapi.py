@@ -102,7 +102,11 @@ def generate_document(registry):
                 continue
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "body":
+                    # A body with no required field may be left out: it reads as {}.
+                    parameter["required"] = bool(parameter["schema"].get("required"))
                     parameter["schema"] = definitions.hoist(parameter["schema"], parameter["name"])
+                elif parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True  # an empty value counts as absent
     # Query DTOs are documented as definitions too (operations list them as parameters).
     for service in services:
         for _, _, args in service.definitions:
