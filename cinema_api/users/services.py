@@ -34,7 +34,8 @@ class Users:
         return user
 
     def by_username(self, username):
-        return self.db.User.get(username=username)
+        """The user named exactly ``username``, or None (an empty name names nobody)."""
+        return self.db.User.get(username=username) if username else None
 
     def page(self, page):
         """``(users, total)``: newest first."""

@@ -109,7 +109,7 @@ def test_login_with_the_right_password(testapp):
 
 @pytest.mark.parametrize(
     "username, password",
-    [("alice", "wrong1234"), ("nobody", PASSWORD), ("alice", "x" * 100 + "1"), ("ALICE", PASSWORD), ("alice", "")],
+    [("alice", "wrong1234"), ("nobody", PASSWORD), ("alice", "x" * 100 + "1"), ("ALICE", PASSWORD), ("alice", ""), ("", PASSWORD), ("  ", PASSWORD)],
 )
 def test_login_failures_are_alike(testapp, username, password):
     register(testapp, "alice")
