@@ -3,11 +3,9 @@
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.auth.schemas import AuthReply, LoginRequest, RefreshRequest, RegisterRequest, auth_body
-from cinema_api.core.api import ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.ratelimit import client_address
-
-SECURED = [{"bearer": []}]
 
 register = ApiService(name="auth_register", path="/auth/register")
 login = ApiService(name="auth_login", path="/auth/login")
@@ -63,7 +61,7 @@ def refresh_view(request):
 @logout.post(
     tags=["auth"],
     operation_id="logout",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Every session of the user is revoked")}, authenticated=True),
 )
 def logout_view(request):

@@ -16,6 +16,9 @@ from cinema_api.core.schemas import ErrorBody
 
 API_PREFIX = "/v1"
 
+#: The ``api_security`` of every operation that needs a bearer token.
+BEARER = [{"bearer": []}]
+
 
 def query_params(request, known):
     """The query string as a dict: empty values are absent; a repeated known parameter is a 400."""

@@ -101,7 +101,7 @@ class Movies:
         Movie = self.db.Movie
         query = select(m for m in Movie)
         if title:
-            folded = fold_title(title)
+            folded = fold_title(title)  # read by the raw SQL below as $folded
             if self.db.provider.dialect == "SQLite":
                 query = query.filter(lambda m: raw_sql('instr("m"."title_folded", $folded) > 0'))
             else:

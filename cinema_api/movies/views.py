@@ -2,15 +2,13 @@
 
 import colander
 
-from cinema_api.core.api import ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.cache import cached_view
 from cinema_api.infrastructure.security import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
-
-SECURED = [{"bearer": []}]
 
 # Bulk routes first: /movies/bulk must not be read as /movies/{movieId}.
 movies_bulk = ApiService(name="movies_bulk", path="/movies/bulk")
@@ -66,7 +64,7 @@ def created(request, body):
     schema=schemas.ListMoviesRequest(),
     tags=["movies"],
     operation_id="listMovies",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True),
 )
 @cached_view("movies")
@@ -84,7 +82,7 @@ def list_movies(request):
     permission=MANAGE,
     tags=["movies"],
     operation_id="createMovie",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"201": MovieReply(description="Created")}, "409", authenticated=True, body=True),
 )
 def create_movie(request):
@@ -100,7 +98,7 @@ def create_movie(request):
     permission=MANAGE,
     tags=["movies"],
     operation_id="createMovies",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"201": MovieListReply(description="Created, in request order")}, "409", authenticated=True, body=True),
 )
 def create_movies(request):
@@ -115,7 +113,7 @@ def create_movies(request):
     permission=MANAGE,
     tags=["movies"],
     operation_id="deleteMovies",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Deleted with their sessions")}, "404", "409", authenticated=True, body=True),
 )
 def delete_movies(request):
@@ -130,7 +128,7 @@ def delete_movies(request):
     schema=schemas.MovieRequest(),
     tags=["movies"],
     operation_id="getMovie",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True),
 )
 @cached_view("movies")
@@ -147,7 +145,7 @@ def get_movie(request):
     permission=MANAGE,
     tags=["movies"],
     operation_id="updateMovie",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MovieReply(description="Updated")}, "404", "409", authenticated=True, body=True),
 )
 def update_movie(request):
@@ -162,7 +160,7 @@ def update_movie(request):
     permission=MANAGE,
     tags=["movies"],
     operation_id="deleteMovie",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Deleted with its sessions")}, "400", "404", "409", authenticated=True),
 )
 def delete_movie(request):
@@ -180,7 +178,7 @@ def delete_movie(request):
     schema=schemas.ListMovieSessionsRequest(),
     tags=["movie-sessions"],
     operation_id="listSessionsOfMovie",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
 )
 @cached_view("sessions")
@@ -195,7 +193,7 @@ def list_sessions_of_movie(request):
     permission=MANAGE,
     tags=["movie-sessions"],
     operation_id="createMovieSession",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
 )
 def create_session(request):
@@ -210,7 +208,7 @@ def create_session(request):
     permission=MANAGE,
     tags=["movie-sessions"],
     operation_id="createMovieSessions",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
 )
 def create_sessions(request):
@@ -224,7 +222,7 @@ def create_sessions(request):
     schema=schemas.MovieSessionRequest(),
     tags=["movie-sessions"],
     operation_id="getMovieSession",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MovieSessionReply(description="The session")}, "400", "404", "409", authenticated=True),
 )
 @cached_view("sessions")
@@ -240,7 +238,7 @@ def get_session(request):
     schema=schemas.ListAllMovieSessionsRequest(),
     tags=["movie-sessions"],
     operation_id="listMovieSessions",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True),
 )
 @cached_view("sessions")
@@ -253,7 +251,7 @@ def list_sessions(request):
     permission=MANAGE,
     tags=["movie-sessions"],
     operation_id="deleteMovieSessions",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Deleted")}, "404", "409", authenticated=True, body=True),
 )
 def delete_sessions(request):
@@ -269,7 +267,7 @@ def delete_sessions(request):
     permission=MANAGE,
     tags=["movie-sessions"],
     operation_id="deleteMovieSession",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", "409", authenticated=True),
 )
 def delete_session(request):

@@ -1,6 +1,6 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
-from cinema_api.core.api import ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
 from cinema_api.core.pagination import Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.security import MANAGE
@@ -14,8 +14,6 @@ from cinema_api.tickets.schemas import (
     TicketRequest,
     ticket_body,
 )
-
-SECURED = [{"bearer": []}]
 
 tickets = ApiService(name="tickets", path="/tickets")
 my_tickets = ApiService(name="my_tickets", path="/tickets/me")
@@ -38,7 +36,7 @@ def ticket_page(request, user_id=None, session_id=None):
     schema=BuyTicketRequest(),
     tags=["tickets"],
     operation_id="buyTicket",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"201": TicketReply(description="Bought")}, "404", "409", authenticated=True, body=True),
 )
 def buy_ticket(request):
@@ -54,7 +52,7 @@ def buy_ticket(request):
     permission=MANAGE,
     tags=["tickets"],
     operation_id="listTickets",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": TicketListReply(description="Tickets, newest purchase first")}, "400", authenticated=True),
 )
 def list_tickets(request):
@@ -66,7 +64,7 @@ def list_tickets(request):
     schema=MyTicketsRequest(),
     tags=["tickets"],
     operation_id="listMyTickets",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses(
         {"200": TicketListReply(description="The caller's tickets, newest first; filterByUse=used is the watch history")},
         "400",
@@ -82,7 +80,7 @@ def list_my_tickets(request):
     permission=MANAGE,
     tags=["tickets"],
     operation_id="useTicket",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": TicketReply(description="Checked: isUsed is true")}, "400", "404", "409", authenticated=True),
 )
 def use_ticket(request):
@@ -96,7 +94,7 @@ def use_ticket(request):
     permission=MANAGE,
     tags=["tickets"],
     operation_id="deleteTicket",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", authenticated=True),
 )
 def delete_ticket(request):

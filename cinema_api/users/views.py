@@ -2,11 +2,11 @@
 
 import colander
 
-from cinema_api.core.api import ApiService, responses
+from cinema_api.core.api import BEARER, ApiService, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.infrastructure.security import MANAGE
-from cinema_api.tickets.schemas import DEFAULT_PER_PAGE as TICKETS_PER_PAGE
-from cinema_api.tickets.schemas import TicketListReply, ticket_body
+from cinema_api.tickets.schemas import TicketListReply
+from cinema_api.tickets.views import ticket_page
 from cinema_api.users.errors import NotYourAccount
 from cinema_api.users.schemas import (
     DEFAULT_PER_PAGE,
@@ -18,8 +18,6 @@ from cinema_api.users.schemas import (
     user_body,
     user_with_tickets_body,
 )
-
-SECURED = [{"bearer": []}]
 
 users = ApiService(name="users", path="/users")
 user = ApiService(name="user", path="/users/{userId}")
@@ -40,7 +38,7 @@ class UserWithTicketsReply(colander.MappingSchema):
     permission=MANAGE,
     tags=["users"],
     operation_id="listUsers",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": UserListResponse(description="Users, newest first")}, "400", authenticated=True),
 )
 def list_users(request):
@@ -54,7 +52,7 @@ def list_users(request):
     schema=GetUserRequest(),
     tags=["users"],
     operation_id="getUser",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses(
         {"200": UserWithTicketsReply(description="The user with every ticket, newest first")}, "400", "404", authenticated=True
     ),
@@ -73,14 +71,10 @@ def get_user(request):
     permission=MANAGE,
     tags=["users"],
     operation_id="getUserTickets",
-    api_security=SECURED,
+    api_security=BEARER,
     response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
 )
 def get_user_tickets(request):
     user_id = request.validated["path"]["userId"]
-    query = request.validated["querystring"]
     request.users.get(user_id)  # 404 for an unknown user
-    page = Page.from_query(query, TICKETS_PER_PAGE)
-    found, total = request.tickets.page(page, query["filterByUse"], user_id=user_id)
-    set_list_headers(request, page, total)
-    return [ticket_body(t) for t in found]
+    return ticket_page(request, user_id=user_id)
