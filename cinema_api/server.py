@@ -1,25 +1,43 @@
 """The server runner of the ini files (``[server:main] use = egg:cinema_api#main``).
 
-It serves the application with waitress and lets ``HOST`` and ``PORT`` (OS environment,
-then the ``.env`` next to the ini file) override where it listens: variables given on the
-pserve command line cannot override an ini file's own values, so the runner reads them.
+It serves the application with waitress and adds two things waitress lacks:
+
+- ``HOST`` and ``PORT`` (OS environment, then the ``.env`` next to the ini file) override
+  where it listens: variables given on the pserve command line cannot override an ini
+  file's own values, so the runner reads them.
+- Graceful shutdown: on SIGTERM (or SIGINT) it stops accepting connections, lets the
+  requests in progress finish and their responses go out, closes idle connections, and
+  exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
 """
 
 import logging
 import os
+import signal
+import threading
+import time
 
 import waitress
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
 
 from cinema_api.settings import read_dotenv
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+LOOP_TIMEOUT = 0.2
+
+
+def _override(global_conf, name, value):
+    dotenv = read_dotenv(global_conf.get("here", "."))
+    return os.environ.get(name) or dotenv.get(name) or value
+
 
 def listen_address(global_conf, host, port):
     """``(host, port)`` after the ``HOST``/``PORT`` overrides."""
-    dotenv = read_dotenv(global_conf.get("here", "."))
-    host = os.environ.get("HOST") or dotenv.get("HOST") or host
-    port = os.environ.get("PORT") or dotenv.get("PORT") or port
+    host = _override(global_conf, "HOST", host)
+    port = _override(global_conf, "PORT", port)
     try:
         port = int(port)
         if not 0 <= port <= 65535:
@@ -29,11 +47,67 @@ def listen_address(global_conf, host, port):
     return host, port
 
 
-def serve(app, global_conf, host="127.0.0.1", port="6543", **kwargs):
-    """``paste.server_runner``: waitress on ``HOST``:``PORT``."""
+def read_shutdown_timeout(global_conf, value):
+    raw = _override(global_conf, "SHUTDOWN_TIMEOUT", value)
+    try:
+        timeout = float(raw)
+        if timeout < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SystemExit("cinema_api: configuration error: SHUTDOWN_TIMEOUT must be a number of seconds") from None
+    return timeout
+
+
+class GracefulServer:
+    """A waitress server whose loop we drive, so that a stop can drain it first."""
+
+    def __init__(self, app, timeout, **kwargs):
+        self.server = waitress.create_server(app, **kwargs)
+        self.map = getattr(self.server, "map", None) or self.server._map
+        self.timeout = timeout
+        self.stopping = threading.Event()
+
+    def request_stop(self, signum=None, frame=None):
+        self.stopping.set()
+
+    def _loop_once(self):
+        wasyncore.loop(timeout=LOOP_TIMEOUT, map=self.map, use_poll=True, count=1)
+
+    def serve_forever(self):
+        self.server.print_listen("Serving on http://{}:{}")
+        while not self.stopping.is_set():
+            self._loop_once()
+        self.drain()
+
+    def drain(self):
+        started = time.monotonic()
+        for listener in [d for d in list(self.map.values()) if isinstance(d, BaseWSGIServer)]:
+            wasyncore.dispatcher.close(listener)  # stop accepting; keep the trigger that wakes the loop
+        log.info("stopping: no new connections, waiting up to %.0f s for requests in progress", self.timeout)
+        while time.monotonic() - started < self.timeout:
+            channels = [d for d in list(self.map.values()) if isinstance(d, HTTPChannel)]
+            busy = [c for c in channels if c.requests or c.total_outbufs_len]
+            for channel in channels:
+                if channel not in busy:
+                    channel.will_close = True
+            if not channels:
+                break
+            self._loop_once()
+        else:
+            log.warning("stopping: requests still in progress after %.0f s are cut off", self.timeout)
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        wasyncore.close_all(self.map)
+
+
+def serve(app, global_conf, host="127.0.0.1", port="6543", shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT, **kwargs):
+    """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully."""
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
+    timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
+    server = GracefulServer(app, timeout, host=host, port=port, **kwargs)
+    signal.signal(signal.SIGTERM, server.request_stop)
+    signal.signal(signal.SIGINT, server.request_stop)
     try:
-        waitress.serve(app, host=host, port=port, **kwargs)
+        server.serve_forever()
     finally:
         log.info("cinema_api stopped")

@@ -194,6 +194,8 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def stop(self):
+        if self.process.stdout.closed:
+            return self.output
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -201,9 +203,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        output = self.process.stdout.read().decode(errors="replace")
+        self.output = self.process.stdout.read().decode(errors="replace")
         self.process.stdout.close()
-        return output
+        return self.output
 
     def __exit__(self, *exc):
         self.stop()

@@ -74,7 +74,7 @@ class DeleteMovie(Mapping):
 
 
 class CreateMovieSession(Mapping):
-    date = DateTime(validator=in_the_future, example="2030-12-23T20:00:00.000Z")
+    date = DateTime(validator=in_the_future, example="2030-12-23T20:00:00.000Z", description="the start instant; must be in the future")
     timeslot = String(validator=OneOf(TIMESLOTS), example="20:00-22:00")
     roomNumber = Integer(validator=Range(1, 999), example=1)
 

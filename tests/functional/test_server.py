@@ -29,3 +29,48 @@ def test_pserve_development_ini_serves_on_port(tmp_path):
     assert status == 200 and body["status"] == "ok"
     assert body["info"]["database"] == {"status": "up"}
     assert headers["X-Trace-Id"]
+
+
+@pytest.mark.slow
+def test_sigterm_lets_in_flight_writes_finish(tmp_path):
+    import http.client
+    import signal
+    import threading
+    import time
+
+    database = "sqlite:///" + str(tmp_path / "graceful.sqlite")
+    results = {}
+
+    def register(index, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = '{"username": "user%02d", "password": "secret123", "age": 30}' % index
+        try:
+            connection.request("POST", "/v1/auth/register", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+            length = int(response.headers["Content-Length"])
+            assert len(payload) == length  # never a truncated body
+            results[index] = response.status
+        except (ConnectionError, http.client.HTTPException, OSError):
+            results[index] = "connection error"
+        finally:
+            connection.close()
+
+    with ServerProcess(DATABASE_URL=database, BCRYPT_ROUNDS="12", BCRYPT_CONCURRENCY="2") as server:
+        threads = [threading.Thread(target=register, args=(index, server.port)) for index in range(20)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # the writes are in flight: bcrypt at cost 12 takes a while
+        server.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(60)
+        assert server.process.wait(timeout=30) == 0
+        output = server.stop()
+    assert "stopping: no new connections" in output
+    assert set(results.values()) <= {201, 503, "connection error"}, results
+    created = sorted(index for index, status in results.items() if status == 201)
+    assert created, results
+    with ServerProcess(DATABASE_URL=database) as again:
+        for index in created:
+            status, _, _ = again.request("POST", "/v1/auth/login", {"username": "user%02d" % index, "password": "secret123"})
+            assert status == 200
