@@ -170,17 +170,17 @@ def free_port():
 class ServerProcess:
     """``pserve <ini>`` in a child process on a free loopback port, stopped on exit."""
 
-    def __init__(self, ini="development.ini", **environ):
+    def __init__(self, ini="development.ini", args=(), **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.env = dict(os.environ, PORT=str(self.port), HOST="127.0.0.1", **environ)
-        self.ini = ini
+        self.command = [*args, ini]
         self.process = None
 
     def __enter__(self):
         pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
         self.process = subprocess.Popen(
-            [pserve, self.ini], cwd=HERE, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [pserve, *self.command], cwd=HERE, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while True:

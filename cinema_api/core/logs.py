@@ -1,8 +1,85 @@
-"""Logging set-up from LOG_LEVEL (and LOG_FORMAT)."""
+"""Logging: LOG_LEVEL, LOG_FORMAT (text or one JSON object per line), the access log.
 
+Every record logged while a request is handled carries its trace id, method and path
+(a filter reads them from a context variable the trace tween sets), so a log shipper can
+join the lines of one request.
+"""
+
+import contextvars
+import json
 import logging
+import time
+from datetime import datetime, timezone
+
+from cinema_api.core.trace import safe_path
+
+#: (trace id, method, path) of the request this thread is handling.
+current_request = contextvars.ContextVar("cinema_current_request", default=None)
+
+access_log = logging.getLogger("cinema_api.access")
+
+_FIELDS = ("trace_id", "method", "path", "status", "duration_ms")
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the current request's trace id, method and path to every record."""
+
+    def filter(self, record):
+        context = current_request.get()
+        if context is not None:
+            for name, value in zip(("trace_id", "method", "path"), context):
+                if getattr(record, name, None) is None:
+                    setattr(record, name, value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the request fields."""
+
+    def format(self, record):
+        data = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            data[name] = getattr(record, name, None)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
 
 
 def configure_logging(settings):
-    """Apply ``LOG_LEVEL`` to the application's loggers."""
+    """Apply ``LOG_LEVEL`` and ``LOG_FORMAT`` to the handlers the ini file configured."""
     logging.getLogger("cinema_api").setLevel(settings.log_level)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        if not any(isinstance(f, RequestContextFilter) for f in handler.filters):
+            handler.addFilter(RequestContextFilter())
+        if settings.log_format == "json":
+            handler.setFormatter(JsonFormatter())
+
+
+def request_context_tween_factory(handler, registry):
+    """Sets the logging context of a request and writes its access log line."""
+
+    def request_context_tween(request):
+        started = time.perf_counter()
+        token = current_request.set((request.trace_id, request.method, safe_path(request)))
+        status = 500
+        try:
+            response = handler(request)
+            status = response.status_code
+            return response
+        finally:
+            duration = (time.perf_counter() - started) * 1000
+            access_log.info(
+                "%s %s %s %.1fms", request.method, safe_path(request), status, duration,
+                extra={"status": status, "duration_ms": round(duration, 1)},
+            )
+            current_request.reset(token)
+
+    return request_context_tween

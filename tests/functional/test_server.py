@@ -74,3 +74,32 @@ def test_sigterm_lets_in_flight_writes_finish(tmp_path):
         for index in created:
             status, _, _ = again.request("POST", "/v1/auth/login", {"username": "user%02d" % index, "password": "secret123"})
             assert status == 200
+
+
+@pytest.mark.slow
+def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
+    import json
+
+    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "logs.sqlite"), "LOG_FORMAT": "json", "ENABLE_TRACE_LOGS": "true"}
+    with ServerProcess(args=("-q",), **environ) as server:
+        server.request("GET", "/v1/health", headers={"X-Trace-Id": "trace-health-0001"})
+        server.request("GET", "/nowhere", headers={"X-Trace-Id": "trace-missing-0002"})
+        server.request("POST", "/v1/auth/register", {"username": "alice", "password": "secret123", "age": 30}, {"X-Trace-Id": "trace-register-0003"})
+        server.request("POST", "/v1/auth/login", {"username": "alice", "password": "wrong1234"}, {"X-Trace-Id": "trace-login-0004"})
+        output = server.stop()
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message", "trace_id"} <= set(r) for r in records)
+    access = [r for r in records if r["logger"] == "cinema_api.access"]
+    assert [(r["trace_id"], r["method"], r["path"], r["status"]) for r in access if r["trace_id"].startswith("trace-")] == [
+        ("trace-health-0001", "GET", "/v1/health", 200),
+        ("trace-missing-0002", "GET", "/nowhere", 404),
+        ("trace-register-0003", "POST", "/v1/auth/register", 201),
+        ("trace-login-0004", "POST", "/v1/auth/login", 401),
+    ]
+    assert all(isinstance(r["duration_ms"], float) for r in access)
+    traced = [r for r in records if r["logger"] == "cinema_api.trace" and r["trace_id"]]
+    assert {r["trace_id"] for r in traced} >= {"trace-missing-0002", "trace-login-0004"}
+    # lines written while a request is handled carry that request's trace id
+    for record in records:
+        if record["logger"] in ("cinema_api.trace", "cinema_api.access") and record["method"]:
+            assert record["trace_id"]
