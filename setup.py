@@ -58,6 +58,7 @@ setup(
         "console_scripts": [
             "cinema-migrate = cinema_api.scripts.migrate:main",
             "cinema-admin = cinema_api.scripts.admin:main",
+            "cinema-seed = cinema_api.scripts.seed:main",
         ],
     },
 )
