@@ -14,6 +14,7 @@ def authentication(request):
         registry["cinema.password_hasher"],
         registry["cinema.access_tokens"],
         registry["cinema.login_limiter"],
+        registry["cinema.session_cache"],
         settings.refresh_token_ttl_sec,
         settings.allow_manager_signup,
     )

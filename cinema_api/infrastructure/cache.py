@@ -9,8 +9,8 @@ Each region is configured from its own ini prefix::
     cinema.cache.sessions.arguments.url = redis://127.0.0.1:6379/0
 
 ``CACHE_URL`` (``memory://``, ``redis://host:port/db``, ``null://``), when set, replaces
-every region's backend. Views use :func:`cached_view`; mutations call
-``request.invalidate_cache(*regions)``. Invalidation is a generation counter per region,
+every region's backend. Domains register cached GET routes with
+``config.add_cached_route(service, region)``; mutations call ``request.invalidate_cache(*regions)``. Invalidation is a generation counter per region,
 kept in the backend (so every process sharing Redis sees it) and part of every key: a
 reader takes the generation before it queries the database, so data read before a commit
 can only be stored under the old generation.
@@ -19,9 +19,7 @@ Redis calls have 0.25 s timeouts; after a failure the cache is bypassed for 30 s
 outage degrades to uncached answers, never an error or a hang.
 """
 
-import functools
 import hashlib
-import json
 import logging
 import threading
 import uuid
@@ -30,6 +28,7 @@ from collections import OrderedDict
 import redis
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
+from pyramid.interfaces import IRoutesMapper
 from pyramid.response import Response
 from pyramid.settings import aslist
 from redis.backoff import NoBackoff
@@ -42,7 +41,7 @@ from cinema_api.settings import SettingsError
 log = logging.getLogger(__name__)
 hit_log = logging.getLogger("cinema_api.cache")
 
-DEFAULT_REGIONS = ("movies", "sessions")
+DEFAULT_REGIONS = ("movies", "sessions", "auth")
 DEFAULT_EXPIRATION = 300
 DEFAULT_MAX_ENTRIES = 10_000
 REDIS_TIMEOUT_SEC = 0.25
@@ -203,11 +202,19 @@ class Region:
                 log.warning("cache region %s could not be invalidated: its entries expire by TTL", self.name)
 
     def get(self, generation, key):
-        value = self._guarded(lambda: self.dogpile.get("%s:%s" % (generation, key)), NO_VALUE)
-        return None if value is NO_VALUE else value
+        """The value stored under ``key`` in ``generation``, or None."""
+        return self.read(["%s:%s" % (generation, key)])[0]
 
     def set(self, generation, key, value):
-        self._guarded(lambda: self.dogpile.set("%s:%s" % (generation, key), value), None)
+        self.write("%s:%s" % (generation, key), value)
+
+    def read(self, keys):
+        """The values of ``keys`` (None where missing), in one backend round trip."""
+        values = self._guarded(lambda: self.dogpile.get_multi(keys), None) or [NO_VALUE] * len(keys)
+        return [None if value is NO_VALUE else value for value in values]
+
+    def write(self, key, value):
+        self._guarded(lambda: self.dogpile.set(key, value), None)
 
 
 class Caches:
@@ -251,7 +258,13 @@ class Caches:
         return ok
 
 
-# ---------------------------------------------------------------- HTTP caching of views
+# ---------------------------------------------------------------- HTTP caching of reads
+#
+# Cached reads are served by a tween, before routing to the view: on a hit it costs the
+# identity check and one cache read, no validation and no database query. The key is the
+# route plus the raw query normalised (known parameters only, empty ones dropped, sorted);
+# a key is only ever stored after the full path has validated that exact query and answered
+# 200, so an invalid query always misses and gets its 400 from the view.
 
 
 def etag_of(body):
@@ -272,13 +285,6 @@ def etag_matches(header, etag):
     return False
 
 
-def cache_key(request):
-    """The route plus the validated (so normalised) parameters: order and unknowns do not split it."""
-    validated = request.validated
-    parts = {location: validated[location] for location in ("path", "querystring") if location in validated}
-    return request.matched_route.name + ":" + json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-
-
 def json_response(request, body, cache_status):
     etag = etag_of(body)
     headers = {"ETag": etag, "X-Cache": cache_status, "Cache-Control": "private, no-cache"}
@@ -289,28 +295,65 @@ def json_response(request, body, cache_status):
     return response
 
 
-def cached_view(region_name):
-    """Serve a view's 200 JSON body from ``region_name``; errors pass through uncached."""
+class CachedRoute:
+    """A GET route whose 200 bodies live in ``region``; ``params`` are its query parameters."""
 
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(request):
-            region = request.registry["cinema.caches"].region(region_name)
-            key = cache_key(request)
-            generation = region.generation()  # before the database is read
-            body = region.get(generation, key) if generation is not None else None
+    def __init__(self, route_name, region, params):
+        self.route_name, self.region, self.params = route_name, region, frozenset(params)
+
+    def key(self, match, query_items):
+        """The normalised key, or None when the query repeats a parameter (a 400 to come)."""
+        query = {}
+        for name, value in query_items:
+            if name not in self.params or value == "":
+                continue
+            if name in query:
+                return None
+            query[name] = value
+        path = ",".join("%s=%s" % (name, match[name].lower()) for name in sorted(match))
+        return "%s:%s?%s" % (self.route_name, path, "&".join("%s=%s" % item for item in sorted(query.items())))
+
+
+def add_cached_route(config, service, region):
+    """Directive: serve the GET answers of a Cornice ``service`` from ``region``."""
+    schema = next(args.get("schema") for method, _, args in service.definitions if method == "GET")
+    params = [node.name for part in schema.children if part.name == "querystring" for node in part.children]
+    config.registry.setdefault("cinema.cached_routes", {})[service.name] = CachedRoute(service.name, region, params)
+
+
+def cache_tween_factory(handler, registry):
+    routes = registry.get("cinema.cached_routes", {})
+    mapper = registry.getUtility(IRoutesMapper)
+    caches = registry["cinema.caches"]
+    trace_hits = registry["cinema.settings"].enable_cache_trace_logs
+
+    def cache_tween(request):
+        if request.method != "GET" or not routes:
+            return handler(request)
+        info = mapper(request)
+        route = routes.get(info["route"].name) if info["route"] is not None else None
+        # Authentication runs before the cache: anonymous or invalid tokens take the full path.
+        if route is None or request.identity is None:
+            return handler(request)
+        key = route.key(info["match"], request.GET.items())
+        region = caches.region(route.region)
+        # The generation is read before the database is: a body read before a commit can
+        # only be stored under the generation that commit retires.
+        generation = region.generation() if key is not None else None
+        if generation is not None:
+            body = region.get(generation, key)
             if body is not None:
-                if request.registry["cinema.settings"].enable_cache_trace_logs:
-                    hit_log.info("cache hit %s:%s [trace %s]", region_name, key, request.trace_id)
+                if trace_hits:
+                    hit_log.info("cache hit %s [trace %s]", key, request.trace_id)
                 return json_response(request, body, "HIT")
-            body = json.dumps(view(request), separators=(",", ":")).encode("utf-8")
-            if generation is not None:
-                region.set(generation, key, body)
-            return json_response(request, body, "MISS")
+        response = handler(request)
+        if response.status_code != 200 or response.content_type != "application/json":
+            return response
+        if generation is not None:
+            region.set(generation, key, response.body)
+        return json_response(request, response.body, "MISS")
 
-        return wrapper
-
-    return decorate
+    return cache_tween
 
 
 def invalidate_cache(request, *names):
@@ -341,6 +384,11 @@ def includeme(config):
     config.registry["cinema.caches"] = Caches(configs, settings)
     config.add_request_method(lambda request, name: request.registry["cinema.caches"].region(name), "cache_region")
     config.add_request_method(invalidate_cache, "invalidate_cache")
+    config.add_directive("add_cached_route", add_cached_route)
+    config.add_tween(
+        "cinema_api.infrastructure.cache.cache_tween_factory",
+        under="cinema_api.infrastructure.db.db_session_tween_factory",
+    )
     config.add_tween(
         "cinema_api.infrastructure.cache.invalidation_tween_factory",
         over="cinema_api.infrastructure.db.db_session_tween_factory",

@@ -5,7 +5,9 @@ not revoked (logout, refresh token reuse), not expired, and its user still exist
 identity is computed once per request. Roles become principals here and nowhere else.
 """
 
+import time
 import uuid
+from datetime import timezone
 
 from pony.orm import select
 from pyramid.authorization import ALL_PERMISSIONS, ACLHelper, Allow, Authenticated, Everyone
@@ -49,19 +51,55 @@ class Identity:
         return self.role == "manager"
 
 
-def live_session_role(db, user_id, session_id):
-    """The user's role if the user session is live (one indexed query), else None."""
-    now = utcnow()
-    return select(
-        s.user.role
-        for s in db.UserSession
-        if s.id == session_id and s.user.id == user_id and s.revoked_at is None and s.expires_at > now
-    ).first()
+class SessionCache:
+    """Live user sessions mirrored in the ``auth`` cache region, the database behind it.
+
+    A live entry is trusted for ``LIVE_FOR`` seconds at most; a revocation writes a marker
+    that outlives any entry written meanwhile (the region keeps values longer than access
+    tokens live), so a logout holds in every process sharing the backend. Without an
+    ``auth`` region every check asks the database.
+    """
+
+    LIVE_FOR = 30.0
+
+    def __init__(self, region=None):
+        self.region = region
+
+    def live_role(self, db, user_id, session_id):
+        """The user's role if the user session is live, else None."""
+        now = time.time()
+        if self.region is not None:
+            live, revoked = self.region.read(["session:" + session_id, "revoked:" + session_id])
+            if revoked:
+                return None
+            if live and live[0] == user_id and live[2] > now and live[3] > now:
+                return live[1]
+        current = utcnow()
+        uid, sid = uuid.UUID(user_id), uuid.UUID(session_id)
+        found = select(
+            (s.user.role, s.expires_at)
+            for s in db.UserSession
+            if s.id == sid and s.user.id == uid and s.revoked_at is None and s.expires_at > current
+        ).first()
+        if found is None:
+            return None
+        role, expires_at = found
+        if self.region is not None:
+            expires = expires_at.replace(tzinfo=timezone.utc).timestamp()
+            self.region.write("session:" + session_id, (user_id, role, now + self.LIVE_FOR, expires))
+        return role
+
+    def revoke(self, session_ids):
+        """Call after the revocation has committed."""
+        if self.region is not None:
+            for session_id in session_ids:
+                self.region.write("revoked:" + str(session_id), True)
 
 
 class JWTSecurityPolicy:
-    def __init__(self, tokens):
+    def __init__(self, tokens, sessions):
         self.tokens = tokens
+        self.sessions = sessions
         self.helper = ACLHelper()
         self._identity = RequestLocalCache(self._load_identity)
 
@@ -77,7 +115,7 @@ class JWTSecurityPolicy:
         except InvalidToken as exc:
             request.environ[AUTH_ERROR_KEY] = str(exc)
             return None
-        role = live_session_role(request.db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]))
+        role = self.sessions.live_role(request.db, claims["sub"], claims["sid"])
         if role is None:
             request.environ[AUTH_ERROR_KEY] = "Token has been revoked"
             return None
@@ -110,7 +148,9 @@ class JWTSecurityPolicy:
 def includeme(config):
     settings = config.registry["cinema.settings"]
     tokens = AccessTokens(settings.jwt_secret, settings.jwt_expires_in_sec)
+    sessions = SessionCache(config.registry["cinema.caches"].regions.get("auth"))
     config.registry["cinema.access_tokens"] = tokens
-    config.set_security_policy(JWTSecurityPolicy(tokens))
+    config.registry["cinema.session_cache"] = sessions
+    config.set_security_policy(JWTSecurityPolicy(tokens, sessions))
     config.set_root_factory(Root)
     config.set_default_permission(USE)

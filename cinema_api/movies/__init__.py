@@ -12,3 +12,5 @@ def includeme(config):
     config.add_request_method(lambda request: MovieSessions(request.db, request.movies), "movie_sessions", reify=True)
     for service in views.SERVICES:
         config.add_cornice_service(service)
+    for service, region in views.CACHED:
+        config.add_cached_route(service, region)

@@ -5,7 +5,6 @@ import colander
 from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
-from cinema_api.infrastructure.cache import cached_view
 from cinema_api.infrastructure.security import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
@@ -23,6 +22,9 @@ session_by_id = ApiService(name="session_by_id", path="/movie-sessions/{sessionI
 
 #: Every movie or session mutation invalidates both regions (a movie's body lists its sessions).
 REGIONS = ("movies", "sessions")
+
+#: The reads served from the caches, and their regions.
+CACHED = ((movies, "movies"), (movie, "movies"), (movie_sessions, "sessions"), (movie_session, "sessions"), (all_sessions, "sessions"))
 
 SERVICES = (
     movies_bulk,
@@ -67,7 +69,6 @@ def created(request, body):
     api_security=BEARER,
     response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True),
 )
-@cached_view("movies")
 def list_movies(request):
     query = request.validated["querystring"]
     page = Page.from_query(query, DEFAULT_PER_PAGE)
@@ -131,7 +132,6 @@ def delete_movies(request):
     api_security=BEARER,
     response_schemas=responses({"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True),
 )
-@cached_view("movies")
 def get_movie(request):
     movie_id = request.validated["path"]["movieId"]
     found = request.movies.get(movie_id)
@@ -181,7 +181,6 @@ def delete_movie(request):
     api_security=BEARER,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
 )
-@cached_view("sessions")
 def list_sessions_of_movie(request):
     movie_id = request.validated["path"]["movieId"]
     request.movies.get(movie_id)  # 404 for an unknown movie
@@ -225,7 +224,6 @@ def create_sessions(request):
     api_security=BEARER,
     response_schemas=responses({"200": MovieSessionReply(description="The session")}, "400", "404", "409", authenticated=True),
 )
-@cached_view("sessions")
 def get_session(request):
     path = request.validated["path"]
     return session_body(request.movie_sessions.get_of_movie(path["movieId"], path["sessionId"]))
@@ -241,7 +239,6 @@ def get_session(request):
     api_security=BEARER,
     response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True),
 )
-@cached_view("sessions")
 def list_sessions(request):
     return sessions_page(request, request.validated["querystring"].get("movieId"))
 

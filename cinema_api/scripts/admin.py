@@ -58,10 +58,19 @@ def create_user(registry, args):
         print("created %s %s (%s)" % (user.role, user.username, user.id))
 
 
-def delete_user(registry, args):
+def delete_account(registry, username):
+    """Delete a user; their tokens stop working at once. False when there is no such user."""
     with db_session:
-        if not Users(registry["cinema.db"], None).delete(args.username):
-            raise SystemExit("cinema-admin: no user named %s" % args.username)
+        session_ids = Users(registry["cinema.db"], None).delete(username)
+    if session_ids is None:
+        return False
+    registry["cinema.session_cache"].revoke(session_ids)  # after the commit
+    return True
+
+
+def delete_user(registry, args):
+    if not delete_account(registry, args.username):
+        raise SystemExit("cinema-admin: no user named %s" % args.username)
     print("deleted %s" % args.username)
 
 

@@ -43,9 +43,10 @@ class Users:
         return list(query.page(page.number, page.size)), self.db.User.select().count()
 
     def delete(self, username):
-        """Delete a user with their sessions and tickets; False when there is no such user."""
+        """Delete a user with their sessions and tickets; the ids of those sessions, or None."""
         user = self.by_username(username)
         if user is None:
-            return False
+            return None
+        session_ids = [session.id for session in user.sessions]
         user.delete()
-        return True
+        return session_ids
