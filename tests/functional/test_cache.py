@@ -9,7 +9,8 @@ import pytest
 from webtest import TestApp
 
 from cinema_api import make_app
-from tests.conftest import PASSWORD, ServerProcess, bearer, build_settings, ini_settings, register, require_service, reset_state
+from cinema_api.testing import ServerProcess
+from tests.conftest import PASSWORD, bearer, build_settings, ini_settings, register, require_service, reset_state
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 

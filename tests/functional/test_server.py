@@ -3,7 +3,8 @@
 import pytest
 
 from cinema_api.server import listen_address
-from tests.conftest import HERE, ServerProcess
+from cinema_api.testing import ServerProcess
+from tests.conftest import HERE
 
 
 def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
