@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,8 +32,10 @@ class ServerProcess:
 
     def __enter__(self):
         pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
+        # A file, not a pipe: a server logging more than a pipe holds must not block.
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [pserve, *self.command], cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [pserve, *self.command], cwd=PROJECT_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while True:
@@ -45,7 +48,7 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def stop(self):
-        if self.process.stdout.closed:
+        if self.log.closed:
             return self.output
         if self.process.poll() is None:
             self.process.terminate()
@@ -54,8 +57,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.output = self.process.stdout.read().decode(errors="replace")
-        self.process.stdout.close()
+        self.log.seek(0)
+        self.output = self.log.read().decode(errors="replace")
+        self.log.close()
         return self.output
 
     def __exit__(self, *exc):

@@ -2,7 +2,9 @@
 
 bcrypt is deliberately slow; at most ``BCRYPT_CONCURRENCY`` hashes run at once so that a
 flood of logins cannot starve every other request. A hash that cannot start within
-``wait`` seconds is refused with a 503 and ``Retry-After``.
+``wait`` seconds is refused with a 503 and ``Retry-After``; so is one that finds as many
+requests already waiting as may hash at once: each waiter holds a server thread, and
+reads must keep finding free threads while logins are hammered.
 """
 
 import threading
@@ -15,17 +17,36 @@ MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
 
 
+def _busy():
+    return ServiceUnavailable("Too many password checks in progress, retry later", {"Retry-After": "5"})
+
+
 class PasswordHasher:
     def __init__(self, rounds, concurrency, wait=GATE_WAIT_SEC):
         self.rounds = rounds
         self.wait = wait
         self._gate = threading.BoundedSemaphore(concurrency)
+        self._max_waiting = concurrency
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         # Compared against when the user is unknown, so that costs one bcrypt check too.
         self._dummy_hash = bcrypt.hashpw(b"dummy-password-1", bcrypt.gensalt(rounds))
 
     def _gated(self, func, *args):
-        if not self._gate.acquire(timeout=self.wait):
-            raise ServiceUnavailable("Too many password checks in progress, retry later", {"Retry-After": "5"})
+        if not self._gate.acquire(blocking=False):
+            with self._waiting_lock:
+                full = self._waiting >= self._max_waiting
+                if not full:
+                    self._waiting += 1
+            if full:
+                raise _busy()
+            try:
+                acquired = self._gate.acquire(timeout=self.wait)
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise _busy()
         try:
             return func(*args)
         finally:

@@ -473,3 +473,21 @@ def test_parallel_registrations_of_one_username_give_one_201(app, testapp):
     for thread in threads:
         thread.join(120)
     assert sorted(results) == [201] + [409] * 19
+
+
+def test_hashing_gate_sheds_load_beyond_one_waiter_per_slot():
+    hasher = PasswordHasher(rounds=4, concurrency=1, wait=5)
+    hasher._gate.acquire()  # the only slot is busy
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(hasher.verify("secret123", None)))
+    waiter.start()
+    time.sleep(0.2)  # the waiter is queued now
+    started = time.monotonic()
+    from cinema_api.core.errors import ServiceUnavailable
+
+    with pytest.raises(ServiceUnavailable):
+        hasher.verify("secret123", None)  # no room to wait: answered at once
+    assert time.monotonic() - started < 1
+    hasher._gate.release()
+    waiter.join(10)
+    assert results == [False]
