@@ -438,18 +438,25 @@ def test_logins_proceed_when_the_limiter_storage_is_down(test_environ, caplog):
 # ---------------------------------------------------------------- the hashing gate
 
 
+def occupied_hasher(wait):
+    """A hasher with one slot, kept busy until the returned event is set."""
+    hasher = PasswordHasher(rounds=4, concurrency=1, wait=wait)
+    release = threading.Event()
+    hasher._pool.submit(release.wait)
+    return hasher, release
+
+
 def test_hashing_gate_answers_503_with_retry_after(testapp, app, monkeypatch):
     register(testapp, "alice")
-    hasher = PasswordHasher(rounds=4, concurrency=1, wait=0.05)
+    hasher, release = occupied_hasher(wait=0.05)
     monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
-    hasher._gate.acquire()  # every slot busy
     try:
         response = testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=503)
         assert response.headers["Retry-After"] == "5"
         assert response.json["statusCode"] == 503
         testapp.post_json("/v1/auth/register", {"username": "bob", "password": PASSWORD, "age": 3}, status=503)
     finally:
-        hasher._gate.release()
+        release.set()
     testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD})
     testapp.post_json("/v1/auth/login", {"username": "bob", "password": PASSWORD}, status=401)  # nothing half-written
 
@@ -475,19 +482,29 @@ def test_parallel_registrations_of_one_username_give_one_201(app, testapp):
     assert sorted(results) == [201] + [409] * 19
 
 
-def test_hashing_gate_sheds_load_beyond_one_waiter_per_slot():
-    hasher = PasswordHasher(rounds=4, concurrency=1, wait=5)
-    hasher._gate.acquire()  # the only slot is busy
-    results = []
-    waiter = threading.Thread(target=lambda: results.append(hasher.verify("secret123", None)))
-    waiter.start()
-    time.sleep(0.2)  # the waiter is queued now
-    started = time.monotonic()
+def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
     from cinema_api.core.errors import ServiceUnavailable
 
+    hasher, release = occupied_hasher(wait=5)
+    hasher._typical = 2.0  # recent hashes took 2 s each
+    results = []
+    waiters = [threading.Thread(target=lambda: results.append(hasher.verify("secret123", None))) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.2)  # three wait: the next would start after about 6 s
+    started = time.monotonic()
     with pytest.raises(ServiceUnavailable):
-        hasher.verify("secret123", None)  # no room to wait: answered at once
+        hasher.verify("secret123", None)
     assert time.monotonic() - started < 1
-    hasher._gate.release()
-    waiter.join(10)
-    assert results == [False]
+    release.set()
+    for waiter in waiters:
+        waiter.join(10)
+    assert results == [False, False, False]
+
+
+def test_hashing_runs_on_lower_priority_threads():
+    import os
+
+    hasher = PasswordHasher(rounds=4, concurrency=1)
+    niceness = hasher._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + 10 or niceness == 19
