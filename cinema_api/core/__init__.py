@@ -7,6 +7,11 @@ def includeme(config):
     config.include("cinema_api.core.errors")
     config.add_tween("cinema_api.core.trace.trace_id_tween_factory", under=INGRESS)
     config.add_tween(
+        "cinema_api.core.cors.cors_tween_factory",
+        under="cinema_api.core.trace.trace_id_tween_factory",
+        over=EXCVIEW,
+    )
+    config.add_tween(
         "cinema_api.core.logs.request_context_tween_factory",
         under="cinema_api.core.trace.trace_id_tween_factory",
         over=EXCVIEW,

@@ -105,6 +105,18 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+class CacheHeaders(colander.MappingSchema):
+    etag = colander.SchemaNode(colander.String(), name="ETag", description="strong validator of the body")
+    x_cache = colander.SchemaNode(colander.String(), name="X-Cache", description="HIT or MISS")
+    cache_control = colander.SchemaNode(colander.String(), name="Cache-Control", description="private, no-cache")
+
+
+class NotModified(colander.MappingSchema):
+    """304 to an If-None-Match that matches: no body."""
+
+    headers = CacheHeaders()
+
+
 class RetryAfterHeaders(colander.MappingSchema):
     retry_after = colander.SchemaNode(colander.Integer(), name="Retry-After", description="seconds")
 
@@ -123,13 +135,16 @@ class ErrorUnauthorized(colander.MappingSchema):
     headers = UnauthorizedHeaders()
 
 
-def responses(success, *errors, authenticated=False, body=False):
+def responses(success, *errors, authenticated=False, body=False, cached=False):
     """The ``response_schemas`` of an operation: its success responses plus error codes.
 
     ``success`` maps status codes to response schema instances. ``authenticated`` adds
-    401 and 403; ``body`` adds 400, 413 and 415. 503 is always possible (database down).
+    401 and 403; ``body`` adds 400, 413 and 415; ``cached`` adds 304. 503 is always
+    possible (database down).
     """
     codes = set(errors) | {"503"}
+    if cached:
+        success = dict(success, **{"304": NotModified(description="Not modified: the ETag matches If-None-Match")})
     if authenticated:
         codes |= {"401", "403"}
     if body:

@@ -10,10 +10,11 @@ Each region is configured from its own ini prefix::
 
 ``CACHE_URL`` (``memory://``, ``redis://host:port/db``, ``null://``), when set, replaces
 every region's backend. Domains register cached GET routes with
-``config.add_cached_route(service, region)``; mutations call ``request.invalidate_cache(*regions)``. Invalidation is a generation counter per region,
-kept in the backend (so every process sharing Redis sees it) and part of every key: a
-reader takes the generation before it queries the database, so data read before a commit
-can only be stored under the old generation.
+``config.add_cached_route(service, region)``; mutations call
+``request.invalidate_cache(*regions)``. Invalidation is a generation per region, kept in the
+backend (so every process sharing Redis sees it) and stored with every entry: a reader takes
+the generation before it queries the database, so data read before a commit can only be
+stored under the old generation.
 
 Redis calls have 0.25 s timeouts; after a failure the cache is bypassed for 30 s, so an
 outage degrades to uncached answers, never an error or a hang.
@@ -154,16 +155,21 @@ class RegionConfig:
 
 
 class Region:
-    """One named region: a dogpile region plus its generation counter."""
+    """One named region: a dogpile region whose entries belong to a generation.
+
+    The generation is a random token stored in the region itself; invalidating writes a new
+    one. A cached body is stored with the token read before its data was: one read fetches
+    both, and a body of an older generation is a miss, in every process sharing the backend.
+    """
+
+    GENERATION_KEY = "generation"
+    FIRST_GENERATION = "first"
 
     def __init__(self, config, pools, breaker):
         self.config = config
         self.name = config.name
         self.breaker = breaker
         self.enabled = config.backend != "null"
-        self.redis = redis.Redis(connection_pool=pools[config.url]) if config.backend == "redis" else None
-        self._local_generation = 0
-        self.generation_key = "%s:generation:%s" % (KEY_PREFIX, self.name)
         self.dogpile = make_region(name=self.name, key_mangler=lambda key: "%s:%s:%s" % (KEY_PREFIX, self.name, key))
         arguments = {}
         if config.backend == "memory":
@@ -186,35 +192,38 @@ class Region:
         self.breaker.success()
         return result
 
-    def generation(self):
-        """The current generation, or None when the cache cannot be used now."""
-        if self.redis is None:
-            return self._local_generation if self.enabled else None
-        return self._guarded(lambda: int(self.redis.get(self.generation_key) or 0), None)
-
-    def invalidate(self):
-        """Start a new generation: every process sharing the backend stops using older entries."""
-        if self.redis is None:
-            self._local_generation += 1
-            self.dogpile.invalidate(hard=True)
-        else:
-            if self._guarded(lambda: self.redis.incr(self.generation_key), None) is None and self.enabled:
-                log.warning("cache region %s could not be invalidated: its entries expire by TTL", self.name)
-
-    def get(self, generation, key):
-        """The value stored under ``key`` in ``generation``, or None."""
-        return self.read(["%s:%s" % (generation, key)])[0]
-
-    def set(self, generation, key, value):
-        self.write("%s:%s" % (generation, key), value)
-
     def read(self, keys):
         """The values of ``keys`` (None where missing), in one backend round trip."""
         values = self._guarded(lambda: self.dogpile.get_multi(keys), None) or [NO_VALUE] * len(keys)
         return [None if value is NO_VALUE else value for value in values]
 
     def write(self, key, value):
-        self._guarded(lambda: self.dogpile.set(key, value), None)
+        """Store ``value``; False when the backend could not be reached."""
+        return self._guarded(lambda: self.dogpile.set(key, value) or True, False)
+
+    def lookup(self, key):
+        """``(generation, body)``: the current generation and the body of ``key`` in it, or None.
+
+        The generation is None when the cache cannot be used now (null backend, outage).
+        """
+        if not self.enabled or self.breaker.is_open:
+            return None, None
+        values = self._guarded(lambda: self.dogpile.get_multi([self.GENERATION_KEY, key]), None)
+        if values is None:
+            return None, None
+        generation, stored = (None if value is NO_VALUE else value for value in values)
+        generation = generation or self.FIRST_GENERATION
+        if stored is not None and stored[0] == generation:
+            return generation, stored[1]
+        return generation, None
+
+    def store(self, generation, key, body):
+        self.write(key, (generation, body))
+
+    def invalidate(self):
+        """Start a new generation: every process sharing the backend stops using older entries."""
+        if self.enabled and not self.write(self.GENERATION_KEY, uuid.uuid4().hex):
+            log.warning("cache region %s could not be invalidated: its entries expire by TTL", self.name)
 
 
 class Caches:
@@ -339,18 +348,16 @@ def cache_tween_factory(handler, registry):
         region = caches.region(route.region)
         # The generation is read before the database is: a body read before a commit can
         # only be stored under the generation that commit retires.
-        generation = region.generation() if key is not None else None
-        if generation is not None:
-            body = region.get(generation, key)
-            if body is not None:
-                if trace_hits:
-                    hit_log.info("cache hit %s [trace %s]", key, request.trace_id)
-                return json_response(request, body, "HIT")
+        generation, body = region.lookup(key) if key is not None else (None, None)
+        if body is not None:
+            if trace_hits:
+                hit_log.info("cache hit %s [trace %s]", key, request.trace_id)
+            return json_response(request, body, "HIT")
         response = handler(request)
         if response.status_code != 200 or response.content_type != "application/json":
             return response
         if generation is not None:
-            region.set(generation, key, response.body)
+            region.store(generation, key, response.body)
         return json_response(request, response.body, "MISS")
 
     return cache_tween

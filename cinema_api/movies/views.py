@@ -2,7 +2,7 @@
 
 import colander
 
-from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, CacheHeaders, NoContent, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.security import MANAGE
@@ -39,18 +39,20 @@ SERVICES = (
 )
 
 
-def body_response(name, body_schema):
+def body_response(name, body_schema, **children):
     """A response schema class named ``name`` whose body is ``body_schema``."""
-    return type(name, (colander.MappingSchema,), {"body": body_schema})
+    return type(name, (colander.MappingSchema,), dict(children, body=body_schema))
 
 
 MovieReply = body_response("MovieReply", schemas.MovieResponse())
-MovieWithSessionsReply = body_response("MovieWithSessionsReply", schemas.MovieWithSessions())
 MovieListReply = body_response("MovieListReply", schemas.MovieList())
-MoviePageReply = body_response("MoviePageReply", schemas.MoviePage())
 MovieSessionReply = body_response("MovieSessionReply", schemas.MovieSessionResponse())
 MovieSessionListReply = body_response("MovieSessionListReply", schemas.MovieSessionList())
-MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage())
+# Cached reads: their 200s carry the cache headers.
+MovieWithSessionsReply = body_response("MovieWithSessionsReply", schemas.MovieWithSessions(), headers=CacheHeaders())
+MoviePageReply = body_response("MoviePageReply", schemas.MoviePage(), headers=CacheHeaders())
+CachedSessionReply = body_response("CachedSessionReply", schemas.MovieSessionResponse(), headers=CacheHeaders())
+MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage(), headers=CacheHeaders())
 
 
 
@@ -67,7 +69,7 @@ def created(request, body):
     tags=["movies"],
     operation_id="listMovies",
     api_security=BEARER,
-    response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True),
+    response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True, cached=True),
 )
 def list_movies(request):
     query = request.validated["querystring"]
@@ -130,7 +132,9 @@ def delete_movies(request):
     tags=["movies"],
     operation_id="getMovie",
     api_security=BEARER,
-    response_schemas=responses({"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True),
+    response_schemas=responses(
+        {"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True, cached=True
+    ),
 )
 def get_movie(request):
     movie_id = request.validated["path"]["movieId"]
@@ -179,7 +183,9 @@ def delete_movie(request):
     tags=["movie-sessions"],
     operation_id="listSessionsOfMovie",
     api_security=BEARER,
-    response_schemas=responses({"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True),
+    response_schemas=responses(
+        {"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True, cached=True
+    ),
 )
 def list_sessions_of_movie(request):
     movie_id = request.validated["path"]["movieId"]
@@ -222,7 +228,7 @@ def create_sessions(request):
     tags=["movie-sessions"],
     operation_id="getMovieSession",
     api_security=BEARER,
-    response_schemas=responses({"200": MovieSessionReply(description="The session")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses({"200": CachedSessionReply(description="The session")}, "400", "404", "409", authenticated=True, cached=True),
 )
 def get_session(request):
     path = request.validated["path"]
@@ -237,7 +243,7 @@ def get_session(request):
     tags=["movie-sessions"],
     operation_id="listMovieSessions",
     api_security=BEARER,
-    response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True),
+    response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True, cached=True),
 )
 def list_sessions(request):
     return sessions_page(request, request.validated["querystring"].get("movieId"))

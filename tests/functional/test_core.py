@@ -145,3 +145,35 @@ def test_error_responses_are_trace_logged(testapp, caplog):
 def test_no_cors_headers_without_cors_origins(testapp):
     response = testapp.get("/", headers={"Origin": "https://evil.example"})
     assert not any(h.lower().startswith("access-control-") for h in response.headers)
+
+
+@pytest.fixture
+def cors_app(test_environ):
+    from webtest import TestApp
+
+    from cinema_api import make_app
+    from tests.conftest import build_settings, ini_settings
+
+    settings = build_settings(dict(test_environ, CORS_ORIGINS="https://admin.example.com"))
+    return TestApp(make_app(settings, ini_settings()))
+
+
+def test_cors_headers_for_an_allowed_origin(cors_app):
+    response = cors_app.get("/v1/movies", headers={"Origin": "https://admin.example.com"}, status=401)
+    assert response.headers["Access-Control-Allow-Origin"] == "https://admin.example.com"
+    assert "X-Trace-Id" in response.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in response.headers["Vary"]
+    other = cors_app.get("/", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_cors_preflight_is_answered_before_authentication(cors_app):
+    response = cors_app.options(
+        "/v1/movies",
+        headers={"Origin": "https://admin.example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
+        status=204,
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "https://admin.example.com"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+    assert response.headers["X-Trace-Id"]

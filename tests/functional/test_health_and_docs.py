@@ -99,3 +99,6 @@ def test_list_operations_document_their_headers(testapp):
     assert set(headers) == {"X-Total-Count", "Link"}
     assert "Retry-After" in paths["/v1/auth/login"]["post"]["responses"]["429"]["headers"]
     assert "WWW-Authenticate" in paths["/v1/movies"]["get"]["responses"]["401"]["headers"]
+    for path in ("/v1/movies", "/v1/movies/{movieId}", "/v1/movies/{movieId}/sessions", "/v1/movies/{movieId}/sessions/{sessionId}", "/v1/movie-sessions"):
+        responses = paths[path]["get"]["responses"]
+        assert {"ETag", "X-Cache"} <= set(responses["200"]["headers"]) and {"ETag", "X-Cache"} <= set(responses["304"]["headers"])
