@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import colander
 
-from cinema_api.core.schemas import Integer, Mapping, Range
+from cinema_api.core.schemas import Integer, Range
 
 MAX_PAGE = 100_000
 MAX_PER_PAGE = 100
@@ -71,7 +71,3 @@ def set_list_headers(request, page, total):
 class ListHeaders(colander.MappingSchema):
     total = colander.SchemaNode(colander.Integer(), name="X-Total-Count", description="items in the whole list")
     link = colander.SchemaNode(colander.String(), name="Link", description="RFC 8288 links: first, prev, next, last")
-
-
-class PageQuery(Mapping):
-    """Base of a paginated list's querystring schema (the design's query DTOs extend it)."""

@@ -389,7 +389,6 @@ def includeme(config):
         raise SettingsError("cinema.cache.regions names no region")
     configs = [RegionConfig.from_settings(name, ini, settings.cache_url) for name in names]
     config.registry["cinema.caches"] = Caches(configs, settings)
-    config.add_request_method(lambda request, name: request.registry["cinema.caches"].region(name), "cache_region")
     config.add_request_method(invalidate_cache, "invalidate_cache")
     config.add_directive("add_cached_route", add_cached_route)
     config.add_tween(
