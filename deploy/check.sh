@@ -29,8 +29,13 @@ PY
 }
 trap cleanup EXIT
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-APP1=$(free_port); APP2=$(free_port); HTTP=$(free_port); HTTPS=$(free_port)
+# Four distinct free loopback ports, held open together while they are chosen.
+read -r APP1 APP2 HTTP HTTPS < <("$PY" -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
 
 echo "== PostgreSQL database $DB, Redis db 12"
 "$PY" - "$DB" <<'PY'
@@ -151,6 +156,6 @@ assert result[0] == 200, result
 for port in (app1, app2):
     with open("%s/app-%s.log" % (work, port)) as log:
         served = [json.loads(line) for line in log if '"cinema_api.access"' in line]
-    assert any(r["path"].startswith("/v1/") and r["trace_id"] for r in served), port
+    assert any(r["path"].startswith("/v1/") and r["trace_id"] for r in served), (port, open("%s/app-%s.log" % (work, port)).read()[-2000:])
 print("deployment check passed: nginx (TLS, redirect, HSTS) -> 2 processes -> PostgreSQL + Redis")
 PY
