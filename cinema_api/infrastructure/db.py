@@ -36,6 +36,9 @@ def make_database(database_url, definers):
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA busy_timeout = %d" % SQLITE_BUSY_TIMEOUT_MS)
             cursor.execute("PRAGMA foreign_keys = ON")
+            # In WAL mode NORMAL survives a crash of the process (kill -9 included); only an
+            # operating system crash or a power loss can drop the last commits. PostgreSQL is
+            # the production database.
             cursor.execute("PRAGMA synchronous = NORMAL")
 
     db.bind(**database_url.bind_kwargs)
