@@ -3,7 +3,7 @@
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.auth.schemas import AuthReply, LoginRequest, RefreshRequest, RegisterRequest, auth_body
-from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, NoContent, created, no_content, responses
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.ratelimit import client_address
 
@@ -26,8 +26,7 @@ def register_view(request):
     result = request.authentication.register(body["username"], body["password"], body["role"], body["age"], actor=request.identity)
     if result.user.role == "manager":
         trace(request, "manager created", user=result.user.id)
-    request.response.status = 201
-    return auth_body(result)
+    return created(request, auth_body(result))
 
 
 @login.post(

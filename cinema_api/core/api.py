@@ -76,6 +76,12 @@ class ApiService(Service):
         self.documented = documented
 
 
+def created(request, body):
+    """201 with ``body``: every create answers so."""
+    request.response.status = 201
+    return body
+
+
 def no_content():
     """204: no body, so no Content-Type either."""
     return Response(status=204)

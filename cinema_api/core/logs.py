@@ -68,7 +68,8 @@ def request_context_tween_factory(handler, registry):
 
     def request_context_tween(request):
         started = time.perf_counter()
-        token = current_request.set((request.trace_id, request.method, safe_path(request)))
+        path = safe_path(request)
+        token = current_request.set((request.trace_id, request.method, path))
         status = 500
         try:
             response = handler(request)
@@ -77,7 +78,7 @@ def request_context_tween_factory(handler, registry):
         finally:
             duration = (time.perf_counter() - started) * 1000
             access_log.info(
-                "%s %s %s %.1fms", request.method, safe_path(request), status, duration,
+                "%s %s %s %.1fms", request.method, path, status, duration,
                 extra={"status": status, "duration_ms": round(duration, 1)},
             )
             current_request.reset(token)

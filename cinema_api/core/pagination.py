@@ -39,10 +39,6 @@ class Page:
     def from_query(cls, query, default_size):
         return cls(query.get("page") or query.get("currentPage") or 1, query.get("perPage") or default_size)
 
-    @property
-    def offset(self):
-        return (self.number - 1) * self.size
-
     def total_pages(self, total):
         return math.ceil(total / self.size)
 

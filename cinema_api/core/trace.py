@@ -28,27 +28,17 @@ def safe_path(request):
 
 def trace(request, event, **fields):
     """Log one trace line for ``event`` when trace logs are on."""
-    settings = request.registry.get("cinema.settings")
-    if settings is None or not settings.enable_trace_logs:
-        return
-    details = " ".join("%s=%s" % (key, value) for key, value in fields.items())
-    log.info(
-        "%s %s %s [trace %s]%s",
-        event,
-        request.method,
-        safe_path(request),
-        getattr(request, "trace_id", "-"),
-        " " + details if details else "",
-        extra={"trace_id": getattr(request, "trace_id", None)},
-    )
+    trace_id = getattr(request, "trace_id", None)
+    where = "%s %s [trace %s]" % (request.method, safe_path(request), trace_id or "-")
+    trace_event(request.registry.get("cinema.settings"), event, where, extra={"trace_id": trace_id}, **fields)
 
 
-def trace_event(settings, event, **fields):
-    """Log one trace line outside a request (start, stop, cache outage)."""
+def trace_event(settings, event, where="", extra=None, **fields):
+    """Log one trace line (``event``, where it happened, ``key=value`` details) when trace logs are on."""
     if settings is None or not settings.enable_trace_logs:
         return
-    details = " ".join("%s=%s" % (key, value) for key, value in fields.items())
-    log.info("%s%s", event, " " + details if details else "")
+    words = [event, where] + ["%s=%s" % item for item in fields.items()]
+    log.info(" ".join(word for word in words if word), extra=extra)
 
 
 def trace_id_tween_factory(handler, registry):

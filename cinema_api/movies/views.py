@@ -2,7 +2,7 @@
 
 import colander
 
-from cinema_api.core.api import BEARER, ApiService, CacheHeaders, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, CacheHeaders, NoContent, created, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.security import MANAGE
@@ -54,11 +54,6 @@ MoviePageReply = body_response("MoviePageReply", schemas.MoviePage(), headers=Ca
 CachedSessionReply = body_response("CachedSessionReply", schemas.MovieSessionResponse(), headers=CacheHeaders())
 MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage(), headers=CacheHeaders())
 
-
-
-def created(request, body):
-    request.response.status = 201
-    return body
 
 
 # ---------------------------------------------------------------- movies

@@ -1,6 +1,6 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
-from cinema_api.core.api import BEARER, ApiService, NoContent, no_content, responses
+from cinema_api.core.api import BEARER, ApiService, NoContent, created, no_content, responses
 from cinema_api.core.pagination import Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.security import MANAGE
@@ -43,8 +43,7 @@ def buy_ticket(request):
     body = request.validated["body"]
     bought = request.tickets.buy(request.identity.user_id, body["sessionId"], body.get("userId"))
     trace(request, "ticket bought", ticket=bought.id)
-    request.response.status = 201
-    return ticket_body(bought)
+    return created(request, ticket_body(bought))
 
 
 @tickets.get(
