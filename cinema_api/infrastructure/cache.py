@@ -7,6 +7,7 @@ Each region is configured from its own ini prefix::
     cinema.cache.movies.expiration_time = 300
     cinema.cache.movies.arguments.max_entries = 10000
     cinema.cache.sessions.arguments.url = redis://127.0.0.1:6379/0
+    cinema.cache.sessions.arguments.near_cache = true   # Redis only: exact local copies
 
 ``CACHE_URL`` (``memory://``, ``redis://host:port/db``, ``null://``), when set, replaces
 every region's backend. Domains register cached GET routes with
@@ -17,7 +18,9 @@ the generation before it queries the database, so data read before a commit can 
 stored under the old generation.
 
 Redis calls have 0.25 s timeouts; after a failure the cache is bypassed for 30 s, so an
-outage degrades to uncached answers, never an error or a hang.
+outage degrades to uncached answers, never an error or a hang. A Redis region keeps exact
+copies of what it read in process memory, invalidated by Redis's tracking pushes
+(``nearcache``), so a hit costs no round trip; ``near_cache = false`` turns that off.
 """
 
 import hashlib
@@ -31,12 +34,13 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from pyramid.interfaces import IRoutesMapper
 from pyramid.response import Response
-from pyramid.settings import aslist
+from pyramid.settings import aslist, asbool
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cinema_api.core.trace import trace_event
 from cinema_api.infrastructure.breaker import CircuitBreaker
+from cinema_api.infrastructure.nearcache import NearCacheProxy, Tracker
 from cinema_api.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -145,6 +149,7 @@ class RegionConfig:
         except ValueError:
             raise SettingsError("cinema.cache.%s.expiration_time and max_entries must be integers" % name) from None
         arguments["max_entries"] = max_entries
+        arguments["near_cache"] = asbool(arguments.get("near_cache", True))
         if backend == "redis":
             arguments.setdefault("url", "redis://127.0.0.1:6379/0")
         return cls(name, backend, expiration, arguments)
@@ -165,13 +170,14 @@ class Region:
     GENERATION_KEY = "generation"
     FIRST_GENERATION = "first"
 
-    def __init__(self, config, pools, breaker):
+    def __init__(self, config, pools, trackers, breaker):
         self.config = config
         self.name = config.name
         self.breaker = breaker
         self.enabled = config.backend != "null"
-        self.dogpile = make_region(name=self.name, key_mangler=lambda key: "%s:%s:%s" % (KEY_PREFIX, self.name, key))
-        arguments = {}
+        prefix = "%s:%s:" % (KEY_PREFIX, self.name)
+        self.dogpile = make_region(name=self.name, key_mangler=lambda key: prefix + key)
+        arguments, wrap = {}, []
         if config.backend == "memory":
             arguments = {"cache_dict": LRUDict(config.arguments["max_entries"])}
         elif config.backend == "redis":
@@ -179,7 +185,11 @@ class Region:
                 "connection_pool": pools[config.url],
                 "redis_expiration_time": config.expiration_time + 30,
             }
-        self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
+            if config.url in trackers:
+                wrap = [NearCacheProxy(trackers[config.url], prefix, LRUDict(config.arguments["max_entries"]))]
+        self.dogpile.configure(
+            BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments, wrap=wrap
+        )
 
     def _guarded(self, action, default):
         if not self.enabled or self.breaker.is_open:
@@ -233,7 +243,14 @@ class Caches:
         self.settings = settings
         pools = {config.url: redis_pool(config.url) for config in configs if config.backend == "redis"}
         self.breaker = CircuitBreaker("redis cache", OUTAGE_BYPASS_SEC, on_change=self._outage_changed)
-        self.regions = {config.name: Region(config, pools, self.breaker) for config in configs}
+        self.trackers = {
+            config.url: Tracker(pools[config.url].connection_kwargs, self.breaker, REDIS_TIMEOUT_SEC)
+            for config in configs
+            if config.backend == "redis" and config.arguments["near_cache"]
+            # plain TCP only: TLS and Unix socket URLs read Redis on every hit
+            and pools[config.url].connection_class is redis.Connection
+        }
+        self.regions = {config.name: Region(config, pools, self.trackers, self.breaker) for config in configs}
         self.default_config = configs[0]
 
     def _outage_changed(self, event, name):
