@@ -76,6 +76,7 @@ class Tracker:
         self._ping_sent = None
         self._retry_at = 0.0
         self._unsupported = False
+        self._draining = False
 
     def copies(self, prefix, mapping):
         self._prefixes[prefix] = mapping
@@ -86,18 +87,17 @@ class Tracker:
     def cached(self, mapping, keys):
         """``(values, epoch)``: the local copies of ``keys`` (None where there is none), or None
         when the copies cannot be trusted now (then the caller reads Redis as usual)."""
-        with self._lock:
-            if not self._ready():
-                return None
-            return [mapping.get(key) for key in keys], self._epoch
+        if not self._sync():
+            return None
+        epoch = self._epoch
+        return [mapping.get(key) for key in keys], epoch
 
     def keep(self, mapping, values, epoch):
         """Keep ``values`` read from Redis, unless a push arrived since ``epoch`` was taken:
         the value read may be older than that push, and the push has already been applied."""
+        if not self._sync():
+            return
         with self._lock:
-            if self._sock is None:
-                return
-            self._drain()
             if self._sock is not None and self._epoch == epoch:
                 for key, value in values.items():
                     mapping[key] = value
@@ -114,28 +114,52 @@ class Tracker:
             self._disconnect()
 
     # ------------------------------------------------------------------ connection
+    #
+    # The lock guards the connection, the reader and the copies' consistency with the pushes.
+    # It is never held while the hot path asks the socket whether a push is waiting: that
+    # system call releases the GIL, and a lock held across it would queue every request
+    # thread behind the one waiting to get the GIL back.
 
-    def _ready(self):
-        """True when the copies are exact now: connected, pushes drained, heartbeat on time."""
+    def _sync(self):
+        """True when the copies are exact now: connected, pushes applied, heartbeat on time."""
         if self._unsupported or self.breaker.is_open:
             if self._sock is not None:
-                self._disconnect()
+                self.close()
             return False
+        sock = self._sock
+        # the flag is read after the socket: a thread that took the bytes before our look
+        # raised it before, and lowers it only once they are applied
+        if sock is None or self._pending(sock) or self._draining:
+            with self._lock:
+                if self._sock is None and not self._connect():
+                    return False
+                self._drain()
         now = self.clock()
-        if self._sock is None and (now < self._retry_at or not self._connect(now)):
-            return False
-        self._drain()
-        if self._sock is None:
-            return False
-        if self._ping_sent is not None:
-            if now - self._ping_sent > self.timeout:
-                self._fail(TimeoutError("no answer to PING within %.2f s" % self.timeout))
-                return False
-        elif now - self._confirmed >= HEARTBEAT_SEC:
-            self._send(command("PING"), now)
+        if self._ping_sent is not None and now - self._ping_sent > self.timeout:
+            with self._lock:
+                if self._ping_sent is not None and now - self._ping_sent > self.timeout:
+                    self._fail(TimeoutError("no answer to PING within %.2f s" % self.timeout))
+        elif self._ping_sent is None and now - self._confirmed >= HEARTBEAT_SEC:
+            with self._lock:
+                if self._sock is not None and self._ping_sent is None:
+                    self._send(command("PING"), now)
         return self._sock is not None and now - self._confirmed <= HEARTBEAT_SEC + self.timeout
 
-    def _connect(self, started):
+    @staticmethod
+    def _pending(sock):
+        """Whether the connection has something to read (a push, a PONG, or its end)."""
+        try:
+            sock.recv(1, socket.MSG_PEEK)  # data, or b"" at its end: both need a drain
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:  # closed meanwhile: the caller finds out under the lock
+            return True
+
+    def _connect(self):
+        started = self.clock()
+        if started < self._retry_at:
+            return False
         try:
             sock = socket.create_connection(self.address, timeout=self.timeout)
         except OSError as exc:
@@ -189,7 +213,10 @@ class Tracker:
         self._ping_sent = now
 
     def _drain(self):
-        """Apply every push and answer that has arrived, without waiting."""
+        """Apply every push and answer that has arrived, without waiting (lock held)."""
+        if self._sock is None:
+            return
+        self._draining = True  # from before the read until applied: see _sync
         try:
             while True:
                 try:
@@ -205,6 +232,8 @@ class Tracker:
                 self._apply(message)
         except (OSError, hiredis.ProtocolError, UnicodeDecodeError, hiredis.ReplyError) as exc:
             self._fail(exc)
+        finally:
+            self._draining = False
 
     def _apply(self, message):
         if isinstance(message, hiredis.PushNotification):
