@@ -8,6 +8,10 @@ It serves the application with waitress and adds two things waitress lacks:
 - Graceful shutdown: on SIGTERM (or SIGINT) it stops accepting connections, lets the
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
+- Requests that wait for password hashing (``slow_paths``: login and registration) run on at
+  most ``slow_threads`` of the threads at once (default: half of them); the others take every
+  other request first. A flood of logins then waits in its own queue, holding no thread and no
+  database connection, and never leaves reads without a thread.
 """
 
 import logging
@@ -16,10 +20,14 @@ import signal
 import threading
 import time
 
+from collections import deque
+
 import waitress
 from waitress import wasyncore
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from cinema_api.settings import read_dotenv
 
@@ -27,6 +35,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
+DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
+#: WSGI environ key: seconds a slow request waited for a thread (the hashing gate counts them).
+QUEUED_SEC = "cinema.queued_sec"
 
 
 def _override(global_conf, name, value):
@@ -58,11 +69,88 @@ def read_shutdown_timeout(global_conf, value):
     return timeout
 
 
+class FairTaskDispatcher(ThreadedTaskDispatcher):
+    """waitress's thread pool with a second queue, for POSTs to ``slow_paths``.
+
+    A thread takes an ordinary request first; it takes a slow one only while fewer than
+    ``slow_threads`` threads serve slow requests. waitress's own queue and accounting are
+    kept as they are; only the choice of the next task differs.
+    """
+
+    def __init__(self, slow_paths, slow_threads, clock=time.monotonic):
+        super().__init__()
+        self.slow_paths = frozenset(slow_paths)
+        self.slow_threads = slow_threads
+        self.clock = clock
+        self.slow_queue = deque()
+        self.slow_running = 0
+
+    def is_slow(self, task):
+        request = getattr(task, "request", None)
+        return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
+
+    def add_task(self, task):
+        if not self.is_slow(task):
+            return super().add_task(task)
+        task.queued_at = self.clock()
+        with self.lock:
+            self.slow_queue.append(task)
+            self.queue_cv.notify()
+
+    def _has_work(self):
+        return self.queue or (self.slow_queue and self.slow_running < self.slow_threads)
+
+    def handler_thread(self, thread_no):
+        while True:
+            with self.lock:
+                while not self._has_work() and self.stop_count == 0:
+                    self.active_count -= 1
+                    self.queue_cv.wait()
+                    self.active_count += 1
+                if self.stop_count > 0:
+                    self.active_count -= 1
+                    self.stop_count -= 1
+                    self.threads.discard(thread_no)
+                    self.thread_exit_cv.notify()
+                    break
+                slow = not self.queue
+                task = self.slow_queue.popleft() if slow else self.queue.popleft()
+                self.slow_running += slow
+            try:
+                if slow:
+                    self._stamp(task)
+                task.service()
+            except BaseException:
+                self.logger.exception("Exception when servicing %r", task)
+            finally:
+                if slow:
+                    with self.lock:
+                        self.slow_running -= 1
+                        if self.slow_queue:
+                            self.queue_cv.notify()
+
+    def _stamp(self, task):
+        try:
+            task.get_environment()[QUEUED_SEC] = self.clock() - task.queued_at
+        except Exception:  # a request waitress cannot turn into an environ: service() answers it
+            pass
+
+    def shutdown(self, cancel_pending=True, timeout=5):
+        with self.lock:
+            self.queue.extend(self.slow_queue)
+            self.slow_queue.clear()
+        return super().shutdown(cancel_pending, timeout)
+
+
 class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
-    def __init__(self, app, timeout, **kwargs):
-        self.server = waitress.create_server(app, **kwargs)
+    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, **kwargs):
+        threads = Adjustments(**kwargs).threads
+        dispatcher = FairTaskDispatcher(slow_paths, slow_threads or max(1, threads // 2))
+        dispatcher.set_thread_count(threads)
+        # _dispatcher is waitress's documented way in for a custom pool (its "test shim")
+        self.server = waitress.create_server(app, _dispatcher=dispatcher, **kwargs)
         self.map = getattr(self.server, "map", None) or self.server._map
         self.timeout = timeout
         self.stopping = threading.Event()
@@ -99,12 +187,35 @@ class GracefulServer:
         wasyncore.close_all(self.map)
 
 
-def serve(app, global_conf, host="127.0.0.1", port="6543", shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT, **kwargs):
+def read_slow_threads(value):
+    if value is None:
+        return None
+    try:
+        count = int(value)
+        if count < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SystemExit("cinema_api: configuration error: slow_threads must be a positive integer") from None
+    return count
+
+
+def serve(
+    app,
+    global_conf,
+    host="127.0.0.1",
+    port="6543",
+    shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT,
+    slow_paths=DEFAULT_SLOW_PATHS,
+    slow_threads=None,
+    **kwargs,
+):
     """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully."""
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
-    server = GracefulServer(app, timeout, host=host, port=port, **kwargs)
+    server = GracefulServer(
+        app, timeout, slow_paths.split(), read_slow_threads(slow_threads), host=host, port=port, **kwargs
+    )
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     try:

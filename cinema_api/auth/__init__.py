@@ -3,6 +3,12 @@
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
 from cinema_api.infrastructure.passwords import PasswordHasher
+from cinema_api.server import QUEUED_SEC
+
+
+def password_hasher(request):
+    """The hasher for this request: time spent waiting for a server thread counts against its gate."""
+    return request.registry["cinema.password_hasher"].queued(request.environ.get(QUEUED_SEC, 0.0))
 
 
 def authentication(request):
@@ -11,7 +17,7 @@ def authentication(request):
     return Authentication(
         request.db,
         request.users,
-        registry["cinema.password_hasher"],
+        request.password_hasher,
         registry["cinema.access_tokens"],
         registry["cinema.login_limiter"],
         registry["cinema.session_cache"],
@@ -28,6 +34,7 @@ def includeme(config):
     config.include("cinema_api.infrastructure.security")
     config.include("cinema_api.infrastructure.ratelimit")
     config.add_entities(define_entities)
+    config.add_request_method(password_hasher, "password_hasher", reify=True)
     config.add_request_method(authentication, "authentication", reify=True)
     for service in (views.register, views.login, views.refresh, views.logout):
         config.add_cornice_service(service)

@@ -5,7 +5,8 @@ CPU priority (Linux: the niceness of those threads only), so that a flood of log
 starve every other request of CPU. A hash that cannot start within ``wait`` seconds is
 refused with a 503 and ``Retry-After``; when the queue ahead of it already means it could
 not start in time (from the recent duration of a hash), it is refused at once rather than
-holding a server thread for nothing.
+holding a server thread for nothing. The 5 s count from the request's arrival: a request that
+waited for a server thread (see ``cinema_api.server``) has that much less.
 """
 
 import os
@@ -34,28 +35,26 @@ def _busy():
     return ServiceUnavailable("Too many password checks in progress, retry later", {"Retry-After": "5"})
 
 
-class PasswordHasher:
-    def __init__(self, rounds, concurrency, wait=GATE_WAIT_SEC):
-        self.rounds = rounds
-        self.wait = wait
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt", initializer=_lower_priority)
-        self._concurrency = concurrency
-        self._admitted = 0  # hashing or waiting
-        self._lock = threading.Lock()
-        started = time.perf_counter()
-        # Compared against when the user is unknown, so that costs one bcrypt check too.
-        self._dummy_hash = bcrypt.hashpw(b"dummy-password-1", bcrypt.gensalt(rounds))
-        self._typical = time.perf_counter() - started  # seconds per hash, smoothed
+class HashingGate:
+    """The hashing threads, shared by every ``PasswordHasher`` of an application."""
 
-    def _predicted_start(self):
-        waiting = max(0, self._admitted - self._concurrency)
-        return (waiting // self._concurrency + 1) * self._typical if waiting else 0.0
+    def __init__(self, concurrency):
+        self.concurrency = concurrency
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt", initializer=_lower_priority)
+        self.admitted = 0  # hashing or waiting
+        self.lock = threading.Lock()
+        self.typical = None  # seconds per hash, smoothed
 
-    def _gated(self, func, *args):
-        with self._lock:
-            if self._predicted_start() > self.wait:
+    def predicted_start(self):
+        waiting = max(0, self.admitted - self.concurrency)
+        return (waiting // self.concurrency + 1) * self.typical if waiting else 0.0
+
+    def run(self, wait, func, *args):
+        """``func(*args)`` on a hashing thread, refused (503) unless it can start within ``wait`` s."""
+        with self.lock:
+            if wait <= 0 or self.predicted_start() > wait:
                 raise _busy()
-            self._admitted += 1
+            self.admitted += 1
         try:
             started = threading.Event()
 
@@ -65,19 +64,39 @@ class PasswordHasher:
                 try:
                     return func(*args)
                 finally:
-                    self._typical = 0.8 * self._typical + 0.2 * (time.perf_counter() - begin)
+                    self.typical = 0.8 * self.typical + 0.2 * (time.perf_counter() - begin)
 
-            future = self._pool.submit(job)
-            if not started.wait(self.wait) and future.cancel():
+            future = self.pool.submit(job)
+            if not started.wait(wait) and future.cancel():
                 raise _busy()
             return future.result()
         finally:
-            with self._lock:
-                self._admitted -= 1
+            with self.lock:
+                self.admitted -= 1
+
+
+class PasswordHasher:
+    def __init__(self, rounds, concurrency, wait=GATE_WAIT_SEC, gate=None, dummy_hash=None):
+        self.rounds = rounds
+        self.wait = wait
+        self.gate = gate or HashingGate(concurrency)
+        if dummy_hash is None:
+            started = time.perf_counter()
+            # Compared against when the user is unknown, so that costs one bcrypt check too.
+            dummy_hash = bcrypt.hashpw(b"dummy-password-1", bcrypt.gensalt(rounds))
+            self.gate.typical = time.perf_counter() - started
+        self._dummy_hash = dummy_hash
+
+    def queued(self, seconds):
+        """This hasher for a request that already waited ``seconds`` for a server thread: the
+        5 s within which hashing must start count from the request's arrival."""
+        if seconds <= 0:
+            return self
+        return PasswordHasher(self.rounds, None, self.wait - seconds, self.gate, self._dummy_hash)
 
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
-        hashed = self._gated(bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
+        hashed = self.gate.run(self.wait, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
         return hashed.decode("ascii")
 
     def verify(self, password, password_hash):
@@ -87,5 +106,5 @@ class PasswordHasher:
         if not usable:
             secret = secret[:MAX_PASSWORD_BYTES]
         stored = password_hash.encode("ascii") if usable else self._dummy_hash
-        matches = self._gated(bcrypt.checkpw, secret, stored)
+        matches = self.gate.run(self.wait, bcrypt.checkpw, secret, stored)
         return usable and matches

@@ -8,6 +8,6 @@ def includeme(config):
     from cinema_api.users import views
 
     config.add_entities(define_entities)
-    config.add_request_method(lambda request: Users(request.db, request.registry["cinema.password_hasher"]), "users", reify=True)
+    config.add_request_method(lambda request: Users(request.db, request.password_hasher), "users", reify=True)
     for service in (views.users, views.user, views.user_tickets):
         config.add_cornice_service(service)

@@ -442,7 +442,7 @@ def occupied_hasher(wait):
     """A hasher with one slot, kept busy until the returned event is set."""
     hasher = PasswordHasher(rounds=4, concurrency=1, wait=wait)
     release = threading.Event()
-    hasher._pool.submit(release.wait)
+    hasher.gate.pool.submit(release.wait)
     return hasher, release
 
 
@@ -459,6 +459,24 @@ def test_hashing_gate_answers_503_with_retry_after(testapp, app, monkeypatch):
         release.set()
     testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD})
     testapp.post_json("/v1/auth/login", {"username": "bob", "password": PASSWORD}, status=401)  # nothing half-written
+
+
+def test_time_spent_waiting_for_a_server_thread_counts_against_the_gate(testapp, app, monkeypatch):
+    register(testapp, "alice")
+    login = {"username": "alice", "password": PASSWORD}
+    # the server queued this login for 5 s already: it cannot start hashing within 5 s of arrival
+    started = time.monotonic()
+    response = testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 5.0}, status=503)
+    assert response.headers["Retry-After"] == "5" and time.monotonic() - started < 1
+    hasher, release = occupied_hasher(wait=5)
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
+    try:  # 4.8 s queued: 0.2 s left for the busy gate
+        started = time.monotonic()
+        testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 4.8}, status=503)
+        assert 0.15 < time.monotonic() - started < 1.5
+    finally:
+        release.set()
+    testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 1.0}, status=200)
 
 
 # ---------------------------------------------------------------- concurrency
@@ -486,7 +504,7 @@ def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
     from cinema_api.core.errors import ServiceUnavailable
 
     hasher, release = occupied_hasher(wait=5)
-    hasher._typical = 2.0  # recent hashes took 2 s each
+    hasher.gate.typical = 2.0  # recent hashes took 2 s each
     results = []
     waiters = [threading.Thread(target=lambda: results.append(hasher.verify("secret123", None))) for _ in range(3)]
     for waiter in waiters:
@@ -506,5 +524,5 @@ def test_hashing_runs_on_lower_priority_threads():
     import os
 
     hasher = PasswordHasher(rounds=4, concurrency=1)
-    niceness = hasher._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    niceness = hasher.gate.pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
     assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + 10 or niceness == 19

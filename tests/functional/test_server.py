@@ -104,3 +104,109 @@ def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
     for record in records:
         if record["logger"] in ("cinema_api.trace", "cinema_api.access") and record["method"]:
             assert record["trace_id"]
+
+
+# ---------------------------------------------------------------- the fair dispatcher
+
+
+class FakeTask:
+    """What waitress hands the dispatcher: a parsed request to service, or to cancel."""
+
+    def __init__(self, method, path, release=None):
+        self.request = type("Request", (), {"command": method, "path": path})()
+        self.release = release
+        self.environ = {}
+        self.started = self.finished = self.cancelled = False
+
+    def get_environment(self):
+        return self.environ
+
+    def service(self):
+        self.started = True
+        if self.release is not None:
+            self.release.wait(10)
+        self.finished = True
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def wait_until(condition, timeout=5):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_slow_requests_never_take_the_threads_other_requests_need():
+    import threading
+
+    from cinema_api.server import QUEUED_SEC, FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2)
+    dispatcher.set_thread_count(4)
+    release = threading.Event()
+    try:
+        logins = [FakeTask("POST", "/v1/auth/login", release) for _ in range(6)]
+        for task in logins:
+            dispatcher.add_task(task)
+        wait_until(lambda: sum(t.started for t in logins) == 2)
+        # two threads are free, and stay free of logins: other requests go first
+        reads = [FakeTask("GET", "/v1/auth/login"), FakeTask("GET", "/v1/movies"), FakeTask("POST", "/v1/tickets")]
+        for task in reads:
+            dispatcher.add_task(task)
+        wait_until(lambda: all(t.finished for t in reads))
+        assert sum(t.started for t in logins) == 2 and dispatcher.slow_running == 2
+        release.set()
+        wait_until(lambda: all(t.finished for t in logins))
+        # each slow request learns how long it waited for a thread
+        assert all(t.environ[QUEUED_SEC] >= 0 for t in logins)
+        assert max(t.environ[QUEUED_SEC] for t in logins) > min(t.environ[QUEUED_SEC] for t in logins)
+        assert dispatcher.slow_running == 0
+    finally:
+        release.set()
+        dispatcher.shutdown(timeout=5)
+
+
+def test_shutdown_cancels_slow_requests_still_queued():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1)
+    dispatcher.set_thread_count(2)
+    release = threading.Event()
+    running, queued = FakeTask("POST", "/v1/auth/login", release), FakeTask("POST", "/v1/auth/login")
+    dispatcher.add_task(running)
+    dispatcher.add_task(queued)
+    wait_until(lambda: running.started)
+    threading.Timer(0.2, release.set).start()
+    dispatcher.shutdown(cancel_pending=True, timeout=5)
+    assert running.finished and queued.cancelled and not queued.started
+
+
+@pytest.mark.slow
+def test_reads_are_served_while_logins_flood_the_server(tmp_path):
+    """Logins waiting for bcrypt hold at most half of the threads; a read does not queue behind them."""
+    import threading
+    import time
+
+    database = "sqlite:///" + str(tmp_path / "flood.sqlite")
+    with ServerProcess(DATABASE_URL=database, BCRYPT_ROUNDS="12", BCRYPT_CONCURRENCY="1") as server:
+        login = {"username": "alice", "password": "secret123"}
+        assert server.request("POST", "/v1/auth/register", dict(login, age=30))[0] == 201
+        statuses = []
+        logins = [threading.Thread(target=lambda: statuses.append(server.request("POST", "/v1/auth/login", login)[0])) for _ in range(16)]
+        for thread in logins:
+            thread.start()
+        time.sleep(0.5)  # every thread would now be a login waiting for the one hashing thread
+        started = time.monotonic()
+        status, _, body = server.request("GET", "/v1/health")
+        elapsed = time.monotonic() - started
+        for thread in logins:
+            thread.join(60)
+    assert status == 200 and body["status"] == "ok"
+    assert elapsed < 1.0, "a read waited %.2f s behind logins" % elapsed
+    assert sorted(set(statuses)) in ([200], [200, 503]), statuses
