@@ -124,6 +124,12 @@ def wrk(url, duration, connections, env, timeout=10):
     return result
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of a process, threads included."""
+    fields = open("/proc/%d/stat" % pid).read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as status:
         for line in status:
@@ -146,14 +152,14 @@ class Setup:
         return ServerProcess("production.ini", args=("-q",), **environ)
 
     def settle(self, server):
-        """Let the server finish what a previous run left queued (logins take a while)."""
-        deadline = time.monotonic() + 30
+        """Let the server finish what a previous run left queued: logins wait in their own
+        queue while reads are answered at once, so wait until the server's CPU is idle."""
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            started = time.perf_counter()
-            call(server, "GET", "/")
-            if time.perf_counter() - started < 0.05:
-                return
+            before = cpu_seconds(server.process.pid)
             time.sleep(0.5)
+            if cpu_seconds(server.process.pid) - before < 0.05:
+                return
 
     def record(self, server, scenario, connections, result):
         result.update(setup=self.name, scenario=scenario, connections=connections, rss=rss_mb(server.process.pid))

@@ -29,6 +29,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
+from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
 from cinema_api.settings import read_dotenv
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,20 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
 
     A thread takes an ordinary request first; it takes a slow one only while fewer than
     ``slow_threads`` threads serve slow requests. waitress's own queue and accounting are
-    kept as they are; only the choice of the next task differs.
+    kept as they are; only the choice of the next task differs. A slow request that would
+    wait longer than ``max_wait`` (from the recent duration of slow requests) is served at
+    once instead, told it waited that long, so the hashing gate refuses it with a 503 now.
     """
 
-    def __init__(self, slow_paths, slow_threads, clock=time.monotonic):
+    def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic):
         super().__init__()
         self.slow_paths = frozenset(slow_paths)
         self.slow_threads = slow_threads
+        self.max_wait = max_wait
         self.clock = clock
         self.slow_queue = deque()
         self.slow_running = 0
+        self.slow_duration = 0.0  # seconds per slow request, smoothed
 
     def is_slow(self, task):
         request = getattr(task, "request", None)
@@ -94,7 +99,13 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
             return super().add_task(task)
         task.queued_at = self.clock()
         with self.lock:
-            self.slow_queue.append(task)
+            ahead = len(self.slow_queue) + self.slow_running
+            predicted = ahead // self.slow_threads * self.slow_duration
+            if predicted > self.max_wait:
+                task.queued_at -= predicted
+                self.queue.append(task)
+            else:
+                self.slow_queue.append(task)
             self.queue_cv.notify()
 
     def _has_work(self):
@@ -116,9 +127,10 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
                 slow = not self.queue
                 task = self.slow_queue.popleft() if slow else self.queue.popleft()
                 self.slow_running += slow
+            began = self.clock()
             try:
-                if slow:
-                    self._stamp(task)
+                if hasattr(task, "queued_at"):
+                    self._stamp(task, began)
                 task.service()
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
@@ -126,12 +138,14 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
                 if slow:
                     with self.lock:
                         self.slow_running -= 1
+                        self.slow_duration = 0.8 * self.slow_duration + 0.2 * (self.clock() - began)
                         if self.slow_queue:
                             self.queue_cv.notify()
 
-    def _stamp(self, task):
+    @staticmethod
+    def _stamp(task, now):
         try:
-            task.get_environment()[QUEUED_SEC] = self.clock() - task.queued_at
+            task.get_environment()[QUEUED_SEC] = now - task.queued_at
         except Exception:  # a request waitress cannot turn into an environ: service() answers it
             pass
 
