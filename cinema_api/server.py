@@ -1,6 +1,6 @@
 """The server runner of the ini files (``[server:main] use = egg:cinema_api#main``).
 
-It serves the application with waitress and adds two things waitress lacks:
+It serves the application with waitress and adds what waitress lacks:
 
 - ``HOST`` and ``PORT`` (OS environment, then the ``.env`` next to the ini file) override
   where it listens: variables given on the pserve command line cannot override an ini
@@ -19,7 +19,6 @@ import os
 import signal
 import threading
 import time
-
 from collections import deque
 
 import waitress
@@ -163,7 +162,7 @@ class GracefulServer:
         threads = Adjustments(**kwargs).threads
         dispatcher = FairTaskDispatcher(slow_paths, slow_threads or max(1, threads // 2))
         dispatcher.set_thread_count(threads)
-        # _dispatcher is waitress's documented way in for a custom pool (its "test shim")
+        # create_server's _dispatcher parameter takes the place of its own thread pool
         self.server = waitress.create_server(app, _dispatcher=dispatcher, **kwargs)
         self.map = getattr(self.server, "map", None) or self.server._map
         self.timeout = timeout

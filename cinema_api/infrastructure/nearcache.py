@@ -53,8 +53,8 @@ def command(*args):
 class Tracker:
     """One tracking connection to a Redis server and the local copies it keeps exact.
 
-    ``copies(prefix, max_entries)`` registers a key prefix before the first use and returns
-    its bounded mapping; the connection opens on first use, and again ``RECONNECT_SEC`` after
+    ``copies(prefix, mapping)`` registers a key prefix and the bounded mapping of its copies
+    before the first use; the connection opens on first use, and again ``RECONNECT_SEC`` after
     a failure, unless the cache's circuit breaker is open. Every method is thread-safe.
     """
 
