@@ -273,11 +273,16 @@ class Caches:
         region = self.regions[self.default_config.name]
         if not region.enabled:
             return True
-        key = "health:" + uuid.uuid4().hex
+        # the backend itself, not the local copies in front of it, and a key outside every
+        # region's keys, so that no process gets an invalidation push for it
+        backend = getattr(region.dogpile.backend, "proxied", region.dogpile.backend)
+        key = "%s:health:%s" % (KEY_PREFIX, uuid.uuid4().hex)
+        value = b"ok" if backend.serializer else "ok"
+        set_, get = (backend.set_serialized, backend.get_serialized) if backend.serializer else (backend.set, backend.get)
         try:
-            region.dogpile.set(key, "ok")
-            ok = region.dogpile.get(key) == "ok"
-            region.dogpile.delete(key)
+            set_(key, value)
+            ok = get(key) == value
+            backend.delete(key)
         except redis.RedisError as exc:
             log.warning("cache health check failed: %s", exc)
             return False
