@@ -26,7 +26,7 @@ from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
 from cinema_api.settings import read_dotenv
@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
 DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
-#: WSGI environ key: seconds a slow request waited for a thread (the hashing gate counts them).
+#: WSGI environ keys of a slow request: the seconds it waited for a thread (the hashing gate
+#: counts them), and a callable telling whether other requests are being served right now.
 QUEUED_SEC = "cinema.queued_sec"
+SERVER_BUSY = "cinema.server_busy"
+BUSY_WINDOW_SEC = 0.05
 
 
 def _override(global_conf, name, value):
@@ -88,9 +91,17 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         self.slow_queue = deque()
         self.slow_running = 0
         self.slow_duration = 0.0  # seconds per slow request, smoothed
+        self.ordinary_seen = float("-inf")  # when an ordinary request last started or ended
+
+    @staticmethod
+    def request_of(task):
+        """The request a queued task will serve: waitress queues a channel, which serves the
+        first of its parsed requests."""
+        requests = getattr(task, "requests", None)
+        return requests[0] if requests else getattr(task, "request", None)
 
     def is_slow(self, task):
-        request = getattr(task, "request", None)
+        request = self.request_of(task)
         return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
 
     def add_task(self, task):
@@ -106,6 +117,10 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
             else:
                 self.slow_queue.append(task)
             self.queue_cv.notify()
+
+    def ordinary_work(self):
+        """Whether other requests than slow ones were served within ``BUSY_WINDOW_SEC``."""
+        return self.clock() - self.ordinary_seen < BUSY_WINDOW_SEC
 
     def _has_work(self):
         return self.queue or (self.slow_queue and self.slow_running < self.slow_threads)
@@ -127,13 +142,19 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
                 task = self.slow_queue.popleft() if slow else self.queue.popleft()
                 self.slow_running += slow
             began = self.clock()
+            if not slow:
+                self.ordinary_seen = began
             try:
                 if hasattr(task, "queued_at"):
-                    self._stamp(task, began)
+                    # read by StampedTask when it builds the request's WSGI environ
+                    self.request_of(task).cinema_environ = {QUEUED_SEC: began - task.queued_at, SERVER_BUSY: self.ordinary_work}
+                    del task.queued_at
                 task.service()
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
             finally:
+                if not slow:
+                    self.ordinary_seen = self.clock()
                 if slow:
                     with self.lock:
                         self.slow_running -= 1
@@ -141,18 +162,24 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
                         if self.slow_queue:
                             self.queue_cv.notify()
 
-    @staticmethod
-    def _stamp(task, now):
-        try:
-            task.get_environment()[QUEUED_SEC] = now - task.queued_at
-        except Exception:  # a request waitress cannot turn into an environ: service() answers it
-            pass
-
     def shutdown(self, cancel_pending=True, timeout=5):
         with self.lock:
             self.queue.extend(self.slow_queue)
             self.slow_queue.clear()
         return super().shutdown(cancel_pending, timeout)
+
+
+class StampedTask(WSGITask):
+    """waitress's WSGI task, with what the dispatcher noted on the request in its environ."""
+
+    def get_environment(self):
+        environ = super().get_environment()
+        environ.update(getattr(self.request, "cinema_environ", ()))
+        return environ
+
+
+class StampedChannel(HTTPChannel):
+    task_class = StampedTask
 
 
 class GracefulServer:
@@ -164,6 +191,7 @@ class GracefulServer:
         dispatcher.set_thread_count(threads)
         # create_server's _dispatcher parameter takes the place of its own thread pool
         self.server = waitress.create_server(app, _dispatcher=dispatcher, **kwargs)
+        self.server.channel_class = StampedChannel
         self.map = getattr(self.server, "map", None) or self.server._map
         self.timeout = timeout
         self.stopping = threading.Event()

@@ -3,12 +3,14 @@
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
 from cinema_api.infrastructure.passwords import PasswordHasher
-from cinema_api.server import QUEUED_SEC
+from cinema_api.server import QUEUED_SEC, SERVER_BUSY
 
 
 def password_hasher(request):
-    """The hasher for this request: time spent waiting for a server thread counts against its gate."""
-    return request.registry["cinema.password_hasher"].queued(request.environ.get(QUEUED_SEC, 0.0))
+    """The hasher for this request: its wait for a server thread counts against the gate, and
+    while other requests are served it hashes on one core (see PasswordHasher.for_request)."""
+    environ = request.environ
+    return request.registry["cinema.password_hasher"].for_request(environ.get(QUEUED_SEC, 0.0), environ.get(SERVER_BUSY))
 
 
 def authentication(request):

@@ -1,15 +1,19 @@
 """Password hashing with bcrypt, behind a concurrency gate.
 
-bcrypt is deliberately slow. It runs on ``BCRYPT_CONCURRENCY`` dedicated threads at a lower
-CPU priority (Linux: the niceness of those threads only), so that a flood of logins cannot
-starve every other request of CPU. A hash that cannot start within ``wait`` seconds is
+bcrypt is deliberately slow. It runs on ``BCRYPT_CONCURRENCY`` dedicated threads (bcrypt
+releases the GIL while it hashes), so that a flood of logins takes at most that many cores.
+They keep the normal CPU priority on purpose: a lower-priority thread that is preempted while
+it holds the GIL (between two hashes) stalls every request thread of the process with it,
+which measured worse for reads under a login flood than no priority change at all. Instead, a
+request that knows its server is busy with other requests (``busy``) hashes only while no other
+hash runs, so a login flood takes one core and leaves the others to the rest; an idle server
+hashes on every slot. A hash that cannot start within ``wait`` seconds is
 refused with a 503 and ``Retry-After``; when the queue ahead of it already means it could
 not start in time (from the recent duration of a hash), it is refused at once rather than
 holding a server thread for nothing. The 5 s count from the request's arrival: a request that
 waited for a server thread (see ``cinema_api.server``) has that much less.
 """
 
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,15 +24,7 @@ from cinema_api.core.errors import ServiceUnavailable
 
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
-HASHING_NICENESS = 10
-
-
-def _lower_priority():
-    """Run this thread (a hashing worker) at a lower priority; Linux applies it per thread."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
-    except (AttributeError, OSError):  # other platforms: normal priority
-        pass
+YIELD_SEC = 0.005
 
 
 def _busy():
@@ -40,8 +36,9 @@ class HashingGate:
 
     def __init__(self, concurrency):
         self.concurrency = concurrency
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt", initializer=_lower_priority)
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt")
         self.admitted = 0  # hashing or waiting
+        self.hashing = 0
         self.lock = threading.Lock()
         self.typical = None  # seconds per hash, smoothed
 
@@ -49,8 +46,12 @@ class HashingGate:
         waiting = max(0, self.admitted - self.concurrency)
         return (waiting // self.concurrency + 1) * self.typical if waiting else 0.0
 
-    def run(self, wait, func, *args):
-        """``func(*args)`` on a hashing thread, refused (503) unless it can start within ``wait`` s."""
+    def run(self, wait, busy, func, *args):
+        """``func(*args)`` on a hashing thread, refused (503) unless it can start within ``wait`` s.
+
+        While ``busy()`` says other requests are being served, it waits for no other hash to
+        run (yet starts within ``wait`` s all the same)."""
+        deadline = time.monotonic() + wait
         with self.lock:
             if wait <= 0 or self.predicted_start() > wait:
                 raise _busy()
@@ -60,11 +61,19 @@ class HashingGate:
 
             def job():
                 started.set()
+                while True:
+                    with self.lock:
+                        if not (busy is not None and self.hashing and busy() and time.monotonic() < deadline):
+                            self.hashing += 1
+                            break
+                    time.sleep(YIELD_SEC)
                 begin = time.perf_counter()
                 try:
                     return func(*args)
                 finally:
                     self.typical = 0.8 * self.typical + 0.2 * (time.perf_counter() - begin)
+                    with self.lock:
+                        self.hashing -= 1
 
             future = self.pool.submit(job)
             if not started.wait(wait) and future.cancel():
@@ -76,9 +85,10 @@ class HashingGate:
 
 
 class PasswordHasher:
-    def __init__(self, rounds, concurrency, wait=GATE_WAIT_SEC, gate=None, dummy_hash=None):
+    def __init__(self, rounds, concurrency, wait=GATE_WAIT_SEC, gate=None, dummy_hash=None, busy=None):
         self.rounds = rounds
         self.wait = wait
+        self.busy = busy
         self.gate = gate or HashingGate(concurrency)
         if dummy_hash is None:
             started = time.perf_counter()
@@ -87,16 +97,17 @@ class PasswordHasher:
             self.gate.typical = time.perf_counter() - started
         self._dummy_hash = dummy_hash
 
-    def queued(self, seconds):
-        """This hasher for a request that already waited ``seconds`` for a server thread: the
-        5 s within which hashing must start count from the request's arrival."""
-        if seconds <= 0:
+    def for_request(self, queued=0.0, busy=None):
+        """This hasher for a request that already waited ``queued`` seconds for a server thread
+        (the 5 s within which hashing must start count from its arrival), in a server whose
+        ``busy()`` tells whether it is serving other requests."""
+        if queued <= 0 and busy is None:
             return self
-        return PasswordHasher(self.rounds, None, self.wait - seconds, self.gate, self._dummy_hash)
+        return PasswordHasher(self.rounds, None, self.wait - queued, self.gate, self._dummy_hash, busy)
 
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
-        hashed = self.gate.run(self.wait, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
+        hashed = self.gate.run(self.wait, self.busy, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
         return hashed.decode("ascii")
 
     def verify(self, password, password_hash):
@@ -106,5 +117,5 @@ class PasswordHasher:
         if not usable:
             secret = secret[:MAX_PASSWORD_BYTES]
         stored = password_hash.encode("ascii") if usable else self._dummy_hash
-        matches = self.gate.run(self.wait, bcrypt.checkpw, secret, stored)
+        matches = self.gate.run(self.wait, self.busy, bcrypt.checkpw, secret, stored)
         return usable and matches

@@ -519,10 +519,3 @@ def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
         waiter.join(10)
     assert results == [False, False, False]
 
-
-def test_hashing_runs_on_lower_priority_threads():
-    import os
-
-    hasher = PasswordHasher(rounds=4, concurrency=1)
-    niceness = hasher.gate.pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
-    assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + 10 or niceness == 19

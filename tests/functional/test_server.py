@@ -115,11 +115,12 @@ class FakeTask:
     def __init__(self, method, path, release=None):
         self.request = type("Request", (), {"command": method, "path": path})()
         self.release = release
-        self.environ = {}
         self.started = self.finished = self.cancelled = False
 
-    def get_environment(self):
-        return self.environ
+    @property
+    def environ(self):
+        """What the dispatcher noted for the request's WSGI environ."""
+        return getattr(self.request, "cinema_environ", {})
 
     def service(self):
         self.started = True
@@ -185,6 +186,39 @@ def test_shutdown_cancels_slow_requests_still_queued():
     threading.Timer(0.2, release.set).start()
     dispatcher.shutdown(cancel_pending=True, timeout=5)
     assert running.finished and queued.cancelled and not queued.started
+
+
+def test_a_slow_request_finds_its_wait_and_the_server_load_in_its_environ():
+    import http.client
+    import json
+    import threading
+
+    from cinema_api.server import QUEUED_SEC, SERVER_BUSY, GracefulServer
+
+    def app(environ, start_response):
+        busy = environ.get(SERVER_BUSY)
+        body = json.dumps({"queued": environ.get(QUEUED_SEC), "busy": busy() if busy else None}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = GracefulServer(app, 1.0, ["/slow"], None, host="127.0.0.1", port=0, threads=2)
+    runner = threading.Thread(target=server.serve_forever)
+    runner.start()
+    try:
+        port = server.server.getsockname()[1]
+        answers = []
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for method, path in (("POST", "/slow"), ("GET", "/slow"), ("POST", "/other"), ("POST", "/slow")):
+            connection.request(method, path, body=b"" if method == "POST" else None)
+            answers.append(json.loads(connection.getresponse().read()))
+        connection.close()
+    finally:
+        server.request_stop()
+        runner.join(10)
+    slow, read, other, again = answers
+    assert slow["queued"] >= 0 and slow["busy"] is False
+    assert read == other == {"queued": None, "busy": None}  # one keep-alive connection throughout
+    assert again["queued"] >= 0 and again["busy"] is True  # ordinary requests were just served
 
 
 @pytest.mark.slow
