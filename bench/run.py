@@ -273,13 +273,17 @@ def report(setups, duration):
         " with 8 threads, production.ini). Machine: %d cores. Read the figures as ranges: the load"
         " generator shares the cores with the server." % (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), duration, os.cpu_count()),
         "",
-        "| setup | scenario | conns | req/s | p50 ms | p99 ms | errors | 5xx | timeouts | server RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Errors are answers other than the scenario's success status (200, or 201 for purchases),"
+        " socket errors and timeouts; 503 counts the hashing gate's refusals among them (API.md: a login"
+        " that cannot start hashing within 5 s answers 503 at once).",
+        "",
+        "| setup | scenario | conns | req/s | p50 ms | p99 ms | errors | 5xx | 503 | timeouts | server RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows = [row for setup in setups for row in setup.rows]
     for row in rows:
-        lines.append("| %s | %s | %d | %.0f | %.1f | %.1f | %d | %d | %d | %.0f |" % (
-            row["setup"], row["scenario"], row["connections"], row["rps"], row["p50"], row["p99"], row["errors"], row["5xx"], row["timeouts"], row["rss"]))
+        lines.append("| %s | %s | %d | %.0f | %.1f | %.1f | %d | %d | %d | %d | %.0f |" % (
+            row["setup"], row["scenario"], row["connections"], row["rps"], row["p50"], row["p99"], row["errors"], row["5xx"], row["503"], row["timeouts"], row["rss"]))
     lines += ["", "## Scale", "", "| setup | case | value |", "|---|---|---:|"]
     for setup in setups:
         for name, value in setup.scale.items():
@@ -292,6 +296,10 @@ def report(setups, duration):
             row = row_of(rows, name, scenario, connections)
             return row["rps"] if row else float("nan")
 
+        def ok_rps(scenario, connections):
+            row = row_of(rows, name, scenario, connections)
+            return row["rps"] * (row["requests"] - row["errors"]) / row["requests"] if row and row["requests"] else float("nan")
+
         floor = rps("GET / (floor)")
         checks = [
             ("gate: cached list / GET / (32 conns)", rps("cached list") / floor, 0.6),
@@ -299,12 +307,16 @@ def report(setups, duration):
             ("aim: cached list vs NestJS 609 req/s", rps("cached list"), 1.6 * NESTJS["cached list"]),
             ("aim: movie by id vs NestJS 310 req/s", rps("movie by id"), 1.6 * NESTJS["movie by id"]),
             ("aim: purchases vs NestJS 226 req/s", rps("purchase (fresh pairs)"), 1.5 * NESTJS["purchase"]),
-            ("aim: logins cost 10 @8 vs NestJS 26/s", rps("login cost 10", 8), NESTJS["login cost 10 @8"]),
+            ("aim: successful logins cost 10 @8 vs NestJS 26/s", ok_rps("login cost 10", 8), NESTJS["login cost 10 @8"]),
         ]
         for label, figure, target in checks:
             lines.append("| %s | %s | %.2f | >= %.2f | %s |" % (name, label, figure, target, verdict(figure >= target)))
-        errors = sum(row["5xx"] + row["timeouts"] for row in setup.rows)
-        lines.append("| %s | gate: 5xx and timeouts in every scenario (503 from the hashing gate counted) | %d | 0 | %s |" % (name, errors, verdict(errors == 0)))
+        errors = sum(row["5xx"] - (row["503"] if row["scenario"].startswith("login") else 0) + row["timeouts"] for row in setup.rows)
+        lines.append("| %s | gate: 5xx and timeouts in every scenario (the hashing gate's 503 on logins apart) | %d | 0 | %s |" % (name, errors, verdict(errors == 0)))
+        hammer = row_of(rows, name, "login cost 10 (the load)", 64)
+        if hammer:
+            other = hammer["errors"] - hammer["503"]
+            lines.append("| %s | aim: login errors while 64 connections hammer are 503s (other errors, timeouts) | %d | 0 | %s |" % (name, other, verdict(other == 0)))
         idle, loaded = row_of(rows, name, "cached list, idle", 8), row_of(rows, name, "cached list, login load", 8)
         if idle and loaded:
             ratio = loaded["p99"] / idle["p99"] if idle["p99"] else float("inf")
