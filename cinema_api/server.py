@@ -142,10 +142,12 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
                 task = self.slow_queue.popleft() if slow else self.queue.popleft()
                 self.slow_running += slow
             began = self.clock()
-            if not slow:
+            stamped = hasattr(task, "queued_at")  # a slow request, served in turn or refused at once
+            ordinary = not (slow or stamped)
+            if ordinary:
                 self.ordinary_seen = began
             try:
-                if hasattr(task, "queued_at"):
+                if stamped:
                     # read by StampedTask when it builds the request's WSGI environ
                     self.request_of(task).cinema_environ = {QUEUED_SEC: began - task.queued_at, SERVER_BUSY: self.ordinary_work}
                     del task.queued_at
@@ -153,7 +155,7 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
             finally:
-                if not slow:
+                if ordinary:
                     self.ordinary_seen = self.clock()
                 if slow:
                     with self.lock:

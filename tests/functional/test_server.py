@@ -266,6 +266,7 @@ def test_a_slow_request_that_would_wait_too_long_is_refused_at_once():
         wait_until(lambda: late.finished)
         assert late.environ[QUEUED_SEC] > 5  # the hashing gate answers 503 at once
         assert not any(task.finished for task in queued)
+        assert not dispatcher.ordinary_work()  # a refused login is no other work: still every slot
     finally:
         release.set()
         dispatcher.shutdown(timeout=5)
