@@ -519,3 +519,29 @@ def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
         waiter.join(10)
     assert results == [False, False, False]
 
+
+
+def test_a_busy_server_hashes_one_at_a_time_and_an_idle_one_on_every_slot():
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    def spans_of(busy):
+        gate = HashingGate(concurrency=2)
+        gate.typical = 0.1
+        spans = []
+
+        def hash_():
+            began = time.monotonic()
+            time.sleep(0.2)
+            spans.append((began, time.monotonic()))
+
+        threads = [threading.Thread(target=gate.run, args=(5, busy, hash_)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return sorted(spans)
+
+    first, second = spans_of(lambda: True)
+    assert second[0] >= first[1]  # one after the other while other requests are served
+    first, second = spans_of(lambda: False)
+    assert second[0] < first[1]  # side by side on an idle server
