@@ -78,10 +78,8 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
     A thread takes an ordinary request first; it takes a slow one only while fewer than
     ``slow_threads`` threads serve slow requests. waitress's own queue and accounting are
     kept as they are; only the choice of the next task differs. A slow request that would
-    wait longer than half of ``max_wait`` (from the recent duration of slow requests) is
-    served at once instead, told it waited ``max_wait``, so the hashing gate refuses it with a
-    503 now. Half: under a flood of clients that retry at once, serving the refusals slows
-    hashing down, and the requests already queued must still start within ``max_wait``.
+    wait longer than ``max_wait`` (from the recent duration of slow requests) is served at
+    once instead, told it waited that long, so the hashing gate refuses it with a 503 now.
     """
 
     def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic):
@@ -112,8 +110,9 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         task.queued_at = self.clock()
         with self.lock:
             ahead = len(self.slow_queue) + self.slow_running
-            if ahead // self.slow_threads * self.slow_duration > self.max_wait / 2:
-                task.queued_at -= self.max_wait
+            predicted = ahead // self.slow_threads * self.slow_duration
+            if predicted > self.max_wait:
+                task.queued_at -= predicted
                 self.queue.append(task)
             else:
                 self.slow_queue.append(task)

@@ -520,7 +520,6 @@ def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
     assert results == [False, False, False]
 
 
-
 def test_a_busy_server_hashes_one_at_a_time_and_an_idle_one_on_every_slot():
     from cinema_api.infrastructure.passwords import HashingGate
 
