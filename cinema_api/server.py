@@ -61,15 +61,20 @@ def listen_address(global_conf, host, port):
     return host, port
 
 
-def read_shutdown_timeout(global_conf, value):
-    raw = _override(global_conf, "SHUTDOWN_TIMEOUT", value)
+def _checked(raw, convert, minimum, message):
+    """``convert(raw)`` when it is at least ``minimum``; else stop with one configuration line."""
     try:
-        timeout = float(raw)
-        if timeout < 0:
+        value = convert(raw)
+        if value < minimum:
             raise ValueError
     except (TypeError, ValueError):
-        raise SystemExit("cinema_api: configuration error: SHUTDOWN_TIMEOUT must be a number of seconds") from None
-    return timeout
+        raise SystemExit("cinema_api: configuration error: " + message) from None
+    return value
+
+
+def read_shutdown_timeout(global_conf, value):
+    raw = _override(global_conf, "SHUTDOWN_TIMEOUT", value)
+    return _checked(raw, float, 0, "SHUTDOWN_TIMEOUT must be a number of seconds")
 
 
 class FairTaskDispatcher(ThreadedTaskDispatcher):
@@ -230,18 +235,6 @@ class GracefulServer:
         wasyncore.close_all(self.map)
 
 
-def read_slow_threads(value):
-    if value is None:
-        return None
-    try:
-        count = int(value)
-        if count < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SystemExit("cinema_api: configuration error: slow_threads must be a positive integer") from None
-    return count
-
-
 def serve(
     app,
     global_conf,
@@ -256,9 +249,9 @@ def serve(
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
-    server = GracefulServer(
-        app, timeout, slow_paths.split(), read_slow_threads(slow_threads), host=host, port=port, **kwargs
-    )
+    if slow_threads is not None:
+        slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
+    server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     try:

@@ -23,6 +23,17 @@ def test_a_bad_port_stops_with_one_line(monkeypatch):
         listen_address({"here": HERE}, "localhost", "6543")
 
 
+def test_bad_server_settings_stop_with_one_line(monkeypatch):
+    from cinema_api.server import serve
+
+    for name in ("SHUTDOWN_TIMEOUT", "PORT", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="slow_threads must be a positive integer"):
+        serve(None, {"here": HERE}, port="0", slow_threads="0")
+    with pytest.raises(SystemExit, match="SHUTDOWN_TIMEOUT must be a number of seconds"):
+        serve(None, {"here": HERE}, port="0", shutdown_timeout="soon")
+
+
 @pytest.mark.slow
 def test_pserve_development_ini_serves_on_port(tmp_path):
     with ServerProcess(DATABASE_URL="sqlite:///" + str(tmp_path / "dev.sqlite")) as server:
