@@ -6,6 +6,8 @@ by default the suite runs on a temporary SQLite file with the memory cache.
 
 import os
 import socket
+import threading
+from contextlib import contextmanager
 
 import pytest
 from pony.orm import db_session
@@ -139,6 +141,31 @@ class Account:
         self.access_token = body["accessToken"]
         self.refresh_token = body["refreshToken"]
         self.headers = bearer(self.access_token)
+
+
+@contextmanager
+def reading_in_background(app, path, headers, threads=3):
+    """Threads that GET ``path`` from ``app`` until the block ends; yields the list of the
+    statuses other than 200 they were answered."""
+    stop = threading.Event()
+    failures = []
+
+    def read():
+        client = TestApp(app)
+        while not stop.is_set():
+            response = client.get(path, headers=headers, expect_errors=True)
+            if response.status_code != 200:
+                failures.append(response.status)
+
+    readers = [threading.Thread(target=read) for _ in range(threads)]
+    for thread in readers:
+        thread.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(30)
 
 
 def register(testapp, username, role="customer", age=30, password=PASSWORD, **kwargs):

@@ -2,7 +2,6 @@
 
 import logging
 import socket
-import threading
 import time
 
 import pytest
@@ -10,7 +9,16 @@ from webtest import TestApp
 
 from cinema_api import make_app
 from cinema_api.testing import ServerProcess
-from tests.conftest import PASSWORD, bearer, build_settings, ini_settings, register, require_service, reset_state
+from tests.conftest import (
+    PASSWORD,
+    bearer,
+    build_settings,
+    ini_settings,
+    reading_in_background,
+    register,
+    require_service,
+    reset_state,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -227,23 +235,9 @@ def test_two_processes_share_postgresql_and_redis(fresh_postgres_url):
 
 def test_concurrent_readers_and_writers_never_serve_stale_data_after_a_write(cache_app, staff):
     """A reader that started before a commit cannot store its old page under the new generation."""
-    app = cache_app.app
-    stop = threading.Event()
-
-    def read():
-        client = TestApp(app)
-        while not stop.is_set():
-            client.get("/v1/movies?perPage=100", headers=staff.headers)
-
-    readers = [threading.Thread(target=read) for _ in range(3)]
-    for thread in readers:
-        thread.start()
-    try:
+    with reading_in_background(cache_app.app, "/v1/movies?perPage=100", staff.headers) as failures:
         for index in range(10):
             cache_app.post_json("/v1/movies", {"title": "Movie %d" % index, "ageRestriction": 1}, headers=staff.headers)
             # right after each write's response, a read shows it
             assert "Movie %d" % index in movie_titles(cache_app.get("/v1/movies?perPage=100", headers=staff.headers))
-    finally:
-        stop.set()
-        for thread in readers:
-            thread.join(30)
+    assert failures == []

@@ -4,7 +4,6 @@ Two ``Caches`` (or two applications) on one Redis stand for two processes: each 
 tracking connection, exactly as two pserve processes do.
 """
 
-import threading
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from webtest import TestApp
 
 from cinema_api import make_app
 from cinema_api.infrastructure.cache import Caches, RegionConfig
-from tests.conftest import build_settings, ini_settings, register, require_service, reset_state
+from tests.conftest import build_settings, ini_settings, reading_in_background, register, require_service, reset_state
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
@@ -45,6 +44,16 @@ class RoundTrips:
             return original(keys)
 
         proxied.get_serialized_multi = counted
+
+
+def warmed_movies():
+    """``(caches, movies region, generation)``, with the body of "list" stored and read once."""
+    caches = make_caches()
+    region = caches.region("movies")
+    generation, _ = region.lookup("list")
+    region.store(generation, "list", b"[1]")
+    assert region.lookup("list") == (generation, b"[1]")
+    return caches, region, generation
 
 
 def test_a_hit_costs_no_round_trip_to_redis(server):
@@ -112,11 +121,7 @@ def test_a_value_read_while_it_changes_is_not_kept(server):
 
 
 def test_a_flush_drops_every_copy(server):
-    caches = make_caches()
-    region = caches.region("movies")
-    generation, _ = region.lookup("list")
-    region.store(generation, "list", b"[1]")
-    assert region.lookup("list") == (generation, b"[1]")
+    caches, region, generation = warmed_movies()
     server.flushdb()
     assert region.lookup("list") == (region.FIRST_GENERATION, None)
 
@@ -128,11 +133,7 @@ def tracking_address(caches):
 
 
 def test_a_lost_tracking_connection_drops_the_copies_until_it_is_back(server, caplog):
-    caches = make_caches()
-    region = caches.region("movies")
-    generation, _ = region.lookup("list")
-    region.store(generation, "list", b"[1]")
-    assert region.lookup("list") == (generation, b"[1]")
+    caches, region, generation = warmed_movies()
     trips = RoundTrips(region)
     server.client_kill_filter(addr=tracking_address(caches))
     time.sleep(0.05)
@@ -148,11 +149,7 @@ def test_a_lost_tracking_connection_drops_the_copies_until_it_is_back(server, ca
 
 
 def test_copies_are_not_trusted_once_redis_stops_answering_the_heartbeat(server):
-    caches = make_caches()
-    region = caches.region("movies")
-    generation, _ = region.lookup("list")
-    region.store(generation, "list", b"[1]")
-    assert region.lookup("list") == (generation, b"[1]")
+    caches, region, generation = warmed_movies()
     server.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # Redis stalls: no PONG, no push
     try:
         deadline = time.monotonic() + 1.2
@@ -174,20 +171,7 @@ def test_readers_in_another_process_see_every_write_right_after_its_response(ser
     reset_state(writer_app.registry["cinema.db"], writer_app.registry)
     writer, reader = TestApp(writer_app), TestApp(reader_app)
     staff = register(writer, "boss", role="manager", age=40)
-    stop = threading.Event()
-    failures = []
-
-    def read():
-        client = TestApp(reader_app)
-        while not stop.is_set():
-            response = client.get("/v1/movies?perPage=100", headers=staff.headers, expect_errors=True)
-            if response.status_code != 200:
-                failures.append(response.status)
-
-    readers = [threading.Thread(target=read) for _ in range(3)]
-    for thread in readers:
-        thread.start()
-    try:
+    with reading_in_background(reader_app, "/v1/movies?perPage=100", staff.headers) as failures:
         for index in range(15):
             writer.post_json("/v1/movies", {"title": "Movie %d" % index, "ageRestriction": 1}, headers=staff.headers)
             titles = [m["title"] for m in reader.get("/v1/movies?perPage=100", headers=staff.headers).json["movies"]]
@@ -196,8 +180,4 @@ def test_readers_in_another_process_see_every_write_right_after_its_response(ser
         assert hits[-1] == "HIT"
         writer.post_json("/v1/auth/logout", headers=staff.headers, status=204)
         reader.get("/v1/movies?perPage=100", headers=staff.headers, status=401)
-    finally:
-        stop.set()
-        for thread in readers:
-            thread.join(30)
     assert set(failures) <= {"401 Unauthorized"}
