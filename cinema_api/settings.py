@@ -190,6 +190,55 @@ SCHEMA = {
 #: Settings never printed in logs.
 SECRETS = frozenset({"jwt_secret"})
 
+CACHE_BACKENDS = ("memory", "redis", "null")
+DEFAULT_CACHE_REGIONS = "movies sessions"
+DEFAULT_CACHE_EXPIRATION = 300
+DEFAULT_CACHE_MAX_ENTRIES = 10_000
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One cache region: ``cinema.cache.<name>.backend``, ``.expiration_time``, ``.arguments.*``."""
+
+    name: str
+    backend: str
+    expiration_time: int
+    max_entries: int
+    url: str = None
+
+    def describe(self):
+        return "%s:%s" % (self.name, redact_url(self.url) if self.url else self.backend)
+
+
+def cache_regions(ini_settings, cache_url):
+    """The regions named by ``cinema.cache.regions``; ``CACHE_URL`` replaces every backend."""
+    names = _list(ini_settings.get("cinema.cache.regions", DEFAULT_CACHE_REGIONS))
+    if not names:
+        raise SettingsError("cinema.cache.regions names no region")
+    return tuple(_region(name, ini_settings, cache_url) for name in names)
+
+
+def _region(name, ini, cache_url):
+    prefix = "cinema.cache.%s." % name
+    backend = ini.get(prefix + "backend", "memory").strip()
+    url = ini.get(prefix + "arguments.url", "").strip() or None
+    if cache_url:
+        scheme = urlsplit(cache_url).scheme
+        backend = "redis" if scheme.startswith("redis") else scheme
+        url = cache_url if backend == "redis" else None
+    if backend not in CACHE_BACKENDS:
+        raise SettingsError("%sbackend must be one of %s" % (prefix, ", ".join(CACHE_BACKENDS)))
+    numbers = {}
+    for key, default in (("expiration_time", DEFAULT_CACHE_EXPIRATION), ("arguments.max_entries", DEFAULT_CACHE_MAX_ENTRIES)):
+        try:
+            numbers[key] = _int_between(1, 10**9)(ini.get(prefix + key, default))
+        except ValueError as exc:
+            raise SettingsError("%s%s %s" % (prefix, key, exc)) from None
+    if backend == "redis":
+        url = parse_cache_url(url or DEFAULT_REDIS_URL)
+    return RegionConfig(name, backend, numbers["expiration_time"], numbers["arguments.max_entries"], url if backend == "redis" else None)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -213,6 +262,7 @@ class Settings:
     log_format: str
     log_level: str
     here: str
+    cache_regions: tuple = ()
 
     @property
     def is_production(self):
@@ -226,7 +276,9 @@ class Settings:
             if name in SECRETS or name == "here":
                 continue
             value = getattr(self, name)
-            if isinstance(value, DatabaseURL):
+            if name == "cache_regions":
+                value = ",".join(region.describe() for region in value)
+            elif isinstance(value, DatabaseURL):
                 value = value.display
             elif name == "cache_url":
                 value = redact_url(value)
@@ -268,7 +320,7 @@ def load_settings(ini_settings, here, environ=None):
             values[name] = parse(raw, here)
         except ValueError as exc:
             raise SettingsError("%s %s" % (key, exc)) from None
-    settings = Settings(here=here, **values)
+    settings = Settings(here=here, cache_regions=cache_regions(ini_settings, values["cache_url"]), **values)
     _check_secret(settings)
     return settings
 

@@ -86,8 +86,6 @@ def reset_state(db, registry):
     with db_session:
         for table in TABLES:
             db.execute('DELETE FROM "%s"' % table)
-    caches = registry["cinema.caches"]
-    caches.invalidate(*caches.regions)
     registry["cinema.login_limiter"].reset()
 
 

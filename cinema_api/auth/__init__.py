@@ -22,7 +22,6 @@ def authentication(request):
         request.password_hasher,
         registry["cinema.access_tokens"],
         registry["cinema.login_limiter"],
-        registry["cinema.session_cache"],
         settings.refresh_token_ttl_sec,
         settings.allow_manager_signup,
     )
@@ -33,7 +32,7 @@ def includeme(config):
 
     settings = config.registry["cinema.settings"]
     config.registry["cinema.password_hasher"] = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
-    config.include("cinema_api.infrastructure.security")
+    config.include("cinema_api.auth.security_policy")
     config.include("cinema_api.infrastructure.ratelimit")
     config.add_entities(define_entities)
     config.add_request_method(password_hasher, "password_hasher", reify=True)

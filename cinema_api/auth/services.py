@@ -4,7 +4,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from pony.orm import commit, flush, rollback, select
+from pony.orm import commit, flush, rollback
 from pony.orm.core import OptimisticCheckError, UnrepeatableReadError
 
 from cinema_api.auth.errors import (
@@ -32,9 +32,8 @@ class AuthResult:
 
 
 class Authentication:
-    def __init__(self, db, users, hasher, access_tokens, limiter, session_cache, session_ttl, allow_manager_signup):
+    def __init__(self, db, users, hasher, access_tokens, limiter, session_ttl, allow_manager_signup):
         self.db = db
-        self.session_cache = session_cache
         self.users = users
         self.hasher = hasher
         self.access_tokens = access_tokens
@@ -83,15 +82,12 @@ class Authentication:
         return self._issue(session.user, session)
 
     def logout(self, user_id):
-        """Revoke every session of the user: their access and refresh tokens stop working now."""
-        uid = uuid.UUID(user_id)
-        session_ids = list(select(s.id for s in self.db.UserSession if s.user.id == uid and s.revoked_at is None))
+        """Revoke every session of the user: their access and refresh tokens stop working now
+        (the bearer check reads the database on every request)."""
         self.db.execute(
             'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL',
-            {"now": utcnow(), "uid": sql_uuid(self.db, uid)},
+            {"now": utcnow(), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
         )
-        commit()  # the revocation is durable before the cached sessions are told
-        self.session_cache.revoke(session_ids)
 
     # ------------------------------------------------------------ helpers
 
@@ -102,7 +98,6 @@ class Authentication:
             {"now": utcnow(), "sid": sql_uuid(self.db, session_id)},
         )
         commit()
-        self.session_cache.revoke([session_id])
         log.warning("refresh token reuse detected: user session %s revoked", session_id)
         raise RefreshTokenReused()
 

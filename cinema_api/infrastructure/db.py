@@ -104,3 +104,28 @@ def includeme(config):
 def sql_uuid(db, value):
     """A UUID as a raw SQL parameter on this database (SQLite stores UUIDs as 16-byte blobs)."""
     return value.bytes if db.provider.dialect == "SQLite" else value
+
+
+# ---------------------------------------------------------------- raw SQL of the hot paths
+
+_CATALOG_VERSION = 'SELECT "version" FROM "catalog_version" WHERE "id" = 1'
+
+_LIVE_LOGIN_SESSION = (
+    'SELECT "u"."role", (%s) FROM "user_sessions" "s" JOIN "users" "u" ON "u"."id" = "s"."user_id" '
+    'WHERE "s"."id" = $sid AND "s"."user_id" = $uid AND "s"."revoked_at" IS NULL AND "s"."expires_at" > $now'
+    % _CATALOG_VERSION
+)
+
+
+def read_catalog_version(db):
+    """The catalogue's current version (changed by the database with every write to movies or
+    sessions; see migration 0002), or None if it cannot be read."""
+    rows = db.select(_CATALOG_VERSION)
+    return rows[0] if rows else None
+
+
+def live_login_session(db, user_id, session_id, now):
+    """``(role, catalog_version)`` while the login session is live (not revoked, not expired, its
+    user not deleted), else None: one indexed read, which also serves the cache its version."""
+    rows = db.select(_LIVE_LOGIN_SESSION, {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": now})
+    return tuple(rows[0]) if rows else None

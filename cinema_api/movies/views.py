@@ -5,7 +5,7 @@ import colander
 from cinema_api.core.api import BEARER, ApiService, CacheHeaders, NoContent, created, no_content, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
-from cinema_api.infrastructure.security import MANAGE
+from cinema_api.core.acl import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
 
@@ -19,9 +19,6 @@ movie_session = ApiService(name="movie_session", path="/movies/{movieId}/session
 all_sessions_bulk = ApiService(name="all_sessions_bulk", path="/movie-sessions/bulk")
 all_sessions = ApiService(name="all_sessions", path="/movie-sessions")
 session_by_id = ApiService(name="session_by_id", path="/movie-sessions/{sessionId}")
-
-#: Every movie or session mutation invalidates both regions (a movie's body lists its sessions).
-REGIONS = ("movies", "sessions")
 
 #: The reads served from the caches, and their regions.
 CACHED = ((movies, "movies"), (movie, "movies"), (movie_sessions, "sessions"), (movie_session, "sessions"), (all_sessions, "sessions"))
@@ -84,7 +81,6 @@ def list_movies(request):
     response_schemas=responses({"201": MovieReply(description="Created")}, "409", authenticated=True, body=True),
 )
 def create_movie(request):
-    request.invalidate_cache(*REGIONS)
     body = request.validated["body"]
     created_movie = request.movies.create(body["title"], body["ageRestriction"])
     trace(request, "movie created", movie=created_movie.id)
@@ -100,7 +96,6 @@ def create_movie(request):
     response_schemas=responses({"201": MovieListReply(description="Created, in request order")}, "409", authenticated=True, body=True),
 )
 def create_movies(request):
-    request.invalidate_cache(*REGIONS)
     created_movies = request.movies.create_many(request.validated["body"]["movies"])
     trace(request, "movies created", count=len(created_movies))
     return created(request, [movie_body(m) for m in created_movies])
@@ -115,7 +110,6 @@ def create_movies(request):
     response_schemas=responses({"204": NoContent(description="Deleted with their sessions")}, "404", "409", authenticated=True, body=True),
 )
 def delete_movies(request):
-    request.invalidate_cache(*REGIONS)
     movie_ids = request.validated["body"]["movieIds"]
     request.movies.delete_many(movie_ids)
     trace(request, "movies deleted", count=len(set(movie_ids)))
@@ -148,7 +142,6 @@ def get_movie(request):
     response_schemas=responses({"200": MovieReply(description="Updated")}, "404", "409", authenticated=True, body=True),
 )
 def update_movie(request):
-    request.invalidate_cache(*REGIONS)
     updated = request.movies.update(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "movie updated", movie=updated.id)
     return movie_body(updated)
@@ -163,7 +156,6 @@ def update_movie(request):
     response_schemas=responses({"204": NoContent(description="Deleted with its sessions")}, "400", "404", "409", authenticated=True),
 )
 def delete_movie(request):
-    request.invalidate_cache(*REGIONS)
     movie_id = request.validated["path"]["movieId"]
     request.movies.delete_many([movie_id], bulk=False)
     trace(request, "movie deleted", movie=movie_id)
@@ -197,7 +189,6 @@ def list_sessions_of_movie(request):
     response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
 )
 def create_session(request):
-    request.invalidate_cache(*REGIONS)
     session = request.movie_sessions.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=session.id)
     return created(request, session_body(session))
@@ -212,7 +203,6 @@ def create_session(request):
     response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
 )
 def create_sessions(request):
-    request.invalidate_cache(*REGIONS)
     sessions = request.movie_sessions.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
     trace(request, "sessions created", count=len(sessions))
     return created(request, [session_body(s) for s in sessions])
@@ -253,7 +243,6 @@ def list_sessions(request):
     response_schemas=responses({"204": NoContent(description="Deleted")}, "404", "409", authenticated=True, body=True),
 )
 def delete_sessions(request):
-    request.invalidate_cache(*REGIONS)
     session_ids = request.validated["body"]["sessionIds"]
     request.movie_sessions.delete_many(session_ids)
     trace(request, "sessions deleted", count=len(set(session_ids)))
@@ -269,7 +258,6 @@ def delete_sessions(request):
     response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", "409", authenticated=True),
 )
 def delete_session(request):
-    request.invalidate_cache(*REGIONS)
     session_id = request.validated["path"]["sessionId"]
     request.movie_sessions.delete_many([session_id], bulk=False)
     trace(request, "session deleted", session=session_id)

@@ -58,18 +58,12 @@ def create_user(registry, args):
         print("created %s %s (%s)" % (user.role, user.username, user.id))
 
 
-def delete_account(registry, username):
-    """Delete a user; their tokens stop working at once. False when there is no such user."""
-    with db_session:
-        session_ids = Users(registry["cinema.db"], None).delete(username)
-    if session_ids is None:
-        return False
-    registry["cinema.session_cache"].revoke(session_ids)  # after the commit
-    return True
-
-
 def delete_user(registry, args):
-    if not delete_account(registry, args.username):
+    """Delete a user; their tokens stop working at the next request (their login sessions go
+    with them, and every request checks its login session in the database)."""
+    with db_session:
+        deleted = Users(registry["cinema.db"], None).delete(args.username)
+    if not deleted:
         raise SystemExit("cinema-admin: no user named %s" % args.username)
     print("deleted %s" % args.username)
 

@@ -3,7 +3,7 @@
 from cinema_api.core.api import BEARER, ApiService, NoContent, created, no_content, responses
 from cinema_api.core.pagination import Page, set_list_headers
 from cinema_api.core.trace import trace
-from cinema_api.infrastructure.security import MANAGE
+from cinema_api.core.acl import MANAGE
 from cinema_api.tickets.schemas import (
     DEFAULT_PER_PAGE,
     BuyTicketRequest,

@@ -43,10 +43,9 @@ class Users:
         return list(query.page(page.number, page.size)), self.db.User.select().count()
 
     def delete(self, username):
-        """Delete a user with their sessions and tickets; the ids of those sessions, or None."""
+        """Delete a user with their login sessions and tickets; False when there is no such user."""
         user = self.by_username(username)
         if user is None:
-            return None
-        session_ids = [session.id for session in user.sessions]
+            return False
         user.delete()
-        return session_ids
+        return True

@@ -4,7 +4,7 @@ import colander
 
 from cinema_api.core.api import BEARER, ApiService, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
-from cinema_api.infrastructure.security import MANAGE
+from cinema_api.core.acl import MANAGE
 from cinema_api.tickets.schemas import TicketListReply
 from cinema_api.tickets.views import ticket_page
 from cinema_api.users.errors import NotYourAccount

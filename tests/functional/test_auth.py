@@ -212,10 +212,13 @@ def test_a_forged_role_does_not_grant_more(testapp, customer):
 
 
 def test_a_token_for_a_deleted_user_is_401(testapp, app, customer):
-    from cinema_api.scripts.admin import delete_account
+    from pony.orm import db_session
 
-    testapp.get("/v1/users/" + customer.id, headers=customer.headers)  # the live session is cached now
-    assert delete_account(app.registry, "customer1")
+    from cinema_api.users.services import Users
+
+    testapp.get("/v1/users/" + customer.id, headers=customer.headers)
+    with db_session:
+        assert Users(app.registry["cinema.db"], None).delete("customer1")
     assert_401(testapp.get("/v1/users/" + customer.id, headers=customer.headers, status=401))
 
 

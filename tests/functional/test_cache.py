@@ -149,10 +149,10 @@ def test_the_memory_backend_is_bounded():
     cache = LRUDict(max_entries=3)
     for key in "abcd":
         cache[key] = key
-    assert "a" not in cache and len(cache) == 3
+    assert cache.get("a") is None and len(cache) == 3
     cache.get("b")
     cache["e"] = "e"
-    assert "b" in cache and "c" not in cache
+    assert cache.get("b") == "b" and cache.get("c") is None
 
 
 # ---------------------------------------------------------------- outages
@@ -186,14 +186,15 @@ def test_a_redis_outage_degrades_to_uncached_answers(test_environ, kind, caplog)
             started = time.monotonic()
             response = client.get("/v1/movies", headers=staff.headers)
             timings.append(time.monotonic() - started)
-            assert response.headers["X-Cache"] == "MISS" and movie_titles(response) == ["Alien"]
-        # the first try pays the 0.25 s timeout at most once per call; then the cache is bypassed
+            # process-local copies may still serve hits: they are exact under their version
+            assert movie_titles(response) == ["Alien"]
+        # the first try pays the 0.25 s timeout at most once per call; then Redis is bypassed
         assert max(timings) < 2.0 and sum(timings[1:]) < 1.0
         client.post_json("/v1/movies", {"title": "Heat", "ageRestriction": 1}, headers=staff.headers)
         assert movie_titles(client.get("/v1/movies", headers=staff.headers)) == ["Alien", "Heat"]
         health = client.get("/v1/health").json
         assert health["status"] == "ok" and health["info"]["cache"] == {"status": "down"}
-    assert any("redis cache is unavailable" in r.getMessage() for r in caplog.records)
+    assert any("cache region movies is unavailable" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------- two processes

@@ -12,7 +12,7 @@ from cinema_api.infrastructure.db import make_database
 from cinema_api.settings import parse_database_url
 from tests.conftest import HERE, TABLES, ini_settings
 
-DEFINERS = None
+MIGRATIONS = ["0001_initial", "0002_catalog_version"]
 
 
 def definers():
@@ -37,8 +37,8 @@ def insert(db, table, **values):
 
 
 def test_migrations_apply_and_pony_maps_every_table(database_url):
-    assert migrate.pending(database_url) == ["0001_initial"]
-    assert migrate.apply(database_url) == ["0001_initial"]
+    assert migrate.pending(database_url) == MIGRATIONS
+    assert migrate.apply(database_url) == MIGRATIONS
     assert migrate.pending(database_url) == []
     assert migrate.apply(database_url) == []  # idempotent
     db = make_database(database_url, definers())  # check_tables=True: every mapped column exists
@@ -91,11 +91,52 @@ def test_constraints_back_the_domain_rules(database_url):
     db.disconnect()
 
 
+def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and_sessions(database_url):
+    """Any path (here raw SQL, as a console script or a future code path might write) changes
+    the version in its own transaction; a rolled back write and writes elsewhere do not."""
+    from pony.orm import rollback
+
+    from cinema_api.infrastructure.db import read_catalog_version
+
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    versions = []
+
+    def write(sql, undo=False):
+        with db_session:
+            db.execute(sql)
+            if undo:
+                rollback()
+        with db_session:
+            versions.append(read_catalog_version(db))
+
+    with db_session:
+        versions.append(read_catalog_version(db))
+        movie_id = db.Movie(title="Alien", age_restriction=16).id
+    with db_session:
+        versions.append(read_catalog_version(db))
+        db.MovieSession(movie=db.Movie[movie_id], date=__import__("datetime").datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
+    with db_session:
+        versions.append(read_catalog_version(db))
+    write('UPDATE "movies" SET "age_restriction" = 12')
+    write('UPDATE "movie_sessions" SET "room_number" = 2')
+    write('DELETE FROM "movie_sessions"')
+    write('DELETE FROM "movies"')
+    assert len(set(versions)) == len(versions) and None not in versions
+    unchanged = versions[-1]
+    write('INSERT INTO "movies" ("id", "title", "title_folded", "age_restriction", "created_at", "updated_at") '
+          "VALUES ('0b7e6f2a-1c3d-4e5f-8a9b-0c1d2e3f4a5b', 'Heat', 'heat', 16, '2030-01-01', '2030-01-01')", undo=True)
+    write('DELETE FROM "tickets"')
+    write('UPDATE "users" SET "age" = 1')
+    assert versions[-3:] == [unchanged] * 3
+    db.disconnect()
+
+
 def test_migrations_roll_back_completely(database_url):
     migrate.apply(database_url)
-    assert migrate.rollback_all(database_url) == ["0001_initial"]
-    assert migrate.pending(database_url) == ["0001_initial"]
-    assert migrate.apply(database_url) == ["0001_initial"]
+    assert migrate.rollback_all(database_url) == MIGRATIONS[::-1]
+    assert migrate.pending(database_url) == MIGRATIONS
+    assert migrate.apply(database_url) == MIGRATIONS
 
 
 def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_sqlite_url, tmp_path):
@@ -122,8 +163,8 @@ def test_cinema_migrate_applies_the_migrations(fresh_sqlite_url):
         cwd=HERE, env=env, capture_output=True, text=True, timeout=60,
     )
     listed = run("--list")
-    assert listed.returncode == 0 and listed.stdout.strip() == "0001_initial"
+    assert listed.returncode == 0 and listed.stdout.split() == MIGRATIONS
     applied = run()
     assert applied.returncode == 0, applied.stderr
-    assert "applied: 0001_initial" in applied.stdout
+    assert "applied: %s" % ", ".join(MIGRATIONS) in applied.stdout
     assert run("--list").stdout.strip() == "no pending migrations"

@@ -1,0 +1,53 @@
+"""Permissions, principals and the contexts that carry ``__acl__``: deny by default.
+
+Roles become principals in the security policy (``cinema_api.auth.security_policy``); every
+rule of who may do what is an ACL here, ownership included (the owner's ``user:<id>``
+principal), so no view checks roles or owners by hand.
+"""
+
+import uuid
+
+from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
+
+#: Any signed-in user may "use" the API; managers may "manage" it.
+USE = "use"
+MANAGE = "manage"
+#: Reading an account with its tickets: managers, and the account's owner.
+VIEW_ACCOUNT = "view_account"
+
+ROLE_PRINCIPALS = {
+    "manager": ("role:manager",),
+    "customer": ("role:customer",),
+}
+
+
+def user_principal(user_id):
+    return "user:%s" % user_id
+
+
+class Root:
+    """The context of every API route: deny by default, grant by role."""
+
+    __acl__ = [
+        (Allow, "role:manager", ALL_PERMISSIONS),
+        (Allow, Authenticated, USE),
+    ]
+
+    def __init__(self, request):
+        self.request = request
+
+
+def owner_of_path(name):
+    """A context factory for routes whose ``{name}`` path segment names the owning user."""
+
+    class OwnedByPathUser(Root):
+        def __init__(self, request):
+            super().__init__(request)
+            try:
+                owner = user_principal(uuid.UUID(request.matchdict[name]))
+            except (KeyError, ValueError):
+                # A malformed id is the schema's 400, which comes before the ownership 403.
+                owner = Authenticated
+            self.__acl__ = Root.__acl__ + [(Allow, owner, VIEW_ACCOUNT)]
+
+    return OwnedByPathUser
