@@ -6,6 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, Set
 
 from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure.db import sql_datetime, sql_uuid
 
 
 def define_entities(db):
@@ -25,5 +26,15 @@ def define_entities(db):
         token_hash = Required(str, unique=True)
         created_at = Required(datetime, default=utcnow)
         used_at = Optional(datetime)
+
+        @classmethod
+        def spend_once(cls, token_id, now):
+            """Mark the token used, in one conditional update that only an unused token matches:
+            of concurrent refreshes with one token exactly one changes a row. True for that one."""
+            cursor = db.execute(
+                'UPDATE "refresh_tokens" SET "used_at" = $now WHERE "id" = $tid AND "used_at" IS NULL',
+                {"now": sql_datetime(db, now), "tid": sql_uuid(db, token_id)},
+            )
+            return cursor.rowcount == 1
 
     return UserSession, RefreshToken

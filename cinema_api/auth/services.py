@@ -4,8 +4,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from pony.orm import commit, flush, rollback
-from pony.orm.core import OptimisticCheckError, UnrepeatableReadError
+from pony.orm import commit
 
 from cinema_api.auth.errors import (
     InvalidCredentials,
@@ -14,7 +13,7 @@ from cinema_api.auth.errors import (
     TooManyFailedLogins,
 )
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import sql_uuid
+from cinema_api.infrastructure.db import sql_datetime, sql_uuid
 from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
 from cinema_api.users.errors import ManagerSignupClosed
 
@@ -68,17 +67,11 @@ class Authentication:
         if token is None:
             raise InvalidRefreshToken()
         session = token.user_session
-        session_id = session.id
         if session.revoked_at is not None or session.expires_at <= utcnow():
             raise InvalidRefreshToken("Refresh token has expired or been revoked")
-        if token.used_at is not None:
-            self._revoke_after_reuse(session_id)
-        token.used_at = utcnow()
-        try:
-            flush()  # UPDATE ... WHERE used_at IS NULL: of two concurrent refreshes one wins
-        except (OptimisticCheckError, UnrepeatableReadError):
-            rollback()
-            self._revoke_after_reuse(session_id)
+        if not self.db.RefreshToken.spend_once(token.id, utcnow()):
+            # spent before, or by a concurrent refresh that won: either way two holders, so the session ends
+            self._revoke_after_reuse(session.id)
         return self._issue(session.user, session)
 
     def logout(self, user_id):
@@ -86,7 +79,7 @@ class Authentication:
         (the bearer check reads the database on every request)."""
         self.db.execute(
             'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL',
-            {"now": utcnow(), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
+            {"now": sql_datetime(self.db, utcnow()), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
         )
 
     # ------------------------------------------------------------ helpers
@@ -95,7 +88,7 @@ class Authentication:
         # The revocation must outlive the 401 this request answers: commit it now.
         self.db.execute(
             'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "id" = $sid AND "revoked_at" IS NULL',
-            {"now": utcnow(), "sid": sql_uuid(self.db, session_id)},
+            {"now": sql_datetime(self.db, utcnow()), "sid": sql_uuid(self.db, session_id)},
         )
         commit()
         log.warning("refresh token reuse detected: user session %s revoked", session_id)

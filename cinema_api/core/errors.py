@@ -8,15 +8,7 @@ themselves. Every 4xx and 5xx the application produces has the shape
 import logging
 from http import HTTPStatus
 
-from pony.orm.core import (
-    CacheIndexError,
-    ConnectionClosedError,
-    IntegrityError,
-    InterfaceError,
-    IsolationError,
-    OperationalError,
-    TransactionIntegrityError,
-)
+from pony.orm.core import IsolationError
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
 
@@ -152,19 +144,8 @@ def http_exception_view(exc, request):
     return error_response(request, exc.code, str(message), headers)
 
 
-def integrity_error_view(exc, request):
-    """A constraint the use case did not anticipate; the transaction is already rolled back."""
-    log.info("integrity conflict [trace %s]: %s", request.trace_id, exc)
-    return error_response(request, 409, "The request conflicts with the current state of the resource")
-
-
 def optimistic_error_view(exc, request):
     return error_response(request, 409, "The resource was changed by another request; retry")
-
-
-def database_error_view(exc, request):
-    log.error("database error [trace %s]: %s", request.trace_id, exc)
-    return error_response(request, 503, "The database is unavailable, retry later", {"Retry-After": "5"})
 
 
 def undecodable_request_view(exc, request):
@@ -184,11 +165,7 @@ def includeme(config):
     config.add_notfound_view(notfound_view)
     config.add_exception_view(domain_error_view, context=DomainError)
     config.add_exception_view(http_exception_view, context=HTTPException)
-    config.add_exception_view(integrity_error_view, context=TransactionIntegrityError)
-    config.add_exception_view(integrity_error_view, context=CacheIndexError)
-    config.add_exception_view(integrity_error_view, context=IntegrityError)
     config.add_exception_view(optimistic_error_view, context=IsolationError)
-    for unavailable in (OperationalError, InterfaceError, ConnectionClosedError):
-        config.add_exception_view(database_error_view, context=unavailable)
+    # storage errors: cinema_api.infrastructure.db (the boundary that knows the drivers)
     config.add_exception_view(undecodable_request_view, context=UnicodeDecodeError)
     config.add_exception_view(unexpected_error_view, context=Exception)

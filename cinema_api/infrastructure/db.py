@@ -7,10 +7,17 @@ checks that the tables it maps exist.
 """
 
 import logging
+import re
+import sqlite3
 
+import psycopg2
 from pony.orm import Database, db_session, rollback
+from pony.orm.core import CacheIndexError, CommitException, RollbackException, TransactionIntegrityError, UnexpectedError
+from pony.orm.dbapiprovider import DBException
+from pony.utils import datetime2timestamp
 from pyramid.tweens import EXCVIEW
 
+from cinema_api.core.errors import domain_error_view, error_response
 from cinema_api.infrastructure import migrate
 
 log = logging.getLogger(__name__)
@@ -91,8 +98,93 @@ def db_session_tween_factory(handler, registry):
     return db_session_tween
 
 
+# ---------------------------------------------------------------- storage errors, at one boundary
+#
+# Pony wraps what the driver raised (TransactionIntegrityError, CommitException,
+# UnexpectedError, its own DB-API classes). Whatever the wrapping, the answer is decided here
+# from the driver's error: an integrity error is the 409 (or 404) of the constraint that fired,
+# as the domains registered it (``config.add_constraint_error``); a lost, frozen or timed-out
+# database is 503 with Retry-After; a deadlock or serialization failure is a 409 to retry.
+
+#: SQLite names the columns of a failed unique constraint, not the constraint.
+SQLITE_UNIQUE_CONSTRAINTS = {
+    "users.username": "uq_users_username",
+    "movies.title": "uq_movies_title",
+    "movie_sessions.room_number, movie_sessions.timeslot, movie_sessions.day": "uq_movie_sessions_room_slot_day",
+    "tickets.user_id, tickets.session_id": "uq_tickets_user_session",
+    "refresh_tokens.token_hash": "uq_refresh_tokens_token_hash",
+}
+#: SQLite names no foreign key either: a new ticket can only miss its session (its buyer is the
+#: caller), and the only restricting key is a ticket's session, when a session is deleted.
+SQLITE_FOREIGN_KEYS = {"Ticket": ("tickets_session_id_fkey", "tickets")}
+SQLITE_RESTRICTING_KEY = ("tickets_session_id_fkey", "movie_sessions")
+
+RETRY_AFTER_SEC = "5"
+
+
+def driver_error(exc):
+    """The DB-API driver's exception under Pony's wrappers, or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (sqlite3.Error, psycopg2.Error)):
+            return exc
+        if isinstance(exc, CommitException) and exc.exceptions:
+            exc = exc.exceptions[0][1]
+        else:
+            exc = getattr(exc, "original_exc", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+def violated_constraint(exc):
+    """``(constraint, table)`` of an integrity error: the constraint that fired and the table whose
+    write it refused (for a foreign key, the referencing table on insert, the referenced one on delete)."""
+    error = driver_error(exc)
+    diag = getattr(error, "diag", None)
+    if diag is not None:
+        return diag.constraint_name, diag.table_name
+    text = str(error or exc)
+    unique = re.search(r"UNIQUE constraint failed: (.+)$", text)
+    if unique:
+        columns = unique.group(1).strip()
+        return SQLITE_UNIQUE_CONSTRAINTS.get(columns), columns.split(".")[0]
+    if "FOREIGN KEY constraint failed" in text:
+        entity = re.match(r"Object (\w+)\[.*\] cannot be stored", str(exc))
+        return SQLITE_FOREIGN_KEYS.get(entity.group(1)) if entity else SQLITE_RESTRICTING_KEY
+    return None, None
+
+
+def add_constraint_error(config, constraint, table, error):
+    """Directive: a violation of ``constraint`` by a write to ``table`` answers ``error()``."""
+    config.registry.setdefault("cinema.constraint_errors", {})[(constraint, table)] = error
+
+
+def storage_error_view(exc, request):
+    """The one place where a storage failure becomes an answer."""
+    error = driver_error(exc)
+    if isinstance(exc, (TransactionIntegrityError, CacheIndexError)) or isinstance(
+        error, (sqlite3.IntegrityError, psycopg2.IntegrityError)
+    ):
+        known = request.registry.get("cinema.constraint_errors", {}).get(violated_constraint(exc))
+        if known is not None:
+            return domain_error_view(known(), request)
+        log.info("integrity conflict [trace %s]: %s", request.trace_id, exc)
+        return error_response(request, 409, "The request conflicts with the current state of the resource")
+    if isinstance(error, psycopg2.errors.TransactionRollbackError):  # deadlock, serialization failure
+        return error_response(request, 409, "The request conflicted with a concurrent one; retry", {"Retry-After": "1"})
+    if isinstance(error, (sqlite3.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError)):
+        log.error("database unavailable [trace %s]: %s", request.trace_id, exc)
+        return error_response(request, 503, "Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
+    log.error("database error [trace %s]", request.trace_id, exc_info=exc)
+    return error_response(request, 500, "Internal server error")
+
+
 def includeme(config):
     config.add_directive("add_entities", add_entities)
+    config.add_directive("add_constraint_error", add_constraint_error)
+    wrappers = (TransactionIntegrityError, CacheIndexError, CommitException, RollbackException, UnexpectedError)
+    for storage_error in (*wrappers, DBException, sqlite3.Error, psycopg2.Error):
+        config.add_exception_view(storage_error_view, context=storage_error)
     config.add_request_method(lambda request: request.registry["cinema.db"], "db", reify=True)
     config.add_tween(
         "cinema_api.infrastructure.db.db_session_tween_factory",
@@ -104,6 +196,12 @@ def includeme(config):
 def sql_uuid(db, value):
     """A UUID as a raw SQL parameter on this database (SQLite stores UUIDs as 16-byte blobs)."""
     return value.bytes if db.provider.dialect == "SQLite" else value
+
+
+def sql_datetime(db, value):
+    """A naive UTC datetime as a raw SQL parameter: on SQLite, the text Pony stores (and compares
+    as text), not the ISO form with a ``T`` that the driver would send."""
+    return datetime2timestamp(value) if db.provider.dialect == "SQLite" else value
 
 
 # ---------------------------------------------------------------- raw SQL of the hot paths
@@ -127,5 +225,6 @@ def read_catalog_version(db):
 def live_login_session(db, user_id, session_id, now):
     """``(role, catalog_version)`` while the login session is live (not revoked, not expired, its
     user not deleted), else None: one indexed read, which also serves the cache its version."""
-    rows = db.select(_LIVE_LOGIN_SESSION, {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": now})
+    params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
+    rows = db.select(_LIVE_LOGIN_SESSION, params)
     return tuple(rows[0]) if rows else None

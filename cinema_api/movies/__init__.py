@@ -1,6 +1,7 @@
 """Movies and movie sessions."""
 
 from cinema_api.movies.entities import define_entities
+from cinema_api.movies.errors import MovieAlreadyExists, RoomBookedMeanwhile, SessionHasTickets
 from cinema_api.movies.services import Movies, MovieSessions
 
 
@@ -8,6 +9,10 @@ def includeme(config):
     from cinema_api.movies import views
 
     config.add_entities(define_entities)
+    config.add_constraint_error("uq_movies_title", "movies", MovieAlreadyExists)
+    config.add_constraint_error("uq_movie_sessions_room_slot_day", "movie_sessions", RoomBookedMeanwhile)
+    # a ticket sold while its session (or its movie, which cascades to it) was being deleted
+    config.add_constraint_error("tickets_session_id_fkey", "movie_sessions", SessionHasTickets)
     config.add_request_method(lambda request: Movies(request.db), "movies", reify=True)
     config.add_request_method(lambda request: MovieSessions(request.db, request.movies), "movie_sessions", reify=True)
     for service in views.SERVICES:

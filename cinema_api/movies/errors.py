@@ -25,7 +25,7 @@ class RoomAlreadyBooked(Conflict):
 
 class RoomBookedMeanwhile(Conflict):
     def __init__(self):
-        super().__init__("A room of this batch was booked by another request meanwhile")
+        super().__init__("A room of this request was booked by another request meanwhile")
 
 
 class SessionNotOfMovie(Conflict):

@@ -8,9 +8,6 @@ that slips between the check and the insert gets the same 409 from the integrity
 import uuid
 
 from pony.orm import desc, flush, raw_sql, select
-from pony.orm.core import CacheIndexError, TransactionIntegrityError
-from pony.orm.dbapiprovider import IntegrityError
-
 from cinema_api.infrastructure.db import sql_uuid
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
@@ -19,13 +16,9 @@ from cinema_api.movies.errors import (
     MovieNotFound,
     MovieSessionNotFound,
     RoomAlreadyBooked,
-    RoomBookedMeanwhile,
     SessionHasTickets,
     SessionNotOfMovie,
 )
-
-INTEGRITY_ERRORS = (TransactionIntegrityError, IntegrityError, CacheIndexError)
-
 
 def unique_in_order(values):
     return list(dict.fromkeys(values))
@@ -57,11 +50,8 @@ class Movies:
         for title in titles:
             if title in taken:
                 raise MovieAlreadyExists(title, bulk=bulk)
-        try:
-            movies = [Movie(title=item["title"], age_restriction=item["ageRestriction"]) for item in items]
-            flush()
-        except INTEGRITY_ERRORS:
-            raise MovieAlreadyExists() from None
+        movies = [Movie(title=item["title"], age_restriction=item["ageRestriction"]) for item in items]
+        flush()  # a title taken meanwhile: the constraint's 409 (cinema_api.infrastructure.db)
         return movies
 
     def update(self, movie_id, changes):
@@ -73,10 +63,7 @@ class Movies:
             movie.title = title
         if "ageRestriction" in changes:
             movie.age_restriction = changes["ageRestriction"]
-        try:
-            flush()
-        except INTEGRITY_ERRORS:
-            raise MovieAlreadyExists() from None
+        flush()
         return movie
 
     def delete_many(self, movie_ids, bulk=True):
@@ -89,12 +76,9 @@ class Movies:
         ticketed = select(t.session.movie.id for t in self.db.Ticket if t.session.movie.id in ids).first()
         if ticketed is not None:
             raise MovieHasTickets(ticketed if bulk else None)
-        try:
-            for movie_id in ids:
-                # The database cascades to the sessions (and refuses if a ticket appeared meanwhile).
-                self.db.execute('DELETE FROM "movies" WHERE "id" = $mid', {"mid": sql_uuid(self.db, movie_id)})
-        except INTEGRITY_ERRORS:
-            raise MovieHasTickets() from None
+        for movie_id in ids:
+            # The database cascades to the sessions (and refuses if a ticket appeared meanwhile).
+            self.db.execute('DELETE FROM "movies" WHERE "id" = $mid', {"mid": sql_uuid(self.db, movie_id)})
 
     def page(self, page, sort="createdAt", order="asc", title=None, age_restriction=None):
         """``(movies, total)`` for one page of the catalogue."""
@@ -156,14 +140,11 @@ class MovieSessions:
         for slot in slots:
             if slot in booked:
                 raise RoomAlreadyBooked(*slot_words(slot))
-        try:
-            sessions = [
-                MovieSession(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
-                for item in items
-            ]
-            flush()
-        except INTEGRITY_ERRORS:
-            raise RoomAlreadyBooked(*slot_words(slots[0])) if len(slots) == 1 else RoomBookedMeanwhile() from None
+        sessions = [
+            MovieSession(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
+            for item in items
+        ]
+        flush()
         return sessions
 
     def delete_many(self, session_ids, bulk=True):
@@ -176,11 +157,8 @@ class MovieSessions:
         ticketed = select(t.session.id for t in self.db.Ticket if t.session.id in ids).first()
         if ticketed is not None:
             raise SessionHasTickets(ticketed if bulk else None)
-        try:
-            for session_id in ids:
-                self.db.execute('DELETE FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(self.db, session_id)})
-        except INTEGRITY_ERRORS:
-            raise SessionHasTickets() from None
+        for session_id in ids:
+            self.db.execute('DELETE FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(self.db, session_id)})
 
     def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None):
         """``(sessions, total)`` for one page of screenings."""

@@ -89,7 +89,7 @@ def seed(registry, out=print):
                 bought += 1
         first = select(t for t in db.Ticket if t.user == customer).order_by(db.Ticket.purchased_at).first()
         if first is not None and not first.is_used:
-            first.mark_used()
+            tickets.use(str(first.id))
         out("movies: %d added, sessions: %d added, tickets: %d bought" % (len(missing), created, bought))
 
 

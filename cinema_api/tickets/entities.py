@@ -6,7 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.tickets.errors import TicketAlreadyUsed
+from cinema_api.infrastructure.db import sql_datetime, sql_uuid
 
 
 def define_entities(db):
@@ -20,11 +20,14 @@ def define_entities(db):
         used_at = Optional(datetime)
         composite_key(user, session)
 
-        def mark_used(self):
-            """Check the ticket at the door: once only."""
-            if self.is_used:
-                raise TicketAlreadyUsed()
-            self.is_used = True
-            self.used_at = utcnow()
+        @classmethod
+        def use_once(cls, ticket_id, now):
+            """Mark the ticket used, in one conditional update that only an unused ticket matches:
+            of concurrent uses exactly one changes a row. True when this call used it."""
+            cursor = db.execute(
+                'UPDATE "tickets" SET "is_used" = $true, "used_at" = $now WHERE "id" = $tid AND "is_used" = $false',
+                {"true": True, "false": False, "now": sql_datetime(db, now), "tid": sql_uuid(db, ticket_id)},
+            )
+            return cursor.rowcount == 1
 
     return Ticket

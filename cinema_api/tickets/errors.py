@@ -31,3 +31,10 @@ class TooYoung(Forbidden):
 class NotYourTicket(Forbidden):
     def __init__(self):
         super().__init__("You can only buy tickets for yourself")
+
+
+class BuyerNotFound(NotFound):
+    """The buyer's account was deleted while the purchase was under way."""
+
+    def __init__(self):
+        super().__init__("User not found")

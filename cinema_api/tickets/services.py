@@ -2,13 +2,12 @@
 
 import uuid
 
-from pony.orm import desc, flush, rollback
-from pony.orm.core import CacheIndexError, IsolationError, TransactionIntegrityError
-from pony.orm.dbapiprovider import IntegrityError
+from pony.orm import desc, flush
 
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.errors import MovieSessionNotFound
 from cinema_api.tickets.errors import (
+    BuyerNotFound,
     NotYourTicket,
     SessionAlreadyStarted,
     TicketAlreadyPurchased,
@@ -16,7 +15,6 @@ from cinema_api.tickets.errors import (
     TicketNotFound,
     TooYoung,
 )
-from cinema_api.users.errors import UserNotFound
 
 
 class Tickets:
@@ -40,29 +38,25 @@ class Tickets:
             raise SessionAlreadyStarted()
         user = self.db.User.get(id=uuid.UUID(buyer_id))
         if user is None:
-            raise UserNotFound()
+            raise BuyerNotFound()
         restriction = session.movie.age_restriction
         if user.age < restriction:
             raise TooYoung(restriction)
         Ticket = self.db.Ticket
         if Ticket.exists(user=user, session=session):
             raise TicketAlreadyPurchased()
-        try:
-            ticket = Ticket(user=user, session=session)
-            flush()
-        except (TransactionIntegrityError, IntegrityError, CacheIndexError):
-            raise TicketAlreadyPurchased() from None
+        ticket = Ticket(user=user, session=session)
+        # a concurrent purchase, or the session deleted meanwhile: the 409 or 404 of the
+        # constraint that fired (cinema_api.infrastructure.db)
+        flush()
         return ticket
 
     def use(self, ticket_id):
-        """Mark a ticket used; of concurrent uses exactly one succeeds."""
-        ticket = self.get(ticket_id)
-        ticket.mark_used()
-        try:
-            flush()  # UPDATE ... WHERE is_used = false: a concurrent use makes it match nothing
-        except IsolationError:
-            rollback()
-            raise TicketAlreadyUsed() from None
+        """Check a ticket at the door: once only, also under concurrent calls."""
+        used = self.db.Ticket.use_once(uuid.UUID(ticket_id), utcnow())
+        ticket = self.get(ticket_id)  # read after the update: 404 before 409
+        if not used:
+            raise TicketAlreadyUsed()
         return ticket
 
     def delete(self, ticket_id):

@@ -1,6 +1,7 @@
 """Users: accounts and their tickets."""
 
 from cinema_api.users.entities import define_entities
+from cinema_api.users.errors import UsernameTaken
 from cinema_api.users.services import Users
 
 
@@ -8,6 +9,7 @@ def includeme(config):
     from cinema_api.users import views
 
     config.add_entities(define_entities)
+    config.add_constraint_error("uq_users_username", "users", UsernameTaken)
     config.add_request_method(lambda request: Users(request.db, request.password_hasher), "users", reify=True)
     for service in (views.users, views.user, views.user_tickets):
         config.add_cornice_service(service)
