@@ -10,7 +10,7 @@ from cinema_api.infrastructure.db import sql_datetime, sql_uuid
 
 
 def define_entities(db):
-    class UserSession(db.Entity):
+    class LoginSession(db.Entity):
         _table_ = "user_sessions"
         id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
         user = Required("User", column="user_id")
@@ -22,7 +22,7 @@ def define_entities(db):
     class RefreshToken(db.Entity):
         _table_ = "refresh_tokens"
         id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
-        user_session = Required(UserSession, column="user_session_id")
+        login_session = Required(LoginSession, column="user_session_id")
         token_hash = Required(str, unique=True)
         created_at = Required(datetime, default=utcnow)
         used_at = Optional(datetime)
@@ -37,4 +37,4 @@ def define_entities(db):
             )
             return cursor.rowcount == 1
 
-    return UserSession, RefreshToken
+    return LoginSession, RefreshToken

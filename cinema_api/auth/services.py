@@ -66,7 +66,7 @@ class Authentication:
         token = self.db.RefreshToken.get(token_hash=hash_refresh_token(presented))
         if token is None:
             raise InvalidRefreshToken()
-        session = token.user_session
+        session = token.login_session
         if session.revoked_at is not None or session.expires_at <= utcnow():
             raise InvalidRefreshToken("Refresh token has expired or been revoked")
         if not self.db.RefreshToken.spend_once(token.id, utcnow()):
@@ -95,11 +95,11 @@ class Authentication:
         raise RefreshTokenReused()
 
     def _start_session(self, user):
-        session = self.db.UserSession(user=user, expires_at=utcnow() + self.session_ttl)
+        session = self.db.LoginSession(user=user, expires_at=utcnow() + self.session_ttl)
         return self._issue(user, session)
 
     def _issue(self, user, session):
         refresh_token = new_refresh_token()
-        self.db.RefreshToken(user_session=session, token_hash=hash_refresh_token(refresh_token))
+        self.db.RefreshToken(login_session=session, token_hash=hash_refresh_token(refresh_token))
         access_token, exp = self.access_tokens.issue(user.id, user.role, session.id)
         return AuthResult(user, access_token, exp, refresh_token)

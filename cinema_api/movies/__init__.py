@@ -1,8 +1,8 @@
 """Movies and movie sessions."""
 
 from cinema_api.movies.entities import define_entities
-from cinema_api.movies.errors import MovieAlreadyExists, RoomBookedMeanwhile, SessionHasTickets
-from cinema_api.movies.services import Movies, MovieSessions
+from cinema_api.movies.errors import MovieAlreadyExists, RoomBookedMeanwhile, ScreeningHasTickets
+from cinema_api.movies.services import Movies, Screenings
 
 
 def includeme(config):
@@ -12,9 +12,9 @@ def includeme(config):
     config.add_constraint_error("uq_movies_title", "movies", MovieAlreadyExists)
     config.add_constraint_error("uq_movie_sessions_room_slot_day", "movie_sessions", RoomBookedMeanwhile)
     # a ticket sold while its session (or its movie, which cascades to it) was being deleted
-    config.add_constraint_error("tickets_session_id_fkey", "movie_sessions", SessionHasTickets)
+    config.add_constraint_error("tickets_session_id_fkey", "movie_sessions", ScreeningHasTickets)
     config.add_request_method(lambda request: Movies(request.db), "movies", reify=True)
-    config.add_request_method(lambda request: MovieSessions(request.db, request.movies), "movie_sessions", reify=True)
+    config.add_request_method(lambda request: Screenings(request.db, request.movies), "screenings", reify=True)
     for service in views.SERVICES:
         config.add_cornice_service(service)
     for service, region in views.CACHED:

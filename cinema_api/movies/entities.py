@@ -39,7 +39,7 @@ def define_entities(db):
         age_restriction = Required(int)
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
-        sessions = Set("MovieSession", cascade_delete=True)
+        screenings = Set("Screening", cascade_delete=True)
 
         def __init__(self, title, **kwargs):
             super().__init__(title=title, title_folded=fold_title(title), **kwargs)
@@ -48,7 +48,7 @@ def define_entities(db):
             self.title_folded = fold_title(self.title)
             self.updated_at = utcnow()
 
-    class MovieSession(db.Entity):
+    class Screening(db.Entity):
         _table_ = "movie_sessions"
         id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
         movie = Required(Movie, column="movie_id")
@@ -68,4 +68,4 @@ def define_entities(db):
         def before_update(self):
             self.updated_at = utcnow()
 
-    return Movie, MovieSession
+    return Movie, Screening

@@ -8,7 +8,7 @@ class MovieNotFound(NotFound):
         super().__init__("Movie with ID %s not found" % movie_id if bulk else "Movie not found")
 
 
-class MovieSessionNotFound(NotFound):
+class ScreeningNotFound(NotFound):
     def __init__(self, session_id=None, bulk=False):
         super().__init__("Movie session with ID %s not found" % session_id if bulk else "Movie session not found")
 
@@ -28,7 +28,7 @@ class RoomBookedMeanwhile(Conflict):
         super().__init__("A room of this request was booked by another request meanwhile")
 
 
-class SessionNotOfMovie(Conflict):
+class ScreeningNotOfMovie(Conflict):
     def __init__(self):
         super().__init__("Movie session does not belong to the movie")
 
@@ -39,7 +39,7 @@ class MovieHasTickets(Conflict):
         super().__init__(text + " and cannot be deleted")
 
 
-class SessionHasTickets(Conflict):
+class ScreeningHasTickets(Conflict):
     def __init__(self, session_id=None):
         text = "Movie session with ID %s has tickets" % session_id if session_id else "Movie session has tickets"
         super().__init__(text + " and cannot be deleted")

@@ -14,10 +14,10 @@ from cinema_api.movies.errors import (
     MovieAlreadyExists,
     MovieHasTickets,
     MovieNotFound,
-    MovieSessionNotFound,
+    ScreeningNotFound,
     RoomAlreadyBooked,
-    SessionHasTickets,
-    SessionNotOfMovie,
+    ScreeningHasTickets,
+    ScreeningNotOfMovie,
 )
 
 def unique_in_order(values):
@@ -73,7 +73,7 @@ class Movies:
         for movie_id in ids:
             if movie_id not in found:
                 raise MovieNotFound(movie_id, bulk=bulk) if bulk else MovieNotFound()
-        ticketed = select(t.session.movie.id for t in self.db.Ticket if t.session.movie.id in ids).first()
+        ticketed = select(t.screening.movie.id for t in self.db.Ticket if t.screening.movie.id in ids).first()
         if ticketed is not None:
             raise MovieHasTickets(ticketed if bulk else None)
         for movie_id in ids:
@@ -98,28 +98,28 @@ class Movies:
         return list(query.order_by(*keys).page(page.number, page.size)), total
 
 
-class MovieSessions:
+class Screenings:
     def __init__(self, db, movies):
         self.db = db
         self.movies = movies
 
     def get(self, session_id):
-        session = self.db.MovieSession.get(id=uuid.UUID(session_id))
+        session = self.db.Screening.get(id=uuid.UUID(session_id))
         if session is None:
-            raise MovieSessionNotFound()
+            raise ScreeningNotFound()
         return session
 
     def get_of_movie(self, movie_id, session_id):
         movie = self.movies.get(movie_id)
         session = self.get(session_id)
         if session.movie.id != movie.id:
-            raise SessionNotOfMovie()
+            raise ScreeningNotOfMovie()
         return session
 
     def of_movie(self, movie_id):
         """Every session of a movie, in the default order (one query)."""
         mid = uuid.UUID(movie_id)
-        query = select(s for s in self.db.MovieSession if s.movie.id == mid)
+        query = select(s for s in self.db.Screening if s.movie.id == mid)
         return list(self._ordered(query, None, "asc"))
 
     def create(self, movie_id, item):
@@ -128,7 +128,7 @@ class MovieSessions:
     def create_many(self, movie_id, items):
         """Create every session or none; each room is booked once per timeslot and day."""
         movie = self.movies.get(movie_id)
-        MovieSession = self.db.MovieSession
+        Screening = self.db.Screening
         slots = [(item["roomNumber"], item["timeslot"], item["date"].date()) for item in items]
         seen = set()
         for slot in slots:
@@ -136,12 +136,12 @@ class MovieSessions:
                 raise RoomAlreadyBooked(*slot_words(slot))
             seen.add(slot)
         days = unique_in_order(day for _, _, day in slots)
-        booked = set(select((s.room_number, s.timeslot, s.day) for s in MovieSession if s.day in days))
+        booked = set(select((s.room_number, s.timeslot, s.day) for s in Screening if s.day in days))
         for slot in slots:
             if slot in booked:
                 raise RoomAlreadyBooked(*slot_words(slot))
         sessions = [
-            MovieSession(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
+            Screening(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
             for item in items
         ]
         flush()
@@ -150,19 +150,19 @@ class MovieSessions:
     def delete_many(self, session_ids, bulk=True):
         """Delete sessions; none if any is missing or has tickets."""
         ids = [uuid.UUID(session_id) for session_id in unique_in_order(session_ids)]
-        found = set(select(s.id for s in self.db.MovieSession if s.id in ids))
+        found = set(select(s.id for s in self.db.Screening if s.id in ids))
         for session_id in ids:
             if session_id not in found:
-                raise MovieSessionNotFound(session_id, bulk=bulk) if bulk else MovieSessionNotFound()
-        ticketed = select(t.session.id for t in self.db.Ticket if t.session.id in ids).first()
+                raise ScreeningNotFound(session_id, bulk=bulk) if bulk else ScreeningNotFound()
+        ticketed = select(t.screening.id for t in self.db.Ticket if t.screening.id in ids).first()
         if ticketed is not None:
-            raise SessionHasTickets(ticketed if bulk else None)
+            raise ScreeningHasTickets(ticketed if bulk else None)
         for session_id in ids:
             self.db.execute('DELETE FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(self.db, session_id)})
 
     def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None):
         """``(sessions, total)`` for one page of screenings."""
-        query = select(s for s in self.db.MovieSession)
+        query = select(s for s in self.db.Screening)
         if movie_id is not None:
             mid = uuid.UUID(movie_id)
             query = query.filter(lambda s: s.movie.id == mid)
@@ -177,12 +177,12 @@ class MovieSessions:
         return list(self._ordered(query, sort, order).page(page.number, page.size)), total
 
     def _ordered(self, query, sort, order):
-        MovieSession = self.db.MovieSession
+        Screening = self.db.Screening
         if sort is None:
-            columns = [MovieSession.date, MovieSession.timeslot, MovieSession.room_number]
+            columns = [Screening.date, Screening.timeslot, Screening.room_number]
         else:
-            columns = [{"date": MovieSession.date, "timeslot": MovieSession.timeslot, "roomNumber": MovieSession.room_number}[sort]]
-        columns.append(MovieSession.id)
+            columns = [{"date": Screening.date, "timeslot": Screening.timeslot, "roomNumber": Screening.room_number}[sort]]
+        columns.append(Screening.id)
         return query.order_by(*(columns if order == "asc" else [desc(column) for column in columns]))
 
 

@@ -129,7 +129,7 @@ def get_movie(request):
     movie_id = request.validated["path"]["movieId"]
     found = request.movies.get(movie_id)
     body = movie_body(found)
-    body["sessions"] = [session_body(s) for s in request.movie_sessions.of_movie(movie_id)]
+    body["sessions"] = [session_body(s) for s in request.screenings.of_movie(movie_id)]
     return body
 
 
@@ -189,8 +189,8 @@ def list_sessions_of_movie(request):
     response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
 )
 def create_session(request):
-    session = request.movie_sessions.create(request.validated["path"]["movieId"], request.validated["body"])
-    trace(request, "session created", session=session.id)
+    screening = request.screenings.create(request.validated["path"]["movieId"], request.validated["body"])
+    trace(request, "session created", session=screening.id)
     return created(request, session_body(session))
 
 
@@ -203,7 +203,7 @@ def create_session(request):
     response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
 )
 def create_sessions(request):
-    sessions = request.movie_sessions.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
+    sessions = request.screenings.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
     trace(request, "sessions created", count=len(sessions))
     return created(request, [session_body(s) for s in sessions])
 
@@ -217,7 +217,7 @@ def create_sessions(request):
 )
 def get_session(request):
     path = request.validated["path"]
-    return session_body(request.movie_sessions.get_of_movie(path["movieId"], path["sessionId"]))
+    return session_body(request.screenings.get_of_movie(path["movieId"], path["sessionId"]))
 
 
 # ---------------------------------------------------------------- all sessions
@@ -244,7 +244,7 @@ def list_sessions(request):
 )
 def delete_sessions(request):
     session_ids = request.validated["body"]["sessionIds"]
-    request.movie_sessions.delete_many(session_ids)
+    request.screenings.delete_many(session_ids)
     trace(request, "sessions deleted", count=len(set(session_ids)))
     return no_content()
 
@@ -259,7 +259,7 @@ def delete_sessions(request):
 )
 def delete_session(request):
     session_id = request.validated["path"]["sessionId"]
-    request.movie_sessions.delete_many([session_id], bulk=False)
+    request.screenings.delete_many([session_id], bulk=False)
     trace(request, "session deleted", session=session_id)
     return no_content()
 
@@ -267,7 +267,7 @@ def delete_session(request):
 def sessions_page(request, movie_id):
     query = request.validated["querystring"]
     page = Page.from_query(query, DEFAULT_PER_PAGE)
-    found, total = request.movie_sessions.page(
+    found, total = request.screenings.page(
         page,
         query.get("sort"),
         query["order"],

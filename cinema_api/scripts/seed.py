@@ -15,7 +15,7 @@ from pyramid.paster import bootstrap, setup_logging
 
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.entities import TIMESLOTS
-from cinema_api.movies.services import Movies, MovieSessions
+from cinema_api.movies.services import Movies, Screenings
 from cinema_api.tickets.services import Tickets
 from cinema_api.users.services import Users
 
@@ -59,9 +59,9 @@ def seed(registry, out=print):
         titles = [title for title, _ in MOVIES]
         catalogue = {m.title: m for m in select(m for m in db.Movie if m.title in titles)}
 
-        sessions = MovieSessions(db, movies)
+        screenings = Screenings(db, movies)
         first_day = (utcnow() + timedelta(days=1)).date()
-        booked = set(select((s.room_number, s.timeslot, s.day) for s in db.MovieSession if s.day >= first_day))
+        booked = set(select((s.room_number, s.timeslot, s.day) for s in db.Screening if s.day >= first_day))
         created = 0
         index = 0
         for offset in range(DAYS):
@@ -73,18 +73,18 @@ def seed(registry, out=print):
                         continue
                     movie = catalogue[MOVIES[index % len(MOVIES)][0]]
                     item = {"date": slot_start(day, timeslot), "timeslot": timeslot, "roomNumber": room}
-                    sessions.create_many(str(movie.id), [item])
+                    screenings.create_many(str(movie.id), [item])
                     created += 1
 
         customer = accounts["customer"]
         tickets = Tickets(db)
         upcoming = list(
-            select(s for s in db.MovieSession if s.day >= first_day and s.movie.age_restriction <= customer.age)
-            .order_by(db.MovieSession.date, db.MovieSession.room_number)[:4]
+            select(s for s in db.Screening if s.day >= first_day and s.movie.age_restriction <= customer.age)
+            .order_by(db.Screening.date, db.Screening.room_number)[:4]
         )
         bought = 0
         for session in upcoming:
-            if not db.Ticket.exists(user=customer, session=session):
+            if not db.Ticket.exists(user=customer, screening=session):
                 tickets.buy(str(customer.id), str(session.id))
                 bought += 1
         first = select(t for t in db.Ticket if t.user == customer).order_by(db.Ticket.purchased_at).first()

@@ -1,6 +1,6 @@
 """Tickets and watch history."""
 
-from cinema_api.movies.errors import MovieSessionNotFound
+from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.tickets.entities import define_entities
 from cinema_api.tickets.errors import TicketAlreadyPurchased
 from cinema_api.tickets.services import Tickets
@@ -12,7 +12,7 @@ def includeme(config):
     config.add_entities(define_entities)
     config.add_constraint_error("uq_tickets_user_session", "tickets", TicketAlreadyPurchased)
     # a purchase racing its session's deletion
-    config.add_constraint_error("tickets_session_id_fkey", "tickets", MovieSessionNotFound)
+    config.add_constraint_error("tickets_session_id_fkey", "tickets", ScreeningNotFound)
     config.add_request_method(lambda request: Tickets(request.db), "tickets", reify=True)
     for service in views.SERVICES:
         config.add_cornice_service(service)

@@ -14,11 +14,11 @@ def define_entities(db):
         _table_ = "tickets"
         id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
         user = Required("User", column="user_id")
-        session = Required("MovieSession", column="session_id")
+        screening = Required("Screening", column="session_id")
         purchased_at = Required(datetime, default=utcnow)
         is_used = Required(bool, default=False)
         used_at = Optional(datetime)
-        composite_key(user, session)
+        composite_key(user, screening)
 
         @classmethod
         def use_once(cls, ticket_id, now):

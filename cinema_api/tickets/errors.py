@@ -18,7 +18,7 @@ class TicketAlreadyUsed(Conflict):
         super().__init__("Ticket has already been used")
 
 
-class SessionAlreadyStarted(BadRequest):
+class ScreeningAlreadyStarted(BadRequest):
     def __init__(self):
         super().__init__("Cannot buy a ticket for a past session")
 

@@ -99,7 +99,7 @@ class ListTicketsRequest(colander.MappingSchema):
 
 
 def ticket_body(ticket):
-    session = ticket.session
+    session = ticket.screening
     movie = session.movie
     return {
         "id": str(ticket.id),

@@ -5,11 +5,11 @@ import uuid
 from pony.orm import desc, flush
 
 from cinema_api.core.clock import utcnow
-from cinema_api.movies.errors import MovieSessionNotFound
+from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.tickets.errors import (
     BuyerNotFound,
     NotYourTicket,
-    SessionAlreadyStarted,
+    ScreeningAlreadyStarted,
     TicketAlreadyPurchased,
     TicketAlreadyUsed,
     TicketNotFound,
@@ -27,26 +27,26 @@ class Tickets:
             raise TicketNotFound()
         return ticket
 
-    def buy(self, buyer_id, session_id, user_id=None):
+    def buy(self, buyer_id, screening_id, user_id=None):
         """A ticket for the buyer; the checks run in the order of API.md section 1."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
-        session = self.db.MovieSession.get(id=uuid.UUID(session_id))
-        if session is None:
-            raise MovieSessionNotFound()
-        if session.date <= utcnow():
-            raise SessionAlreadyStarted()
+        screening = self.db.Screening.get(id=uuid.UUID(screening_id))
+        if screening is None:
+            raise ScreeningNotFound()
+        if screening.date <= utcnow():  # started: the instant, not the calendar day
+            raise ScreeningAlreadyStarted()
         user = self.db.User.get(id=uuid.UUID(buyer_id))
         if user is None:
             raise BuyerNotFound()
-        restriction = session.movie.age_restriction
+        restriction = screening.movie.age_restriction
         if user.age < restriction:
             raise TooYoung(restriction)
         Ticket = self.db.Ticket
-        if Ticket.exists(user=user, session=session):
+        if Ticket.exists(user=user, screening=screening):
             raise TicketAlreadyPurchased()
-        ticket = Ticket(user=user, session=session)
-        # a concurrent purchase, or the session deleted meanwhile: the 409 or 404 of the
+        ticket = Ticket(user=user, screening=screening)
+        # a concurrent purchase, or the screening deleted meanwhile: the 409 or 404 of the
         # constraint that fired (cinema_api.infrastructure.db)
         flush()
         return ticket
@@ -71,7 +71,7 @@ class Tickets:
             query = query.filter(lambda t: t.user.id == uid)
         if session_id is not None:
             sid = uuid.UUID(session_id)
-            query = query.filter(lambda t: t.session.id == sid)
+            query = query.filter(lambda t: t.screening.id == sid)
         if use_filter == "used":
             query = query.filter(lambda t: t.is_used)
         elif use_filter == "unused":
@@ -87,4 +87,4 @@ class Tickets:
     def _newest_first(self, query):
         Ticket = self.db.Ticket
         query = query.order_by(desc(Ticket.purchased_at), desc(Ticket.id))
-        return query.prefetch(Ticket.session, self.db.MovieSession.movie)
+        return query.prefetch(Ticket.screening, self.db.Screening.movie)

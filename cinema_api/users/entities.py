@@ -20,7 +20,7 @@ def define_entities(db):
         age = Required(int)
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
-        sessions = Set("UserSession", cascade_delete=True)
+        login_sessions = Set("LoginSession", cascade_delete=True)
         tickets = Set("Ticket", cascade_delete=True)
 
         def before_update(self):

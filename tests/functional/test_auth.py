@@ -279,14 +279,14 @@ def test_refresh_does_not_extend_the_session(testapp, app, customer):
 
     db = app.registry["cinema.db"]
     with db_session:
-        session = db.UserSession.select().first()
+        session = db.LoginSession.select().first()
         expires = session.expires_at
     body = refresh(testapp, customer.refresh_token).json
     with db_session:
-        assert db.UserSession.select().count() == 1
-        assert db.UserSession.select().first().expires_at == expires
+        assert db.LoginSession.select().count() == 1
+        assert db.LoginSession.select().first().expires_at == expires
         # once the session has expired, refresh answers 401
-        db.UserSession.select().first().expires_at = expires - timedelta(days=8)
+        db.LoginSession.select().first().expires_at = expires - timedelta(days=8)
     assert_401(refresh(testapp, body["refreshToken"], status=401))
 
 

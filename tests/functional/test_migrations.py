@@ -51,7 +51,7 @@ def test_migrations_apply_and_pony_maps_every_table(database_url):
 def test_constraints_back_the_domain_rules(database_url):
     migrate.apply(database_url)
     db = make_database(database_url, definers())
-    User, Movie, MovieSession = db.User, db.Movie, db.MovieSession
+    User, Movie, Screening = db.User, db.Movie, db.Screening
     from datetime import datetime
 
     from pony.orm import TransactionIntegrityError, commit
@@ -60,8 +60,8 @@ def test_constraints_back_the_domain_rules(database_url):
     with db_session:
         user = User(username="alice", password_hash="x", role="customer", age=30)
         movie = Movie(title="Alien", age_restriction=16)
-        session = MovieSession(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
-        db.Ticket(user=user, session=session)
+        session = Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
+        db.Ticket(user=user, screening=session)
         ids = user.id, movie.id, session.id
 
     def violates(action):
@@ -73,13 +73,13 @@ def test_constraints_back_the_domain_rules(database_url):
     # unique username, movie title, (room, timeslot, day), (user, session)
     violates(lambda: User(username="alice", password_hash="x", role="customer", age=1))
     violates(lambda: Movie(title="Alien", age_restriction=1))
-    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 1, 21), timeslot="20:00-22:00", room_number=1))
-    violates(lambda: db.Ticket(user=User[ids[0]], session=MovieSession[ids[2]]))
+    violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 1, 21), timeslot="20:00-22:00", room_number=1))
+    violates(lambda: db.Ticket(user=User[ids[0]], screening=Screening[ids[2]]))
     # checks: role, age range, timeslot label, room range, restriction range
     violates(lambda: User(username="bob", password_hash="x", role="admin", age=1))
     violates(lambda: User(username="bob", password_hash="x", role="customer", age=151))
-    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="09:00-10:00", room_number=2))
-    violates(lambda: MovieSession(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="10:00-12:00", room_number=1000))
+    violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="09:00-10:00", room_number=2))
+    violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="10:00-12:00", room_number=1000))
     violates(lambda: Movie(title="Big", age_restriction=22))
     # a session with tickets cannot be deleted (the 409 of API.md is backed by the database)
     violates(lambda: db.execute('DELETE FROM "movie_sessions"'))
@@ -115,7 +115,7 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
         movie_id = db.Movie(title="Alien", age_restriction=16).id
     with db_session:
         versions.append(read_catalog_version(db))
-        db.MovieSession(movie=db.Movie[movie_id], date=__import__("datetime").datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
+        db.Screening(movie=db.Movie[movie_id], date=__import__("datetime").datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
     with db_session:
         versions.append(read_catalog_version(db))
     write('UPDATE "movies" SET "age_restriction" = 12')

@@ -106,7 +106,7 @@ def test_past_sessions_stay_readable(testapp, app, manager, customer, movie):
     db = app.registry["cinema.db"]
     with db_session:
         past = datetime(2020, 5, 1, 20)
-        row = db.MovieSession[session["id"]]
+        row = db.Screening[session["id"]]
         row.date, row.day = past, past.date()
     assert testapp.get("/v1/movies/" + movie["id"], headers=customer.headers).json["sessions"][0]["date"] == "2020-05-01T20:00:00.000Z"
     assert testapp.get("/v1/movie-sessions", headers=customer.headers).json["meta"]["totalItems"] == 1

@@ -68,7 +68,7 @@ def test_buy_validation(testapp, customer, body, message):
 def test_a_session_that_started_cannot_be_bought(testapp, app, customer, show):
     _, sessions = show
     with db_session:
-        app.registry["cinema.db"].MovieSession[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
+        app.registry["cinema.db"].Screening[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
     assert buy(testapp, customer, sessions[0]["id"], status=400).json["message"] == "Cannot buy a ticket for a past session"
 
 
@@ -84,7 +84,7 @@ def test_check_order_past_before_age_before_duplicate(testapp, app, show):
     _, sessions = show
     teen = register(testapp, "teen", age=10)
     with db_session:
-        app.registry["cinema.db"].MovieSession[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
+        app.registry["cinema.db"].Screening[sessions[0]["id"]].date = datetime(2020, 1, 1, 20)
     buy(testapp, teen, sessions[0]["id"], status=400)  # already started wins over age
 
 

@@ -182,7 +182,7 @@ def test_a_session_that_started_earlier_today_cannot_be_sold(app, testapp, manag
     now = utcnow()
     started = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
     with db_session:
-        app.registry["cinema.db"].MovieSession[session["id"]].date = started
+        app.registry["cinema.db"].Screening[session["id"]].date = started
     response = testapp.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=400)
     assert response.json["message"] == "Cannot buy a ticket for a past session"
 
