@@ -15,6 +15,9 @@ MANAGE = "manage"
 #: Reading an account with its tickets: managers, and the account's owner.
 VIEW_ACCOUNT = "view_account"
 
+#: What a 403 says when a permission is denied (default: "You are not allowed to do this").
+DENIED_MESSAGES = {VIEW_ACCOUNT: "You can only access your own account"}
+
 ROLE_PRINCIPALS = {
     "manager": ("role:manager",),
     "customer": ("role:customer",),

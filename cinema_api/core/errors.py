@@ -12,6 +12,7 @@ from pony.orm.core import IsolationError
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
 
+from cinema_api.core.acl import DENIED_MESSAGES
 from cinema_api.core.trace import safe_path, trace
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ def forbidden_view(exc, request):
     if request.authenticated_userid is None:
         message = request.environ.get("cinema.auth_error") or "Authentication required"
         return error_response(request, 401, message, unauthorized_headers())
-    return error_response(request, 403, "You are not allowed to do this")
+    permission = getattr(exc.result, "permission", None)
+    return error_response(request, 403, DENIED_MESSAGES.get(permission, "You are not allowed to do this"))
 
 
 def notfound_view(exc, request):

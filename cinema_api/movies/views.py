@@ -191,7 +191,7 @@ def list_sessions_of_movie(request):
 def create_session(request):
     screening = request.screenings.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=screening.id)
-    return created(request, session_body(session))
+    return created(request, session_body(screening))
 
 
 @movie_sessions_bulk.post(

@@ -33,8 +33,8 @@ class NotYourTicket(Forbidden):
         super().__init__("You can only buy tickets for yourself")
 
 
-class BuyerNotFound(NotFound):
-    """The buyer's account was deleted while the purchase was under way."""
+class UserNotFound(NotFound):
+    """A user named by a ticket request does not exist (the buyer, deleted meanwhile, included)."""
 
     def __init__(self):
         super().__init__("User not found")

@@ -116,3 +116,12 @@ def ticket_body(ticket):
             "movie": {"id": str(movie.id), "title": movie.title, "ageRestriction": movie.age_restriction},
         },
     }
+
+
+class UserTicketsPath(colander.MappingSchema):
+    userId = UUID()
+
+
+class GetUserTicketsRequest(colander.MappingSchema):
+    path = UserTicketsPath()
+    querystring = ticket_query()

@@ -7,7 +7,7 @@ from pony.orm import desc, flush
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.tickets.errors import (
-    BuyerNotFound,
+    UserNotFound,
     NotYourTicket,
     ScreeningAlreadyStarted,
     TicketAlreadyPurchased,
@@ -38,7 +38,7 @@ class Tickets:
             raise ScreeningAlreadyStarted()
         user = self.db.User.get(id=uuid.UUID(buyer_id))
         if user is None:
-            raise BuyerNotFound()
+            raise UserNotFound()
         restriction = screening.movie.age_restriction
         if user.age < restriction:
             raise TooYoung(restriction)
@@ -78,6 +78,11 @@ class Tickets:
             query = query.filter(lambda t: not t.is_used)
         total = query.count()
         return list(self._newest_first(query).page(page.number, page.size)), total
+
+    def require_user(self, user_id):
+        """404 unless the user exists."""
+        if not self.db.User.exists(id=uuid.UUID(user_id)):
+            raise UserNotFound()
 
     def of_user(self, user_id):
         """Every ticket of a user, newest first."""

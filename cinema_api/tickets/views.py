@@ -7,6 +7,7 @@ from cinema_api.core.acl import MANAGE
 from cinema_api.tickets.schemas import (
     DEFAULT_PER_PAGE,
     BuyTicketRequest,
+    GetUserTicketsRequest,
     ListTicketsRequest,
     MyTicketsRequest,
     TicketListReply,
@@ -19,8 +20,9 @@ tickets = ApiService(name="tickets", path="/tickets")
 my_tickets = ApiService(name="my_tickets", path="/tickets/me")
 ticket_use = ApiService(name="ticket_use", path="/tickets/{ticketId}/use")
 ticket = ApiService(name="ticket", path="/tickets/{ticketId}")
+user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
 
-SERVICES = (my_tickets, tickets, ticket_use, ticket)
+SERVICES = (my_tickets, tickets, ticket_use, ticket, user_tickets)
 
 
 
@@ -101,3 +103,17 @@ def delete_ticket(request):
     request.tickets.delete(ticket_id)
     trace(request, "ticket deleted", ticket=ticket_id)
     return no_content()
+
+
+@user_tickets.get(
+    schema=GetUserTicketsRequest(),
+    permission=MANAGE,
+    tags=["users"],
+    operation_id="getUserTickets",
+    api_security=BEARER,
+    response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
+)
+def get_user_tickets(request):
+    user_id = request.validated["path"]["userId"]
+    request.tickets.require_user(user_id)  # 404 for an unknown user
+    return ticket_page(request, user_id=user_id)

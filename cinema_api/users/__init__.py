@@ -11,5 +11,5 @@ def includeme(config):
     config.add_entities(define_entities)
     config.add_constraint_error("uq_users_username", "users", UsernameTaken)
     config.add_request_method(lambda request: Users(request.db, request.password_hasher), "users", reify=True)
-    for service in (views.users, views.user, views.user_tickets):
+    for service in (views.users, views.user):
         config.add_cornice_service(service)

@@ -13,11 +13,6 @@ class UsernameTaken(Conflict):
         super().__init__("Username already exists")
 
 
-class NotYourAccount(Forbidden):
-    def __init__(self):
-        super().__init__("You can only access your own account")
-
-
 class ManagerSignupClosed(Forbidden):
     def __init__(self):
         super().__init__("Registering as a manager requires a manager's token")

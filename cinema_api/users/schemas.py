@@ -4,7 +4,7 @@ import colander
 
 from cinema_api.core.pagination import page_nodes
 from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
-from cinema_api.tickets.schemas import TicketList, ticket_body, ticket_query
+from cinema_api.tickets.schemas import TicketList, ticket_body
 from cinema_api.users.entities import ROLES
 
 DEFAULT_PER_PAGE = 100
@@ -48,11 +48,6 @@ class ListUsersRequest(colander.MappingSchema):
 
 class GetUserRequest(colander.MappingSchema):
     path = UserPath()
-
-
-class GetUserTicketsRequest(colander.MappingSchema):
-    path = UserPath()
-    querystring = ticket_query()
 
 
 def user_body(user):

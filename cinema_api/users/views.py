@@ -4,14 +4,10 @@ import colander
 
 from cinema_api.core.api import BEARER, ApiService, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
-from cinema_api.core.acl import MANAGE
-from cinema_api.tickets.schemas import TicketListReply
-from cinema_api.tickets.views import ticket_page
-from cinema_api.users.errors import NotYourAccount
+from cinema_api.core.acl import MANAGE, VIEW_ACCOUNT, owner_of_path
 from cinema_api.users.schemas import (
     DEFAULT_PER_PAGE,
     GetUserRequest,
-    GetUserTicketsRequest,
     ListUsersRequest,
     UserList,
     UserWithTickets,
@@ -20,8 +16,7 @@ from cinema_api.users.schemas import (
 )
 
 users = ApiService(name="users", path="/users")
-user = ApiService(name="user", path="/users/{userId}")
-user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
+user = ApiService(name="user", path="/users/{userId}", factory=owner_of_path("userId"))
 
 
 class UserListResponse(colander.MappingSchema):
@@ -50,6 +45,7 @@ def list_users(request):
 
 @user.get(
     schema=GetUserRequest(),
+    permission=VIEW_ACCOUNT,
     tags=["users"],
     operation_id="getUser",
     api_security=BEARER,
@@ -59,22 +55,5 @@ def list_users(request):
 )
 def get_user(request):
     user_id = request.validated["path"]["userId"]
-    identity = request.identity
-    if not identity.is_manager and user_id != identity.user_id:
-        raise NotYourAccount()
     found = request.users.get(user_id)
     return user_with_tickets_body(found, request.tickets.of_user(user_id))
-
-
-@user_tickets.get(
-    schema=GetUserTicketsRequest(),
-    permission=MANAGE,
-    tags=["users"],
-    operation_id="getUserTickets",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
-)
-def get_user_tickets(request):
-    user_id = request.validated["path"]["userId"]
-    request.users.get(user_id)  # 404 for an unknown user
-    return ticket_page(request, user_id=user_id)
