@@ -5,41 +5,41 @@ from datetime import datetime, timezone
 import colander
 
 from cinema_api.core.schemas import (
-    DateTime,
-    Integer,
-    Length,
-    Mapping,
+    Bounds,
+    Choice,
     FirstOf,
-    OneOf,
+    LengthBounds,
+    ObjectSchema,
     Pattern,
-    Range,
-    String,
-    UUID,
+    datetime_node,
     format_datetime,
+    integer_node,
+    string_node,
+    uuid_node,
 )
 from cinema_api.users.entities import ROLES
 
 #: A letter (any script: a word character that is neither a digit nor "_") and an ASCII digit.
 LETTER_AND_DIGIT = r"(?=[\s\S]*[^\W\d_])(?=[\s\S]*[0-9])[\s\S]*"
 
-username_rules = FirstOf(Length(3, 50), Pattern(r"[A-Za-z0-9._-]+", "must contain only letters, digits, '.', '_' and '-'"))
-password_rules = FirstOf(Length(8, 72, unit="bytes"), Pattern(LETTER_AND_DIGIT, "must contain at least one letter and one digit"))
+username_rules = FirstOf(LengthBounds(3, 50), Pattern(r"[A-Za-z0-9._-]+", "must contain only letters, digits, '.', '_' and '-'"))
+password_rules = FirstOf(LengthBounds(8, 72, unit="bytes"), Pattern(LETTER_AND_DIGIT, "must contain at least one letter and one digit"))
 
 
-class Register(Mapping):
-    username = String(validator=username_rules, example="alice")
-    password = String(validator=password_rules, example="secret123", description="8-72 UTF-8 bytes, a letter and a digit")
-    age = Integer(validator=Range(0, 150), example=30)
-    role = String(validator=OneOf(ROLES), missing="customer", example="customer")
+class Register(ObjectSchema):
+    username = string_node(validator=username_rules, example="alice")
+    password = string_node(validator=password_rules, example="secret123", description="8-72 UTF-8 bytes, a letter and a digit")
+    age = integer_node(validator=Bounds(0, 150), example=30)
+    role = string_node(validator=Choice(ROLES), missing="customer", example="customer")
 
 
-class Login(Mapping):
-    username = String(example="alice")
-    password = String(example="secret123")
+class Login(ObjectSchema):
+    username = string_node(example="alice")
+    password = string_node(example="secret123")
 
 
-class RefreshToken(Mapping):
-    refreshToken = String()
+class RefreshToken(ObjectSchema):
+    refreshToken = string_node()
 
 
 class RegisterRequest(colander.MappingSchema):
@@ -55,16 +55,16 @@ class RefreshRequest(colander.MappingSchema):
 
 
 class AuthUser(colander.MappingSchema):
-    id = UUID()
-    username = String()
-    role = String(validator=OneOf(ROLES))
-    age = Integer()
+    id = uuid_node()
+    username = string_node()
+    role = string_node(validator=Choice(ROLES))
+    age = integer_node()
 
 
 class AuthResponse(colander.MappingSchema):
-    accessToken = String()
-    refreshToken = String()
-    expiresAt = DateTime(description="the access token's expiry")
+    accessToken = string_node()
+    refreshToken = string_node()
+    expiresAt = datetime_node(description="the access token's expiry")
     user = AuthUser(title="AuthUser")
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import colander
 
-from cinema_api.core.schemas import Integer, Range
+from cinema_api.core.schemas import Bounds, integer_node
 
 MAX_PAGE = 100_000
 MAX_PER_PAGE = 100
@@ -18,12 +18,12 @@ MAX_PER_PAGE = 100
 def page_nodes(default_per_page):
     """The querystring children of a paginated list."""
     return [
-        Integer(name="page", missing=colander.drop, validator=Range(1, MAX_PAGE), description="page number, from 1 (default 1)"),
-        Integer(name="currentPage", missing=colander.drop, validator=Range(1, MAX_PAGE), description="alias of page; page wins"),
-        Integer(
+        integer_node(name="page", missing=colander.drop, validator=Bounds(1, MAX_PAGE), description="page number, from 1 (default 1)"),
+        integer_node(name="currentPage", missing=colander.drop, validator=Bounds(1, MAX_PAGE), description="alias of page; page wins"),
+        integer_node(
             name="perPage",
             missing=colander.drop,
-            validator=Range(1, MAX_PER_PAGE),
+            validator=Bounds(1, MAX_PER_PAGE),
             description="items per page (default %d)" % default_per_page,
         ),
     ]

@@ -123,7 +123,7 @@ def format_datetime(value):
 # that read after the field's dotted path.
 
 
-class Range(colander.Range):
+class Bounds(colander.Range):
     """Inclusive bounds, said the way clients of the original service read them."""
 
     def __call__(self, node, value):
@@ -133,7 +133,7 @@ class Range(colander.Range):
             raise colander.Invalid(node, "must not be greater than %s" % self.max)
 
 
-class Length(colander.Length):
+class LengthBounds(colander.Length):
     """Length bounds in characters (or in UTF-8 bytes when ``unit="bytes"``)."""
 
     def __init__(self, min=None, max=None, unit="characters"):
@@ -150,7 +150,7 @@ class Length(colander.Length):
             raise colander.Invalid(node, "must be shorter than or equal to %d %s" % (self.max, self.unit))
 
 
-class OneOf(colander.OneOf):
+class Choice(colander.OneOf):
     def __call__(self, node, value):
         if value not in self.choices:
             raise colander.Invalid(node, "must be one of the following values: " + ", ".join(self.choices))
@@ -192,23 +192,23 @@ class Node(colander.SchemaNode):
     missing_msg = "should not be empty"
 
 
-def Integer(**kw):
+def integer_node(**kw):
     return Node(StrictInteger(), **kw)
 
 
-def String(**kw):
+def string_node(**kw):
     return Node(TrimmedString(), **kw)
 
 
-def UUID(**kw):
+def uuid_node(**kw):
     return Node(UUIDString(), **kw)
 
 
-def DateTime(**kw):
+def datetime_node(**kw):
     return Node(UtcDateTime(), **kw)
 
 
-class Mapping(colander.MappingSchema):
+class ObjectSchema(colander.MappingSchema):
     """A JSON object schema with our messages."""
 
     missing_msg = "should not be empty"
@@ -218,7 +218,7 @@ class Mapping(colander.MappingSchema):
         return StrictMapping()
 
 
-class Sequence(colander.SequenceSchema):
+class ArraySchema(colander.SequenceSchema):
     missing_msg = "should not be empty"
 
     @staticmethod

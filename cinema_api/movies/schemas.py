@@ -5,18 +5,18 @@ import colander
 from cinema_api.core.clock import utcnow
 from cinema_api.core.pagination import page_nodes
 from cinema_api.core.schemas import (
-    DateTime,
-    Integer,
+    ArraySchema,
+    Bounds,
+    Choice,
     ItemCount,
-    Length,
-    Mapping,
-    OneOf,
+    LengthBounds,
+    ObjectSchema,
     PaginationMeta,
-    Range,
-    Sequence,
-    String,
-    UUID,
+    datetime_node,
     format_datetime,
+    integer_node,
+    string_node,
+    uuid_node,
 )
 from cinema_api.movies.entities import TIMESLOTS, normalise_title
 
@@ -37,94 +37,94 @@ def nfc_title(value):
 
 
 def title_node(**kw):
-    return String(validator=Length(1, 200), preparer=nfc_title, example="Alien", **kw)
+    return string_node(validator=LengthBounds(1, 200), preparer=nfc_title, example="Alien", **kw)
 
 
 def age_restriction_node(**kw):
-    return Integer(validator=Range(0, 21), example=16, **kw)
+    return integer_node(validator=Bounds(0, 21), example=16, **kw)
 
 
 # ---------------------------------------------------------------- requests
 
 
-class CreateMovie(Mapping):
+class CreateMovie(ObjectSchema):
     title = title_node()
     ageRestriction = age_restriction_node()
 
 
-class UpdateMovie(Mapping):
+class UpdateMovie(ObjectSchema):
     title = title_node(missing=colander.drop)
     ageRestriction = age_restriction_node(missing=colander.drop)
 
 
-class MovieItems(Sequence):
+class MovieItems(ArraySchema):
     movie = CreateMovie()
 
 
-class CreateMovies(Mapping):
+class CreateMovies(ObjectSchema):
     movies = MovieItems(validator=ItemCount(1, MAX_BULK))
 
 
-class MovieIds(Sequence):
-    movieId = UUID()
+class MovieIds(ArraySchema):
+    movieId = uuid_node()
 
 
-class DeleteMovie(Mapping):
+class DeleteMovie(ObjectSchema):
     movieIds = MovieIds(validator=ItemCount(1, MAX_BULK))
 
 
-class CreateMovieSession(Mapping):
-    date = DateTime(validator=in_the_future, example="2030-12-23T20:00:00.000Z", description="the start instant; must be in the future")
-    timeslot = String(validator=OneOf(TIMESLOTS), example="20:00-22:00")
-    roomNumber = Integer(validator=Range(1, 999), example=1)
+class CreateMovieSession(ObjectSchema):
+    date = datetime_node(validator=in_the_future, example="2030-12-23T20:00:00.000Z", description="the start instant; must be in the future")
+    timeslot = string_node(validator=Choice(TIMESLOTS), example="20:00-22:00")
+    roomNumber = integer_node(validator=Bounds(1, 999), example=1)
 
 
-class SessionItems(Sequence):
+class SessionItems(ArraySchema):
     session = CreateMovieSession()
 
 
-class CreateMovieSessions(Mapping):
+class CreateMovieSessions(ObjectSchema):
     sessions = SessionItems(validator=ItemCount(1, MAX_BULK))
 
 
-class SessionIds(Sequence):
-    sessionId = UUID()
+class SessionIds(ArraySchema):
+    sessionId = uuid_node()
 
 
-class DeleteMovieSession(Mapping):
+class DeleteMovieSession(ObjectSchema):
     sessionIds = SessionIds(validator=ItemCount(1, MAX_BULK))
 
 
-class MoviePath(Mapping):
-    movieId = UUID()
+class MoviePath(ObjectSchema):
+    movieId = uuid_node()
 
 
-class MovieSessionPath(Mapping):
-    movieId = UUID()
-    sessionId = UUID()
+class MovieSessionPath(ObjectSchema):
+    movieId = uuid_node()
+    sessionId = uuid_node()
 
 
-class SessionPath(Mapping):
-    sessionId = UUID()
+class SessionPath(ObjectSchema):
+    sessionId = uuid_node()
 
 
-class QueryMovie(Mapping):
-    sort = String(validator=OneOf(MOVIE_SORTS), missing="createdAt")
-    order = String(validator=OneOf(ORDERS), missing="asc")
-    title = String(missing=colander.drop, validator=Length(1, 200), description="case-insensitive substring")
-    ageRestriction = Integer(missing=colander.drop, validator=Range(0, 21), description="movies with at least this restriction")
+class QueryMovie(ObjectSchema):
+    sort = string_node(validator=Choice(MOVIE_SORTS), missing="createdAt")
+    order = string_node(validator=Choice(ORDERS), missing="asc")
+    title = string_node(missing=colander.drop, validator=LengthBounds(1, 200), description="case-insensitive substring")
+    ageRestriction = integer_node(missing=colander.drop, validator=Bounds(0, 21), description="movies with at least this restriction")
 
 
-class QueryMovieSession(Mapping):
-    sort = String(validator=OneOf(SESSION_SORTS), missing=colander.drop, description="default: date, timeslot, roomNumber")
-    order = String(validator=OneOf(ORDERS), missing="asc")
-    date = DateTime(missing=colander.drop, description="a date or date-time: sessions on that UTC day")
-    timeslot = String(validator=OneOf(TIMESLOTS), missing=colander.drop)
-    roomNumber = Integer(validator=Range(1, 999), missing=colander.drop)
+class QueryMovieSession(ObjectSchema):
+    sort = string_node(validator=Choice(SESSION_SORTS), missing=colander.drop, description="default: date, timeslot, roomNumber")
+    order = string_node(validator=Choice(ORDERS), missing="asc")
+    date = datetime_node(missing=colander.drop, description="a date or date-time: sessions on that UTC day")
+    timeslot = string_node(validator=Choice(TIMESLOTS), missing=colander.drop)
+    roomNumber = integer_node(validator=Bounds(1, 999), missing=colander.drop)
 
 
 class QueryAllMovieSessions(QueryMovieSession):
-    movieId = UUID(missing=colander.drop)
+    movieId = uuid_node(missing=colander.drop)
 
 
 def with_pages(query):
@@ -193,13 +193,13 @@ class DeleteMovieSessionsRequest(colander.MappingSchema):
 
 
 class MovieSessionResponse(colander.MappingSchema):
-    id = UUID()
-    movieId = UUID()
-    date = DateTime()
-    timeslot = String(validator=OneOf(TIMESLOTS))
-    roomNumber = Integer()
-    createdAt = DateTime()
-    updatedAt = DateTime()
+    id = uuid_node()
+    movieId = uuid_node()
+    date = datetime_node()
+    timeslot = string_node(validator=Choice(TIMESLOTS))
+    roomNumber = integer_node()
+    createdAt = datetime_node()
+    updatedAt = datetime_node()
 
 
 class MovieSessionList(colander.SequenceSchema):
@@ -207,11 +207,11 @@ class MovieSessionList(colander.SequenceSchema):
 
 
 class MovieResponse(colander.MappingSchema):
-    id = UUID()
-    title = String()
-    ageRestriction = Integer()
-    createdAt = DateTime()
-    updatedAt = DateTime()
+    id = uuid_node()
+    title = string_node()
+    ageRestriction = integer_node()
+    createdAt = datetime_node()
+    updatedAt = datetime_node()
 
 
 class MovieWithSessions(MovieResponse):

@@ -3,33 +3,33 @@
 import colander
 
 from cinema_api.core.pagination import ListHeaders, page_nodes
-from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
+from cinema_api.core.schemas import Choice, ObjectSchema, datetime_node, format_datetime, integer_node, string_node, uuid_node
 
 USE_FILTERS = ("all", "used", "unused")
 DEFAULT_PER_PAGE = 100
 
 
 class TicketMovie(colander.MappingSchema):
-    id = UUID()
-    title = String()
-    ageRestriction = Integer()
+    id = uuid_node()
+    title = string_node()
+    ageRestriction = integer_node()
 
 
 class TicketSession(colander.MappingSchema):
-    id = UUID()
-    date = DateTime()
-    timeslot = String()
-    roomNumber = Integer()
+    id = uuid_node()
+    date = datetime_node()
+    timeslot = string_node()
+    roomNumber = integer_node()
     movie = TicketMovie(title="TicketMovie")
 
 
 class TicketResponse(colander.MappingSchema):
-    id = UUID()
-    userId = UUID()
-    sessionId = UUID()
-    purchasedAt = DateTime()
+    id = uuid_node()
+    userId = uuid_node()
+    sessionId = uuid_node()
+    purchasedAt = datetime_node()
     isUsed = colander.SchemaNode(colander.Boolean())
-    usedAt = DateTime(missing=None, description="null until used")
+    usedAt = datetime_node(missing=None, description="null until used")
     session = TicketSession(title="TicketSession")
 
 
@@ -47,10 +47,10 @@ class TicketListReply(colander.MappingSchema):
 
 
 def use_filter_node():
-    return String(name="filterByUse", validator=OneOf(USE_FILTERS), missing="all", description="all | used | unused")
+    return string_node(name="filterByUse", validator=Choice(USE_FILTERS), missing="all", description="all | used | unused")
 
 
-class GetUserTickets(Mapping):
+class GetUserTickets(ObjectSchema):
     """The query of ticket lists: which tickets, which page."""
 
 
@@ -66,13 +66,13 @@ def ticket_query(query=None):
     return query
 
 
-class BuyTicket(Mapping):
-    sessionId = UUID()
-    userId = UUID(missing=colander.drop, description="must be the caller's own id when given")
+class BuyTicket(ObjectSchema):
+    sessionId = uuid_node()
+    userId = uuid_node(missing=colander.drop, description="must be the caller's own id when given")
 
 
-class TicketPath(Mapping):
-    ticketId = UUID()
+class TicketPath(ObjectSchema):
+    ticketId = uuid_node()
 
 
 class BuyTicketRequest(colander.MappingSchema):
@@ -89,8 +89,8 @@ class MyTicketsRequest(colander.MappingSchema):
 
 def _all_tickets_query():
     query = QueryTickets()
-    query.add(UUID(name="userId", missing=colander.drop))
-    query.add(UUID(name="sessionId", missing=colander.drop))
+    query.add(uuid_node(name="userId", missing=colander.drop))
+    query.add(uuid_node(name="sessionId", missing=colander.drop))
     return ticket_query(query)
 
 
@@ -119,7 +119,7 @@ def ticket_body(ticket):
 
 
 class UserTicketsPath(colander.MappingSchema):
-    userId = UUID()
+    userId = uuid_node()
 
 
 class GetUserTicketsRequest(colander.MappingSchema):

@@ -3,7 +3,7 @@
 import colander
 
 from cinema_api.core.pagination import page_nodes
-from cinema_api.core.schemas import DateTime, Integer, Mapping, OneOf, String, UUID, format_datetime
+from cinema_api.core.schemas import Choice, ObjectSchema, datetime_node, format_datetime, integer_node, string_node, uuid_node
 from cinema_api.tickets.schemas import TicketList, ticket_body
 from cinema_api.users.entities import ROLES
 
@@ -11,12 +11,12 @@ DEFAULT_PER_PAGE = 100
 
 
 class UserResponse(colander.MappingSchema):
-    id = UUID()
-    username = String()
-    role = String(validator=OneOf(ROLES))
-    age = Integer()
-    createdAt = DateTime()
-    updatedAt = DateTime()
+    id = uuid_node()
+    username = string_node()
+    role = string_node(validator=Choice(ROLES))
+    age = integer_node()
+    createdAt = datetime_node()
+    updatedAt = datetime_node()
 
 
 class UserWithTickets(UserResponse):
@@ -27,11 +27,11 @@ class UserList(colander.SequenceSchema):
     user = UserResponse(title="UserResponse")
 
 
-class UserPath(Mapping):
-    userId = UUID()
+class UserPath(ObjectSchema):
+    userId = uuid_node()
 
 
-class QueryUsers(Mapping):
+class QueryUsers(ObjectSchema):
     pass
 
 
