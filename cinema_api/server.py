@@ -28,7 +28,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher, WSGITask
 
-from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
+from cinema_api.infrastructure.passwords import GATE_WAIT_SEC, QUEUED_SEC, SERVER_BUSY
 from cinema_api.settings import read_dotenv
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
 DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
-#: WSGI environ keys of a slow request: the seconds it waited for a thread (the hashing gate
-#: counts them), and a callable telling whether other requests are being served right now.
-QUEUED_SEC = "cinema.queued_sec"
-SERVER_BUSY = "cinema.server_busy"
 BUSY_WINDOW_SEC = 0.05
 
 

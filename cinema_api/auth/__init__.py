@@ -2,8 +2,7 @@
 
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
-from cinema_api.infrastructure.passwords import PasswordHasher
-from cinema_api.server import QUEUED_SEC, SERVER_BUSY
+from cinema_api.infrastructure.passwords import QUEUED_SEC, SERVER_BUSY, PasswordHasher
 
 
 def password_hasher(request):

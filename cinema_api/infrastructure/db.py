@@ -204,6 +204,12 @@ def sql_datetime(db, value):
     return datetime2timestamp(value) if db.provider.dialect == "SQLite" else value
 
 
+def substring_condition(db, column, parameter):
+    """SQL: ``column`` contains the value of ``$parameter`` literally (no LIKE wildcards)."""
+    function = "instr" if db.provider.dialect == "SQLite" else "strpos"
+    return "%s(%s, $%s) > 0" % (function, column, parameter)
+
+
 # ---------------------------------------------------------------- raw SQL of the hot paths
 
 _CATALOG_VERSION = 'SELECT "version" FROM "catalog_version" WHERE "id" = 1'

@@ -24,6 +24,11 @@ from cinema_api.core.errors import ServiceUnavailable
 
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
+#: WSGI environ keys a server runner may set on a slow request: the seconds it waited for a
+#: thread (the hashing gate counts them), and a callable telling whether other requests are
+#: being served right now. The application reads them; it never imports the runner.
+QUEUED_SEC = "cinema.queued_sec"
+SERVER_BUSY = "cinema.server_busy"
 YIELD_SEC = 0.005
 
 

@@ -8,7 +8,7 @@ that slips between the check and the insert gets the same 409 from the integrity
 import uuid
 
 from pony.orm import desc, flush, raw_sql, select
-from cinema_api.infrastructure.db import sql_uuid
+from cinema_api.infrastructure.db import sql_uuid, substring_condition
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
     MovieAlreadyExists,
@@ -86,10 +86,8 @@ class Movies:
         query = select(m for m in Movie)
         if title:
             folded = fold_title(title)  # read by the raw SQL below as $folded
-            if self.db.provider.dialect == "SQLite":
-                query = query.filter(lambda m: raw_sql('instr("m"."title_folded", $folded) > 0'))
-            else:
-                query = query.filter(lambda m: raw_sql('strpos("m"."title_folded", $folded) > 0'))
+            contains = substring_condition(self.db, '"m"."title_folded"', "folded")
+            query = query.filter(lambda m: raw_sql(contains))
         if age_restriction is not None:
             query = query.filter(lambda m: m.age_restriction >= age_restriction)
         total = query.count()
