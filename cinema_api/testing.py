@@ -1,11 +1,15 @@
-"""Helpers for the project's own tests and benchmark: a real server in a child process."""
+"""Helpers for the project's own tests and benchmark: a real server in a child process, a
+private Redis server, a TCP proxy that slows a connection down."""
 
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +19,7 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port():
+    """A TCP port on the loopback interface that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -79,3 +84,163 @@ class ServerProcess:
             raw = error.read()
             error.close()
             return error.code, dict(error.headers), json.loads(raw) if raw else None
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port, without persistence; stopped on exit.
+
+    Tests that pause, freeze or slow Redis use one of their own, never a shared server.
+    ``freeze()`` and ``thaw()`` stop and resume the process (SIGSTOP, SIGCONT).
+    """
+
+    def __init__(self, executable="redis-server"):
+        self.executable = executable
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.process = None
+
+    def __enter__(self):
+        self.directory = tempfile.TemporaryDirectory(prefix="cinema-redis-")
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [
+                self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.directory.name,
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self._answers_ping():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("redis-server did not start: %s" % self.stop())
+            time.sleep(0.05)
+        return self
+
+    def _answers_ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def freeze(self):
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        """Stop the server (thawed first, so it can exit) and return its log."""
+        if self.log.closed:
+            return self.output
+        if self.process.poll() is None:
+            self.thaw()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.seek(0)
+        self.output = self.log.read().decode(errors="replace")
+        self.log.close()
+        self.directory.cleanup()
+        return self.output
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class TcpProxy:
+    """A loopback TCP proxy to ``127.0.0.1:target_port`` that delivers every chunk ``delay``
+    seconds after it arrived, in each direction: latency, not a bandwidth limit (chunks in
+    flight overlap, their order is kept). ``delay`` may be changed while it runs; it applies to
+    the chunks that arrive from then on. Threads; every connection is closed on exit."""
+
+    def __init__(self, target_port, delay):
+        self.target = ("127.0.0.1", target_port)
+        self.delay = delay
+        self.port = None
+        self._stopping = threading.Event()
+        self._sockets = []
+        self._threads = []
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._start(self._accept)
+        return self
+
+    def _start(self, target, *args):
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept(self):
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            self._relay(client, upstream)
+            self._relay(upstream, client)
+
+    def _relay(self, source, sink):
+        """Two threads: one reads ``source`` and stamps each chunk, one writes it to ``sink`` when due."""
+        chunks = queue.Queue()
+
+        def read():
+            while True:
+                try:
+                    data = source.recv(65536)
+                except OSError:
+                    data = b""
+                chunks.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def write():
+            while True:
+                due, data = chunks.get()
+                pause = due - time.monotonic()
+                if pause > 0 and self._stopping.wait(pause):
+                    return
+                try:
+                    if not data:
+                        sink.shutdown(socket.SHUT_WR)
+                        return
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+        self._start(read)
+        self._start(write)
+
+    def __exit__(self, *exc):
+        self._stopping.set()
+        self._listener.close()
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in threads:
+            thread.join(5)
