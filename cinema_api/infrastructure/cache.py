@@ -77,12 +77,6 @@ class LRUDict:
                 return default
             return self._data[key]
 
-    def __getitem__(self, key):
-        value = self.get(key, NO_VALUE)
-        if value is NO_VALUE:
-            raise KeyError(key)
-        return value
-
     def __setitem__(self, key, value):
         with self._lock:
             self._data[key] = value
