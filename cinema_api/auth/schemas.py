@@ -33,13 +33,14 @@ class Register(ObjectSchema):
     role = string_node(validator=Choice(ROLES), missing="customer", example="customer")
 
 
+# Credentials that cannot be valid (NUL, lone surrogates) are answered 401 by the use case.
 class Login(ObjectSchema):
-    username = string_node(example="alice")
-    password = string_node(example="secret123")
+    username = string_node(storable=False, example="alice")
+    password = string_node(storable=False, example="secret123")
 
 
 class RefreshToken(ObjectSchema):
-    refreshToken = string_node()
+    refreshToken = string_node(storable=False)
 
 
 class RegisterRequest(colander.MappingSchema):

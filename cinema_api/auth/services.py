@@ -13,6 +13,7 @@ from cinema_api.auth.errors import (
     TooManyFailedLogins,
 )
 from cinema_api.core.clock import utcnow
+from cinema_api.core.schemas import is_storable
 from cinema_api.infrastructure.db import sql_datetime, sql_uuid
 from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
 from cinema_api.users.errors import ManagerSignupClosed
@@ -53,7 +54,7 @@ class Authentication:
         retry_after = self.limiter.retry_after(address, username)
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
-        user = self.users.by_username(username)
+        user = self.users.by_username(username) if is_storable(username) else None
         valid = self.hasher.verify(password, user.password_hash if user else None)
         if not valid:
             self.limiter.failed(address, username)
@@ -63,6 +64,8 @@ class Authentication:
 
     def refresh(self, presented):
         """Spend ``presented`` and return a new pair; a spent token revokes its user session."""
+        if not is_storable(presented):
+            raise InvalidRefreshToken()
         token = self.db.RefreshToken.get(token_hash=hash_refresh_token(presented))
         if token is None:
             raise InvalidRefreshToken()

@@ -6,11 +6,15 @@ checks is 413/415 -> 401 -> 403 -> 400.
 """
 
 import json
+import re
 
 from cinema_api.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64
+#: A body costs work in proportion to what the endpoint reads: at most this many JSON values.
+MAX_JSON_VALUES = 10_000
+JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -64,6 +68,14 @@ def _depth_exceeds(value, limit):
     return False
 
 
+def _values_exceed(text, limit):
+    """True when ``text`` may hold more than ``limit`` JSON values (arrays and objects
+    included): outside strings, every value but the first follows a ``,`` or opens a
+    container, so this bound costs one scan and no parsing."""
+    skeleton = JSON_STRING_RE.sub("", text)
+    return skeleton.count(",") + skeleton.count("[") + skeleton.count("{") + 1 > limit
+
+
 def _reject_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
@@ -74,7 +86,10 @@ def parse_json_object(request):
     if not raw or not raw.strip():
         return {}
     try:
-        value = json.loads(raw.decode(request.charset or "utf-8"), parse_constant=_reject_constant)
+        text = raw.decode(request.charset or "utf-8")
+        if _values_exceed(text, MAX_JSON_VALUES):
+            raise BadRequest("Request body holds more than %d JSON values" % MAX_JSON_VALUES)
+        value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH) from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:

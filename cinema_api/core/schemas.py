@@ -38,8 +38,23 @@ class StrictInteger(colander.SchemaType):
         raise colander.Invalid(node, "must be an integer number")
 
 
+#: What no string field may hold (API.md section 1): NUL, which PostgreSQL cannot store, and
+#: lone surrogates, which are not Unicode scalar values and cannot be encoded.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "must not contain NUL or unpaired surrogate characters"
+
+
+def is_storable(text):
+    """True when ``text`` holds only Unicode scalar values other than NUL."""
+    return UNSTORABLE_RE.search(text) is None
+
+
 class TrimmedString(colander.SchemaType):
-    """A JSON string, trimmed of surrounding white space before any length check."""
+    """A JSON string of storable characters, trimmed of surrounding white space before any
+    length check. ``storable=False`` lets through what credentials checks refuse themselves."""
+
+    def __init__(self, storable=True):
+        self.storable = storable
 
     def serialize(self, node, appstruct):
         return colander.null if appstruct is colander.null else str(appstruct)
@@ -49,6 +64,8 @@ class TrimmedString(colander.SchemaType):
             return colander.null
         if not isinstance(cstruct, str):
             raise colander.Invalid(node, "must be a string")
+        if self.storable and not is_storable(cstruct):
+            raise colander.Invalid(node, UNSTORABLE_MESSAGE)
         return cstruct.strip()
 
 
@@ -196,8 +213,8 @@ def integer_node(**kw):
     return Node(StrictInteger(), **kw)
 
 
-def string_node(**kw):
-    return Node(TrimmedString(), **kw)
+def string_node(storable=True, **kw):
+    return Node(TrimmedString(storable), **kw)
 
 
 def uuid_node(**kw):

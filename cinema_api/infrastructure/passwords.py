@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import bcrypt
 
 from cinema_api.core.errors import ServiceUnavailable
+from cinema_api.core.schemas import is_storable
 
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
@@ -117,8 +118,8 @@ class PasswordHasher:
 
     def verify(self, password, password_hash):
         """True when ``password`` matches; a missing hash or an impossible password still costs one check."""
-        secret = password.encode("utf-8")
-        usable = password_hash is not None and len(secret) <= MAX_PASSWORD_BYTES
+        secret = password.encode("utf-8", "surrogatepass")  # a lone surrogate can never match
+        usable = password_hash is not None and len(secret) <= MAX_PASSWORD_BYTES and is_storable(password)
         if not usable:
             secret = secret[:MAX_PASSWORD_BYTES]
         stored = password_hash.encode("ascii") if usable else self._dummy_hash

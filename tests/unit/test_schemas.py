@@ -7,7 +7,7 @@ import colander
 import pytest
 
 from cinema_api.core import schemas
-from cinema_api.core.body import MAX_JSON_DEPTH, parse_json_object
+from cinema_api.core.body import MAX_JSON_DEPTH, MAX_JSON_VALUES, parse_json_object
 from cinema_api.core.errors import BadRequest
 
 
@@ -117,9 +117,19 @@ def test_json_nesting_is_limited_to_64_levels():
     with pytest.raises(BadRequest, match="nested deeper than 64 levels"):
         parse_json_object(FakeRequest(nested(MAX_JSON_DEPTH + 1)))
     with pytest.raises(BadRequest, match="nested deeper than 64 levels"):
-        parse_json_object(FakeRequest(b"[" * 100000 + b"]" * 100000))
+        parse_json_object(FakeRequest(b"[" * 5000 + b"]" * 5000))  # under the value cap
 
 
 def test_empty_body_is_an_empty_object():
     assert parse_json_object(FakeRequest(b"")) == {}
     assert parse_json_object(FakeRequest(b"  \n")) == {}
+
+
+def test_a_body_is_capped_at_ten_thousand_values_before_it_is_parsed():
+    under = json.dumps({"a": list(range(MAX_JSON_VALUES - 2))}).encode()
+    assert len(parse_json_object(FakeRequest(under))["a"]) == MAX_JSON_VALUES - 2
+    for over in (json.dumps({"a": list(range(MAX_JSON_VALUES))}).encode(), b"[" * 100000 + b"]" * 100000):
+        with pytest.raises(BadRequest, match="more than 10000 JSON values"):
+            parse_json_object(FakeRequest(over))
+    # commas and brackets inside strings are not values
+    assert parse_json_object(FakeRequest(json.dumps({"a": ",[{" * 20000}).encode()))
