@@ -8,18 +8,26 @@ a wrong value stops the application with a one-line message naming the setting.
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dotenv import dotenv_values
 
-#: Secrets published in this repository's examples; never acceptable in production.
-PLACEHOLDER_SECRETS = frozenset(
+#: Secrets published in this repository; never acceptable in production. The ini and example
+#: files next to the ini file in use are read too, so a value published there is refused as well.
+PUBLISHED_SECRETS = frozenset(
     {
         "change-me-to-a-random-string-of-at-least-32-bytes",
         "development-only-secret-do-not-use-in-production",
+        "testing-only-secret-that-is-long-enough-0123456789",
+        "a-real-production-secret-0123456789abcdef",
     }
 )
+SECRET_SOURCES = ("development.ini", "testing.ini", "production.ini", ".env.example")
+SECRET_LINE_RE = re.compile(r"^\s*(?:cinema\.jwt_secret\s*=|JWT_SECRET\s*=)\s*(\S+)\s*$", re.MULTILINE)
+#: A secret made of fewer distinct bytes than this is a pattern, not a random value.
+MIN_DISTINCT_SECRET_BYTES = 16
 
 ENVIRONMENTS = ("development", "testing", "production")
 LOG_FORMATS = ("text", "json")
@@ -331,5 +339,23 @@ def _check_secret(settings):
         raise SettingsError("JWT_SECRET is not set: give it a random value of at least 32 bytes")
     if len(secret.encode("utf-8")) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 bytes long")
-    if settings.is_production and secret in PLACEHOLDER_SECRETS:
-        raise SettingsError("JWT_SECRET is a published example value: production needs a real secret")
+    if not settings.is_production:
+        return
+    if secret in published_secrets(settings.here):
+        raise SettingsError("JWT_SECRET is a value published in this repository: production needs a random secret of its own")
+    if len(set(secret.encode("utf-8"))) < MIN_DISTINCT_SECRET_BYTES:
+        raise SettingsError(
+            "JWT_SECRET has fewer than %d distinct bytes: production needs a random secret" % MIN_DISTINCT_SECRET_BYTES
+        )
+
+
+def published_secrets(here):
+    """The secrets of :data:`PUBLISHED_SECRETS` and of the repository's ini and example files."""
+    found = set(PUBLISHED_SECRETS)
+    for name in SECRET_SOURCES:
+        try:
+            with open(os.path.join(here, name), encoding="utf-8") as source:
+                found.update(SECRET_LINE_RE.findall(source.read()))
+        except OSError:
+            continue
+    return found

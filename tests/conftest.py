@@ -5,6 +5,7 @@ by default the suite runs on a temporary SQLite file with the memory cache.
 """
 
 import os
+import secrets
 import socket
 import threading
 from contextlib import contextmanager
@@ -40,6 +41,11 @@ def require_service(name, host, port):
     if os.environ.get("CI"):
         pytest.fail(message + " (CI must not skip this test)")
     pytest.skip(message)
+
+
+def production_secret():
+    """A random JWT secret, as production requires (a literal one would be published here)."""
+    return secrets.token_urlsafe(48)
 
 
 def ini_settings(**overrides):

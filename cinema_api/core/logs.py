@@ -50,6 +50,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class SingleLineFormatter(logging.Formatter):
+    """Text logs: a CR or LF inside a message (a request path, a header) is escaped, so a client
+    cannot forge a log line. Tracebacks, appended after the message, keep their lines."""
+
+    def formatMessage(self, record):
+        return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def configure_logging(settings):
     """Apply ``LOG_LEVEL`` and ``LOG_FORMAT`` to the handlers the ini file configured."""
     logging.getLogger("cinema_api").setLevel(settings.log_level)
@@ -61,6 +69,9 @@ def configure_logging(settings):
             handler.addFilter(RequestContextFilter())
         if settings.log_format == "json":
             handler.setFormatter(JsonFormatter())
+        elif not isinstance(handler.formatter, SingleLineFormatter):
+            configured = handler.formatter or logging.Formatter()
+            handler.setFormatter(SingleLineFormatter(configured._fmt, configured.datefmt))
 
 
 def request_context_tween_factory(handler, registry):

@@ -10,7 +10,7 @@ from cinema_api import main
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.db import make_database
 from cinema_api.settings import parse_database_url
-from tests.conftest import HERE, TABLES, ini_settings
+from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
 MIGRATIONS = ["0001_initial", "0002_catalog_version"]
 
@@ -145,7 +145,7 @@ def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_s
     import os
 
     os.environ["DATABASE_URL"] = fresh_sqlite_url
-    os.environ["JWT_SECRET"] = "a-real-production-secret-0123456789abcdef"
+    os.environ["JWT_SECRET"] = production_secret()
     try:
         with pytest.raises(SystemExit) as info:
             main({"here": HERE}, **settings)
@@ -157,7 +157,7 @@ def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_s
 
 
 def test_cinema_migrate_applies_the_migrations(fresh_sqlite_url):
-    env = {"DATABASE_URL": fresh_sqlite_url, "JWT_SECRET": "a-real-production-secret-0123456789abcdef", "PATH": ""}
+    env = {"DATABASE_URL": fresh_sqlite_url, "JWT_SECRET": production_secret(), "PATH": ""}
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "cinema_api.scripts.migrate", *args, "production.ini"],
         cwd=HERE, env=env, capture_output=True, text=True, timeout=60,

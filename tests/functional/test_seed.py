@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from cinema_api.scripts.seed import DAYS, MOVIES, ROOMS, seed
-from tests.conftest import HERE
+from tests.conftest import HERE, production_secret
 
 
 def test_seed_loads_demo_data_once(app, testapp):
@@ -27,7 +27,7 @@ def test_seed_loads_demo_data_once(app, testapp):
 
 
 def test_seed_refuses_production_without_the_flag(tmp_path):
-    env = dict(os.environ, DATABASE_URL="sqlite:///" + str(tmp_path / "seed.sqlite"), JWT_SECRET="a-real-production-secret-0123456789abcdef")
+    env = dict(os.environ, DATABASE_URL="sqlite:///" + str(tmp_path / "seed.sqlite"), JWT_SECRET=production_secret())
     env.pop("CACHE_URL", None)
     subprocess.run([sys.executable, "-m", "cinema_api.scripts.migrate", "production.ini"], cwd=HERE, env=env, check=True, capture_output=True)
     result = subprocess.run(

@@ -1,11 +1,14 @@
 """Settings: names, precedence (OS environment > .env > ini > default), checks."""
 
+import secrets
+
 import pytest
 
 from cinema_api import main
-from cinema_api.settings import SettingsError, load_settings, parse_database_url
+from cinema_api.settings import SettingsError, load_settings, parse_database_url, published_secrets
+from tests.conftest import HERE
 
-SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
+SECRET = secrets.token_urlsafe(48)
 
 
 def ini(**values):
@@ -73,12 +76,46 @@ def test_a_wrong_value_names_the_setting(tmp_path, name, value, fragment):
     assert "\n" not in str(info.value)
 
 
-def test_production_refuses_the_published_example_secrets(tmp_path):
-    for secret in ("development-only-secret-do-not-use-in-production", "change-me-to-a-random-string-of-at-least-32-bytes"):
-        with pytest.raises(SettingsError, match="JWT_SECRET is a published example value"):
-            load_settings(ini(jwt_secret=secret), str(tmp_path), environ={})
-        # development accepts its own documented value
-        load_settings(ini(jwt_secret=secret, environment="development"), str(tmp_path), environ={})
+def repository_secrets():
+    """Every JWT secret written in the repository's ini and example files."""
+    found = set()
+    for name in ("development.ini", "testing.ini", "production.ini", ".env.example"):
+        with open("%s/%s" % (HERE, name), encoding="utf-8") as source:
+            for line in source:
+                key, _, value = line.partition("=")
+                if key.strip() in ("cinema.jwt_secret", "JWT_SECRET") and value.strip():
+                    found.add(value.strip())
+    return sorted(found)
+
+
+def test_the_repository_publishes_secrets_that_production_knows():
+    assert len(repository_secrets()) >= 3
+    assert set(repository_secrets()) <= published_secrets(HERE)
+
+
+@pytest.mark.parametrize("secret", repository_secrets())
+def test_production_refuses_every_secret_published_in_the_repository(secret):
+    with pytest.raises(SystemExit) as info:
+        main({"here": HERE}, **ini(jwt_secret=secret, environment="production"))
+    assert str(info.value) == (
+        "cinema_api: configuration error: JWT_SECRET is a value published in this repository: "
+        "production needs a random secret of its own"
+    )
+    # development accepts its own documented value
+    load_settings(ini(jwt_secret=secret, environment="development"), HERE, environ={})
+
+
+def test_a_secret_published_in_an_ini_file_beside_the_one_in_use_is_refused(tmp_path):
+    published = secrets.token_urlsafe(40)
+    (tmp_path / "development.ini").write_text("[app:main]\ncinema.jwt_secret = %s\n" % published)
+    with pytest.raises(SettingsError, match="published in this repository"):
+        load_settings(ini(jwt_secret=published), str(tmp_path), environ={})
+
+
+@pytest.mark.parametrize("secret", ["a" * 40, "ab" * 20, "0123456789abcde" * 3])
+def test_production_refuses_low_entropy_secrets(tmp_path, secret):
+    with pytest.raises(SettingsError, match="JWT_SECRET has fewer than 16 distinct bytes"):
+        load_settings(ini(jwt_secret=secret), str(tmp_path), environ={})
 
 
 def test_main_stops_with_one_line_naming_the_setting(tmp_path):
