@@ -13,6 +13,12 @@ refresh = ApiService(name="auth_refresh", path="/auth/refresh")
 logout = ApiService(name="auth_logout", path="/auth/logout")
 
 
+def tokens_body(request, result):
+    """The auth response; tokens must never be kept by a cache on the way."""
+    request.response.cache_control = "no-store"
+    return auth_body(result)
+
+
 
 @register.post(
     schema=RegisterRequest(),
@@ -26,7 +32,7 @@ def register_view(request):
     result = request.authentication.register(body["username"], body["password"], body["role"], body["age"], actor=request.identity)
     if result.user.role == "manager":
         trace(request, "manager created", user=result.user.id)
-    return created(request, auth_body(result))
+    return created(request, tokens_body(request, result), "/users/%s" % result.user.id)
 
 
 @login.post(
@@ -41,7 +47,7 @@ def login_view(request):
     address = client_address(request, request.registry["cinema.settings"].trusted_proxies)
     result = request.authentication.login(body["username"], body["password"], address)
     trace(request, "login", user=result.user.id)
-    return auth_body(result)
+    return tokens_body(request, result)
 
 
 @refresh.post(
@@ -54,7 +60,7 @@ def login_view(request):
 def refresh_view(request):
     result = request.authentication.refresh(request.validated["body"]["refreshToken"])
     trace(request, "refresh", user=result.user.id)
-    return auth_body(result)
+    return tokens_body(request, result)
 
 
 @logout.post(

@@ -76,9 +76,11 @@ class ApiService(Service):
         self.documented = documented
 
 
-def created(request, body):
-    """201 with ``body``: every create answers so."""
+def created(request, body, location=None):
+    """201 with ``body``; ``location`` is the new resource's path (bulk creates have none)."""
     request.response.status = 201
+    if location is not None:
+        request.response.location = request.application_url + API_PREFIX + location
     return body
 
 

@@ -20,7 +20,10 @@ def cors_tween_factory(handler, registry):
     def cors_tween(request):
         origin = request.headers.get("Origin")
         if not origin or not (any_origin or origin in origins):
-            return handler(request)
+            response = handler(request)
+            # the answer depends on Origin even when it grants nothing: shared caches must know
+            response.vary = tuple(response.vary or ()) + ("Origin",)
+            return response
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response = Response(status=204)
             response.headers.update(
@@ -34,7 +37,7 @@ def cors_tween_factory(handler, registry):
             response = handler(request)
             response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers.add("Vary", "Origin")
+        response.vary = tuple(response.vary or ()) + ("Origin",)
         return response
 
     return cors_tween

@@ -5,7 +5,10 @@ schemas, once per process. The Swagger UI assets come from the swagger-ui-bundle
 the page asks nothing of any other host.
 """
 
+import base64
+import hashlib
 import json
+import os
 import threading
 
 import swagger_ui_bundle
@@ -18,7 +21,8 @@ from cornice_swagger.converters.schema import (
     ObjectTypeConverter,
     StringTypeConverter,
 )
-from pyramid.response import Response
+from pyramid.httpexceptions import HTTPNotFound
+from pyramid.response import FileResponse, Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.core import schemas
@@ -27,6 +31,16 @@ from cinema_api.core.api import ApiService
 DOCS_PATH = "/v1/api"
 SPEC_PATH = "/v1/api-json"
 ASSETS_PATH = "/v1/api/assets"
+#: The files of swagger-ui-bundle the page uses; the package's stock index.html and its
+#: initializer (which loads a demo document from another host) are not served.
+ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+ASSET_MAX_AGE = 86400
 
 TAGS = [
     {"name": "root", "description": "Service description"},
@@ -198,25 +212,53 @@ SWAGGER_UI_PAGE = """<!DOCTYPE html>
   <div id="swagger-ui"></div>
   <script src="{assets}/swagger-ui-bundle.js"></script>
   <script src="{assets}/swagger-ui-standalone-preset.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({{
-      url: "{spec}",
-      dom_id: "#swagger-ui",
-      validatorUrl: null,
-      deepLinking: true,
-      persistAuthorization: true,
-      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-      layout: "StandaloneLayout"
-    }});
-  </script>
+  <script>{initializer}</script>
 </body>
 </html>
 """
 
+# The token typed into Authorize lives in the page's memory only (no persistAuthorization).
+INITIALIZER = """
+    window.ui = SwaggerUIBundle({
+      url: "%s",
+      dom_id: "#swagger-ui",
+      validatorUrl: null,
+      deepLinking: true,
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout"
+    });
+  """ % SPEC_PATH
+
+#: Only this origin, and only the one inline script above (by its hash); no framing.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'sha256-%s'" % base64.b64encode(hashlib.sha256(INITIALIZER.encode()).digest()).decode(),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    )
+)
+
 
 def swagger_ui_view(request):
-    page = SWAGGER_UI_PAGE.format(assets=ASSETS_PATH, spec=SPEC_PATH)
-    return Response(body=page.encode("utf-8"), content_type="text/html", charset="utf-8")
+    page = SWAGGER_UI_PAGE.format(assets=ASSETS_PATH, initializer=INITIALIZER)
+    response = Response(body=page.encode("utf-8"), content_type="text/html", charset="utf-8")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+def asset_view(request):
+    """One file of the Swagger UI, by name; anything else is a 404."""
+    name = request.matchdict["name"]
+    if name not in ASSETS:
+        raise HTTPNotFound()
+    path = os.path.join(str(swagger_ui_bundle.swagger_ui_path), name)
+    return FileResponse(path, request=request, cache_max_age=ASSET_MAX_AGE, content_type=ASSETS[name])
 
 
 def _documentation_services():
@@ -233,6 +275,7 @@ def _documentation_services():
 
 def includeme(config):
     config.registry["cinema.openapi"] = DocumentCache()
-    config.add_static_view(ASSETS_PATH.lstrip("/"), str(swagger_ui_bundle.swagger_ui_path), cache_max_age=86400)
+    config.add_route("docs_assets", ASSETS_PATH + "/{name}")
+    config.add_view(asset_view, route_name="docs_assets", request_method="GET", permission=NO_PERMISSION_REQUIRED)
     for service in _documentation_services():
         config.add_cornice_service(service)

@@ -46,6 +46,8 @@ def trace_id_tween_factory(handler, registry):
         request.trace_id = incoming_trace_id(request)
         response = handler(request)
         response.headers[TRACE_HEADER] = request.trace_id
+        # every response, cached and 304 answers included: never sniff a JSON body as HTML
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
     return trace_id_tween

@@ -84,7 +84,7 @@ def create_movie(request):
     body = request.validated["body"]
     created_movie = request.movies.create(body["title"], body["ageRestriction"])
     trace(request, "movie created", movie=created_movie.id)
-    return created(request, movie_body(created_movie))
+    return created(request, movie_body(created_movie), "/movies/%s" % created_movie.id)
 
 
 @movies_bulk.post(
@@ -191,7 +191,7 @@ def list_sessions_of_movie(request):
 def create_session(request):
     screening = request.screenings.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=screening.id)
-    return created(request, session_body(screening))
+    return created(request, session_body(screening), "/movies/%s/sessions/%s" % (screening.movie.id, screening.id))
 
 
 @movie_sessions_bulk.post(

@@ -45,7 +45,7 @@ def buy_ticket(request):
     body = request.validated["body"]
     bought = request.tickets.buy(request.identity.user_id, body["sessionId"], body.get("userId"))
     trace(request, "ticket bought", ticket=bought.id)
-    return created(request, ticket_body(bought))
+    return created(request, ticket_body(bought), "/tickets/%s" % bought.id)
 
 
 @tickets.get(
