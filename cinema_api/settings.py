@@ -179,6 +179,7 @@ SCHEMA = {
     "environment": (_choice(ENVIRONMENTS), "production"),
     "database_url": (parse_database_url, "sqlite:///cinema.sqlite"),
     "cache_url": (parse_cache_url, ""),
+    "database_timeout_sec": (_int_between(1, 300), 5),
     "jwt_secret": (_str, ""),
     "jwt_expires_in_sec": (_int_between(1, 86400 * 30), 900),
     "refresh_token_ttl_sec": (_int_between(60, 86400 * 365), 7 * 86400),
@@ -255,6 +256,7 @@ class Settings:
     environment: str
     database_url: DatabaseURL
     cache_url: str
+    database_timeout_sec: int
     jwt_secret: str
     jwt_expires_in_sec: int
     refresh_token_ttl_sec: int

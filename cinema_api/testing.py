@@ -244,3 +244,58 @@ class TcpProxy:
             sock.close()
         for thread in threads:
             thread.join(5)
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster (``pg_createcluster``) on a free loopback port, trust auth;
+    dropped on exit. Tests that freeze or crash the database use one of their own.
+
+    ``freeze()``/``thaw()`` stop and resume every process of the cluster (SIGSTOP, SIGCONT);
+    ``crash()`` stops it at once (``-m immediate``, as a power cut would), ``start()`` again.
+    """
+
+    def __init__(self):
+        self.version = sorted(os.listdir("/etc/postgresql"))[-1]
+        self.name = "cinema_test_%d" % os.getpid()
+        self.port = free_port()
+        self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+
+    def _run(self, *command):
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def __enter__(self):
+        self._run(
+            "pg_createcluster", self.version, self.name, "-p", str(self.port),
+            "--", "--auth-local=trust", "--auth-host=trust",
+        )
+        self.start()
+        return self
+
+    def start(self):
+        self._run("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, "start")
+
+    def crash(self):
+        self._run("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, "stop", "-m", "immediate")
+
+    def _pids(self):
+        with open("/var/lib/postgresql/%s/%s/postmaster.pid" % (self.version, self.name)) as pidfile:
+            postmaster = int(pidfile.readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self):
+        self.frozen = self._pids()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in getattr(self, "frozen", ()):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen = ()
+
+    def __exit__(self, *exc):
+        self.thaw()
+        subprocess.run(["pg_dropcluster", "--stop", self.version, self.name], capture_output=True, timeout=120)

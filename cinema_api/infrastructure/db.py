@@ -7,10 +7,16 @@ checks that the tables it maps exist.
 """
 
 import logging
+import os
+import random
 import re
+import select
+import socket
 import sqlite3
+import time
 
 import psycopg2
+import psycopg2.extensions
 from pony.orm import Database, db_session, rollback
 from pony.orm.core import CacheIndexError, CommitException, RollbackException, TransactionIntegrityError, UnexpectedError
 from pony.orm.dbapiprovider import DBException
@@ -22,14 +28,17 @@ from cinema_api.infrastructure import migrate
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
+#: A deadlock or serialization failure: the whole request is tried again, at most this often.
+ATTEMPTS = 3
+RETRY_PAUSE_SEC = 0.02
 
 # Run after every include has registered its entities (Pyramid's default order is 0).
 _BIND_ORDER = 100
 
 
-def make_database(database_url, definers):
-    """A new bound and mapped ``Database`` with the entities of ``definers``."""
+def make_database(database_url, definers, timeout=5):
+    """A new bound and mapped ``Database`` with the entities of ``definers``; every call to the
+    database is bounded by ``timeout`` seconds (``DATABASE_TIMEOUT_SEC``)."""
     db = Database()
     for define in definers:
         define(db)
@@ -41,16 +50,65 @@ def make_database(database_url, definers):
             # WAL lets readers go on while one writer commits; the busy timeout makes a
             # second writer wait instead of failing at once.
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA busy_timeout = %d" % SQLITE_BUSY_TIMEOUT_MS)
+            cursor.execute("PRAGMA busy_timeout = %d" % (timeout * 1000))
             cursor.execute("PRAGMA foreign_keys = ON")
             # In WAL mode NORMAL survives a crash of the process (kill -9 included); only an
             # operating system crash or a power loss can drop the last commits. PostgreSQL is
             # the production database.
             cursor.execute("PRAGMA synchronous = NORMAL")
 
-    db.bind(**database_url.bind_kwargs)
+        db.bind(**database_url.bind_kwargs)
+    else:
+        db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
+
+
+def postgres_bind_kwargs(database_url, timeout):
+    """libpq parameters that bound a connection: connect and statement timeouts, TCP keepalive
+    (a vanished server or a partition is noticed). A server that is there but does not answer
+    (frozen, overloaded) is bounded on our side, by :func:`bounded_wait`."""
+    psycopg2.extensions.set_wait_callback(bounded_wait(timeout))
+    kwargs = dict(database_url.bind_kwargs)
+    kwargs.setdefault("connect_timeout", timeout)
+    kwargs.setdefault("keepalives", 1)
+    kwargs.setdefault("keepalives_idle", max(1, timeout // 2))
+    kwargs.setdefault("keepalives_interval", 1)
+    kwargs.setdefault("keepalives_count", 3)
+    kwargs.setdefault("options", "-c statement_timeout=%d -c lock_timeout=%d" % (timeout * 1000, timeout * 1000))
+    return kwargs
+
+
+class DatabaseTimeout(psycopg2.OperationalError):
+    """The server did not answer in time. Its SQLSTATE (query_canceled) keeps Pony from
+    reconnecting and trying once more, which would double the wait."""
+
+    pgcode = "57014"
+
+
+def bounded_wait(timeout):
+    """A psycopg2 wait callback: each exchange with the server (connect, query, commit) ends
+    within ``timeout`` seconds, or the connection is closed and OperationalError raised."""
+
+    def wait(connection):
+        deadline = time.monotonic() + timeout
+        while True:
+            state = connection.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # Its state is unknown: break the connection so that it is never reused. (Closing
+                # it here would wait for the lock its own query holds.)
+                with socket.socket(fileno=os.dup(connection.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+                raise DatabaseTimeout("the database did not answer within %s s" % timeout)
+            if state == psycopg2.extensions.POLL_READ:
+                select.select([connection.fileno()], [], [], remaining)
+            else:
+                select.select([], [connection.fileno()], [], remaining)
+
+    return wait
 
 
 def ping(db):
@@ -78,7 +136,17 @@ def _bind(config):
         applied = migrate.apply(url)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-    config.registry["cinema.db"] = make_database(url, config.registry.get("cinema.entity_definers", []))
+    definers = config.registry.get("cinema.entity_definers", [])
+    config.registry["cinema.db"] = make_database(url, definers, settings.database_timeout_sec)
+
+
+def discard_changes():
+    """Roll back what an error response leaves behind; a connection already lost has nothing
+    left to undo, and the error response stands."""
+    try:
+        rollback()
+    except RollbackException as exc:
+        log.debug("rollback after an error response failed: %s", exc)
 
 
 def db_session_tween_factory(handler, registry):
@@ -89,11 +157,20 @@ def db_session_tween_factory(handler, registry):
     """
 
     def db_session_tween(request):
-        with db_session(strict=True):
-            response = handler(request)
-            if response.status_code >= 400:
-                rollback()
-            return response
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with db_session(strict=True):
+                    response = handler(request)
+                    if response.status_code >= 400:
+                        discard_changes()
+                    return response
+            except Exception as exc:
+                # A deadlock or serialization failure rolled everything back: the whole request
+                # may run again, after a short jittered pause (as Warehouse retries them).
+                if attempt == ATTEMPTS or not is_retryable(exc):
+                    raise
+                log.info("retrying after %s [trace %s]", type(driver_error(exc)).__name__, request.trace_id)
+                time.sleep(random.uniform(0.5, 1.5) * RETRY_PAUSE_SEC * attempt)
 
     return db_session_tween
 
@@ -129,11 +206,16 @@ def driver_error(exc):
         seen.add(id(exc))
         if isinstance(exc, (sqlite3.Error, psycopg2.Error)):
             return exc
-        if isinstance(exc, CommitException) and exc.exceptions:
+        if isinstance(exc, (CommitException, RollbackException)) and exc.exceptions:
             exc = exc.exceptions[0][1]
         else:
             exc = getattr(exc, "original_exc", None) or exc.__cause__ or exc.__context__
     return None
+
+
+def is_retryable(exc):
+    """A deadlock or serialization failure: the transaction was rolled back as a whole."""
+    return isinstance(driver_error(exc), psycopg2.errors.TransactionRollbackError)
 
 
 def violated_constraint(exc):
@@ -170,7 +252,7 @@ def storage_error_view(exc, request):
             return domain_error_view(known(), request)
         log.info("integrity conflict [trace %s]: %s", request.trace_id, exc)
         return error_response(request, 409, "The request conflicts with the current state of the resource")
-    if isinstance(error, psycopg2.errors.TransactionRollbackError):  # deadlock, serialization failure
+    if is_retryable(exc):  # still failing after ATTEMPTS tries
         return error_response(request, 409, "The request conflicted with a concurrent one; retry", {"Retry-After": "1"})
     if isinstance(error, (sqlite3.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError)):
         log.error("database unavailable [trace %s]: %s", request.trace_id, exc)

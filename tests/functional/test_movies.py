@@ -339,3 +339,24 @@ def test_parallel_creates_of_one_title_give_one_201(app, testapp, manager):
     )
     assert results == [201] + [409] * 19
     assert count_movies(testapp, manager) == 1
+
+
+def test_overlapping_bulk_creates_are_only_201_or_409(app, testapp, manager):
+    """30 batches at once, each sharing titles with others in another order: whatever locks
+    they take, every answer is a 201 or a 409 (deadlocks are retried), and titles stay unique."""
+    titles = ["Overlap %d" % i for i in range(12)]
+    batches = [[titles[(i + k * (1 + i % 5)) % len(titles)] for k in range(4)] for i in range(30)]
+    batches = [list(dict.fromkeys(batch)) for batch in batches]
+    turn = iter(range(len(batches)))
+    lock = threading.Lock()
+
+    def create(client):
+        with lock:
+            batch = batches[next(turn)]
+        body = {"movies": [{"title": title, "ageRestriction": 1} for title in batch]}
+        return client.post_json("/v1/movies/bulk", body, headers=manager.headers, expect_errors=True)
+
+    results = run_parallel(app, len(batches), create)
+    assert set(results) <= {201, 409} and 201 in results
+    listed = [m["title"] for m in testapp.get("/v1/movies?perPage=100", headers=manager.headers).json["movies"]]
+    assert len(listed) == len(set(listed))

@@ -1,0 +1,121 @@
+"""A sick database (API.md section 7): frozen or crashed, it makes requests answer 503 within
+DATABASE_TIMEOUT_SEC, never hang; requests that need no database keep answering; the API
+recovers by itself. Each test runs a real server on a private PostgreSQL cluster."""
+
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from cinema_api.testing import PostgresCluster, ServerProcess
+from tests.conftest import PASSWORD, bearer
+
+TIMEOUT_SEC = 2
+#: The bound of API.md, plus what a loaded 2-core machine adds to a request.
+ANSWERED_WITHIN = TIMEOUT_SEC + 1.5
+
+
+@pytest.fixture
+def cluster():
+    if shutil.which("pg_createcluster") is None:
+        message = "pg_createcluster is not installed (Debian's postgresql-common)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must not skip this test")
+        pytest.skip(message)
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def server(cluster):
+    environ = {"DATABASE_URL": cluster.url, "CACHE_URL": "memory://", "ENVIRONMENT": "development",
+               "DATABASE_TIMEOUT_SEC": str(TIMEOUT_SEC)}
+    with ServerProcess(**environ) as server:
+        status, _, body = server.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})
+        assert status == 201
+        server.auth = bearer(body["accessToken"])
+        assert server.request("POST", "/v1/movies", {"title": "Alien", "ageRestriction": 16}, server.auth)[0] == 201
+        yield server
+
+
+def timed(server, method, path, body=None, headers=None):
+    started = time.monotonic()
+    status, response_headers, answer = server.request(method, path, body, headers)
+    return status, response_headers, answer, time.monotonic() - started
+
+
+def all_at_once(server, calls):
+    """The ``(method, path, body, headers)`` calls, each on its own thread; their results."""
+    results = [None] * len(calls)
+
+    def run(index):
+        try:
+            results[index] = timed(server, *calls[index])
+        except Exception as exc:  # reported with the others, not lost in a thread
+            results[index] = (None, {}, repr(exc), None)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def needing_the_database(server):
+    """Fewer calls than the server has threads (8): each is answered within the timeout, and a
+    thread is left for what needs no database."""
+    return [
+        ("GET", "/v1/users", None, server.auth),
+        ("GET", "/v1/movies", None, server.auth),  # cached: the token check still reads the database
+        ("GET", "/v1/movies/nowhere", None, server.auth),
+        ("POST", "/v1/movies", {"title": "Heat", "ageRestriction": 16}, server.auth),
+        ("GET", "/v1/health", None, None),
+    ]
+
+
+def assert_unavailable_in_time(results):
+    for status, headers, body, elapsed in results:
+        assert status == 503 and elapsed < ANSWERED_WITHIN, (status, body, elapsed)
+        if body.get("statusCode"):  # the health check answers with its own body
+            assert body["message"] == "Database unavailable" and int(headers["Retry-After"]) > 0
+        else:
+            assert body["status"] == "error" and body["error"]["database"]["status"] == "down"
+
+
+def assert_recovers(server):
+    deadline = time.monotonic() + 30
+    while server.request("GET", "/v1/movies", headers=server.auth)[0] != 200:
+        assert time.monotonic() < deadline, "the API did not recover"
+        time.sleep(0.2)
+    status, _, body = server.request("POST", "/v1/movies", {"title": "After %f" % time.time(), "ageRestriction": 1}, server.auth)
+    assert status == 201, body
+
+
+@pytest.mark.slow
+def test_a_frozen_database_is_503_within_the_timeout_and_the_api_recovers(cluster, server):
+    server.request("GET", "/v1/movies", headers=server.auth)  # warm the cache
+    cluster.freeze()
+    try:
+        results = all_at_once(server, needing_the_database(server) + [("GET", "/", None, None), ("GET", "/v1/api-json", None, None)])
+        assert_unavailable_in_time(results[:-2])
+        for status, _, _, elapsed in results[-2:]:  # what needs no database keeps answering
+            assert status == 200 and elapsed < 1.0
+    finally:
+        cluster.thaw()
+    assert_recovers(server)
+    titles = [m["title"] for m in server.request("GET", "/v1/movies?perPage=100", headers=server.auth)[2]["movies"]]
+    assert "Heat" not in titles  # the creates answered 503 were not written
+
+
+@pytest.mark.slow
+def test_a_crashed_database_is_503_at_once_and_the_api_recovers_when_it_is_back(cluster, server):
+    cluster.crash()
+    try:
+        assert_unavailable_in_time(all_at_once(server, needing_the_database(server)))
+        assert timed(server, "GET", "/")[0] == 200
+    finally:
+        cluster.start()
+    assert_recovers(server)
