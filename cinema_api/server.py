@@ -231,6 +231,23 @@ class GracefulServer:
         wasyncore.close_all(self.map)
 
 
+#: Open files wanted: connection_limit sockets, plus database, Redis and log files.
+WANTED_OPEN_FILES = 4096
+
+
+def raise_open_file_limit(wanted=WANTED_OPEN_FILES):
+    """Raise the soft limit on open files towards ``wanted`` where the hard limit allows, so
+    that ``connection_limit`` is reached before the process runs out of descriptors."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(
     app,
     global_conf,
@@ -247,6 +264,7 @@ def serve(
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
+    raise_open_file_limit()
     server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)

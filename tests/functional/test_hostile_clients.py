@@ -32,3 +32,51 @@ def test_a_request_cannot_forge_a_text_log_line(tmp_path, ini):
         output = server.stop()
     assert not any(line.startswith(FORGED[:23]) for line in output.splitlines())
     assert "\\r\\n" + FORGED in output  # the access line keeps the path, escaped
+
+
+def open_idle(port, count):
+    """``count`` connections that never send a byte."""
+    return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+
+
+def trickle(sockets, stop, every=1.0):
+    """Slowloris: a header line on each connection every ``every`` seconds, never the end."""
+    for sock in sockets:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    while not stop.wait(every):
+        for sock in sockets:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                pass
+
+
+@pytest.mark.slow
+def test_idle_and_slow_connections_leave_other_requests_answered_within_a_second(tmp_path):
+    import threading
+    import time
+
+    from tests.conftest import PASSWORD, bearer
+
+    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "conns.sqlite"), "ENVIRONMENT": "development"}
+    with ServerProcess(**environ) as server:
+        _, _, body = server.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})
+        auth = bearer(body["accessToken"])
+        idle = open_idle(server.port, 400)
+        slow = open_idle(server.port, 200)
+        stop = threading.Event()
+        trickler = threading.Thread(target=trickle, args=(slow, stop))
+        trickler.start()
+        try:
+            time.sleep(1.5)  # the slow ones have sent a few lines
+            for _ in range(5):
+                for path, headers in (("/v1/health", None), ("/v1/movies", auth), ("/", None)):
+                    started = time.monotonic()
+                    status = server.request("GET", path, headers=headers)[0]
+                    assert status == 200 and time.monotonic() - started < 1.0, (path, time.monotonic() - started)
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            trickler.join(10)
+            for sock in idle + slow:
+                sock.close()
