@@ -22,7 +22,6 @@ requires = [
     "dogpile.cache==1.5.0",
     "redis==8.1.0",
     "hiredis==3.5.0",  # redis-py's fast reply parser: about 8 % more cached reads on Redis
-    "limits==5.8.0",
     "psycopg2-binary==2.9.13",
     "yoyo-migrations==9.0.0",
     "swagger-ui-bundle==1.1.0",

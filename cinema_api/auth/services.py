@@ -51,15 +51,20 @@ class Authentication:
         return self._start_session(user)
 
     def login(self, username, password, address):
-        retry_after = self.limiter.retry_after(address, username)
+        # Count first, then check: the failure is reserved before the password is hashed, so
+        # concurrent attempts cannot overshoot the budget.
+        retry_after, reservation = self.limiter.reserve(address, username)
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
-        user = self.users.by_username(username) if is_storable(username) else None
-        valid = self.hasher.verify(password, user.password_hash if user else None)
+        try:
+            user = self.users.by_username(username) if is_storable(username) else None
+            valid = self.hasher.verify(password, user.password_hash if user else None)
+        except Exception:
+            self.limiter.give_back(reservation)  # not a failed login: no 401 was answered
+            raise
         if not valid:
-            self.limiter.failed(address, username)
             raise InvalidCredentials()
-        self.limiter.succeeded(username)
+        self.limiter.succeeded(reservation)
         return self._start_session(user)
 
     def refresh(self, presented):

@@ -1,37 +1,124 @@
 """Login throttling: failed logins per client address and per username, in a moving window.
 
-Counts live in the cache backend (Redis when configured, so every process shares one
-budget; otherwise process memory). If that storage is unreachable, logins proceed and a
-warning is logged: a throttle outage must not lock everybody out.
+A login first *reserves* one failure in both budgets, atomically (check and add in one step),
+and only then checks the password: of 30 simultaneous wrong passwords from one address at
+most 10 are checked, in every process sharing the storage. A successful login gives its
+reservation back and clears the username's count. The counts live in Redis when the cache is
+Redis (a sorted set of attempt times per key, changed by one Lua script), otherwise in process
+memory. If the storage is unreachable, logins proceed and a warning is logged: a throttle
+outage must not lock everybody out.
 """
 
 import ipaddress
 import logging
 import math
+import threading
 import time
+import uuid
+from collections import defaultdict
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import MovingWindowRateLimiter
+import redis
 
 from cinema_api.infrastructure.breaker import CircuitBreaker
+from cinema_api.infrastructure.cache import redis_pool
 
 log = logging.getLogger(__name__)
 
-WINDOW_MINUTES = 15
-REDIS_TIMEOUT_SEC = 0.25
+WINDOW_SEC = 15 * 60
+KEY_PREFIX = "cinema:login:"
+
+#: KEYS: the budgets' keys; ARGV: now, window, member, then each key's limit. Returns 0 when
+#: the attempt was added to every key, else the seconds until the oldest failure of a spent
+#: budget leaves the window (nothing added then).
+RESERVE_SCRIPT = """
+local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local wait = 0
+for i, key in ipairs(KEYS) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        wait = math.max(wait, tonumber(oldest[2]) + window - now)
+    end
+end
+if wait > 0 then return tostring(wait) end
+for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, member)
+    redis.call('EXPIRE', key, math.ceil(window))
+end
+return '0'
+"""
+
+
+class MemoryAttempts:
+    """Attempt times per key in this process, under one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.times = defaultdict(dict)  # key -> {member: time}
+
+    def reserve(self, keys, limits, now, member):
+        with self.lock:
+            wait = 0.0
+            for key, limit in zip(keys, limits):
+                attempts = self.times[key]
+                for old in [m for m, at in attempts.items() if at <= now - WINDOW_SEC]:
+                    del attempts[old]
+                if len(attempts) >= limit:
+                    wait = max(wait, min(attempts.values()) + WINDOW_SEC - now)
+            if wait > 0:
+                return wait
+            for key in keys:
+                self.times[key][member] = now
+            return 0.0
+
+    def release(self, keys, member):
+        with self.lock:
+            for key in keys:
+                self.times[key].pop(member, None)
+
+    def clear(self, key):
+        with self.lock:
+            self.times.pop(key, None)
+
+    def reset(self):
+        with self.lock:
+            self.times.clear()
+
+
+class RedisAttempts:
+    """Attempt times per key in Redis sorted sets, shared by every process."""
+
+    def __init__(self, url):
+        self.client = redis.Redis(connection_pool=redis_pool(url))
+        self.script = self.client.register_script(RESERVE_SCRIPT)
+
+    def reserve(self, keys, limits, now, member):
+        return float(self.script(keys=list(keys), args=[now, WINDOW_SEC, member, *limits]))
+
+    def release(self, keys, member):
+        pipeline = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.zrem(key, member)
+        pipeline.execute()
+
+    def clear(self, key):
+        self.client.delete(key)
+
+    def reset(self):
+        for key in self.client.scan_iter(KEY_PREFIX + "*"):
+            self.client.delete(key)
 
 
 class LoginLimiter:
-    def __init__(self, storage, per_address, per_username, breaker=None):
-        self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
-        self.by_address = RateLimitItemPerMinute(per_address, WINDOW_MINUTES)
-        self.by_username = RateLimitItemPerMinute(per_username, WINDOW_MINUTES)
-        self.breaker = breaker or CircuitBreaker("login limiter storage")
+    def __init__(self, attempts, per_address, per_username, clock=time.time):
+        self.attempts = attempts
+        self.limits = (per_address, per_username)
+        self.clock = clock
+        self.breaker = CircuitBreaker("login limiter storage")
 
-    def _budgets(self, address, username):
-        return ((self.by_address, "login:address", address), (self.by_username, "login:username", username))
+    @staticmethod
+    def _keys(address, username):
+        return (KEY_PREFIX + "address:" + address, KEY_PREFIX + "username:" + username)
 
     def _guarded(self, action, default):
         if self.breaker.is_open:
@@ -44,32 +131,31 @@ class LoginLimiter:
         self.breaker.success()
         return result
 
-    def retry_after(self, address, username):
-        """Seconds until a spent budget frees a slot, or None when the login may proceed."""
+    def reserve(self, address, username):
+        """``(retry_after, reservation)``: seconds to wait while a budget is spent (and no
+        reservation), else None and a reservation, which counts as a failure unless it is
+        given back (:meth:`give_back`, :meth:`succeeded`)."""
+        keys, member = self._keys(address, username), uuid.uuid4().hex
+        wait = self._guarded(lambda: self.attempts.reserve(keys, self.limits, self.clock(), member), 0.0)
+        if wait > 0:
+            return max(1, math.ceil(wait)), None
+        return None, (keys, member)
 
-        def check():
-            waits = []
-            for item, namespace, key in self._budgets(address, username):
-                if not self.limiter.test(item, namespace, key):
-                    stats = self.limiter.get_window_stats(item, namespace, key)
-                    waits.append(max(1, math.ceil(stats.reset_time - time.time())))
-            return max(waits) if waits else None
+    def give_back(self, reservation):
+        """The attempt was not a failure after all (it was answered otherwise than 401)."""
+        if reservation is not None:
+            keys, member = reservation
+            self._guarded(lambda: self.attempts.release(keys, member), None)
 
-        return self._guarded(check, None)
-
-    def failed(self, address, username):
-        def hit():
-            for item, namespace, key in self._budgets(address, username):
-                self.limiter.hit(item, namespace, key)
-
-        self._guarded(hit, None)
-
-    def succeeded(self, username):
-        self._guarded(lambda: self.limiter.clear(self.by_username, "login:username", username), None)
+    def succeeded(self, reservation):
+        """The login succeeded: it was no failure, and the username's count starts again."""
+        self.give_back(reservation)
+        if reservation is not None:
+            self._guarded(lambda: self.attempts.clear(reservation[0][1]), None)
 
     def reset(self):
         """Forget every count (tests)."""
-        self._guarded(self.storage.reset, None)
+        self._guarded(self.attempts.reset, None)
 
 
 def client_address(request, trusted_proxies):
@@ -92,21 +178,11 @@ def _is_trusted(address, networks):
     return any(ip in network for network in networks)
 
 
-def make_storage(redis_url):
-    if redis_url:
-        return RedisStorage(
-            redis_url,
-            socket_timeout=REDIS_TIMEOUT_SEC,
-            socket_connect_timeout=REDIS_TIMEOUT_SEC,
-        )
-    return MemoryStorage()
-
-
 def includeme(config):
     settings = config.registry["cinema.settings"]
-    caches = config.registry["cinema.caches"]
+    url = config.registry["cinema.caches"].redis_url
     config.registry["cinema.login_limiter"] = LoginLimiter(
-        make_storage(caches.redis_url),
+        RedisAttempts(url) if url else MemoryAttempts(),
         settings.login_limit_per_address,
         settings.login_limit_per_username,
     )

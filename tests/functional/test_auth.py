@@ -547,3 +547,29 @@ def test_a_busy_server_hashes_one_at_a_time_and_an_idle_one_on_every_slot():
     assert second[0] >= first[1]  # one after the other while other requests are served
     first, second = spans_of(lambda: False)
     assert second[0] < first[1]  # side by side on an idle server
+
+
+def test_thirty_simultaneous_failures_from_one_address_get_at_most_ten_password_checks(app, testapp):
+    """Count first, then check: the budget is exact under concurrency (API.md section 5)."""
+    from tests.functional.test_movies import run_parallel
+
+    register(testapp, "alice")
+    attempt = lambda client: client.post_json(  # noqa: E731
+        "/v1/auth/login", {"username": "alice", "password": "wrong1234"}, extra_environ={"REMOTE_ADDR": "10.7.7.7"}, expect_errors=True
+    )
+    results = run_parallel(app, 30, attempt)
+    assert results.count(401) == 10 and results.count(429) == 20
+    testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, extra_environ={"REMOTE_ADDR": "10.7.7.8"}, status=429)
+
+
+def test_a_login_refused_by_the_hashing_gate_is_not_counted_as_a_failure(testapp, app, monkeypatch):
+    register(testapp, "alice")
+    hasher, release = occupied_hasher(wait=0.01)
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
+    try:
+        for _ in range(12):
+            testapp.post_json("/v1/auth/login", {"username": "alice", "password": "wrong1234"}, status=503)
+    finally:
+        release.set()
+    monkeypatch.undo()
+    testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=200)

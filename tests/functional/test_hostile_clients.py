@@ -80,3 +80,32 @@ def test_idle_and_slow_connections_leave_other_requests_answered_within_a_second
             trickler.join(10)
             for sock in idle + slow:
                 sock.close()
+
+
+@pytest.mark.slow
+def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
+    import shutil
+    import threading
+
+    from cinema_api.testing import RedisServer
+    from tests.conftest import PASSWORD
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as redis_server:
+        environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": redis_server.url, "ENVIRONMENT": "development"}
+        with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
+            assert first.request("POST", "/v1/auth/register", {"username": "alice", "password": PASSWORD, "age": 30})[0] == 201
+            barrier = threading.Barrier(30)
+            statuses = []
+
+            def attempt(server):
+                barrier.wait()
+                statuses.append(server.request("POST", "/v1/auth/login", {"username": "alice", "password": "wrong1234"})[0])
+
+            threads = [threading.Thread(target=attempt, args=(first if i % 2 else second,)) for i in range(30)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+    assert sorted(statuses) == [401] * 10 + [429] * 20
