@@ -31,7 +31,8 @@ class ServerProcess:
     def __init__(self, ini="development.ini", args=(), **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.env = dict(os.environ, PORT=str(self.port), HOST="127.0.0.1", **environ)
+        self.env = dict(os.environ, PORT=str(self.port), HOST="127.0.0.1")
+        self.env.update(environ)
         self.command = [*args, ini]
         self.process = None
 

@@ -2,14 +2,7 @@
 
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
-from cinema_api.infrastructure.passwords import QUEUED_SEC, SERVER_BUSY, PasswordHasher
-
-
-def password_hasher(request):
-    """The hasher for this request: its wait for a server thread counts against the gate, and
-    while other requests are served it hashes on one core (see PasswordHasher.for_request)."""
-    environ = request.environ
-    return request.registry["cinema.password_hasher"].for_request(environ.get(QUEUED_SEC, 0.0), environ.get(SERVER_BUSY))
+from cinema_api.infrastructure.passwords import HashingGate, PasswordHasher, RequestsInFlight
 
 
 def authentication(request):
@@ -30,11 +23,17 @@ def includeme(config):
     from cinema_api.auth import views
 
     settings = config.registry["cinema.settings"]
-    config.registry["cinema.password_hasher"] = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
+    # While other requests are in progress, logins hash on one core (see the hashing gate).
+    gate = HashingGate(settings.bcrypt_concurrency)
+    in_flight = config.registry["cinema.requests_in_flight"] = RequestsInFlight()
+    config.registry["cinema.password_hasher"] = PasswordHasher(
+        settings.bcrypt_rounds, None, gate=gate, busy=in_flight.busy_besides(gate)
+    )
+    config.add_tween("cinema_api.infrastructure.passwords.requests_in_flight_tween_factory")
     config.include("cinema_api.auth.security_policy")
     config.include("cinema_api.infrastructure.ratelimit")
     config.add_entities(define_entities)
-    config.add_request_method(password_hasher, "password_hasher", reify=True)
+    config.add_request_method(lambda request: request.registry["cinema.password_hasher"], "password_hasher", reify=True)
     config.add_request_method(authentication, "authentication", reify=True)
     for service in (views.register, views.login, views.refresh, views.logout):
         config.add_cornice_service(service)

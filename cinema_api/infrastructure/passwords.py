@@ -1,17 +1,19 @@
-"""Password hashing with bcrypt, behind a concurrency gate.
+"""Password hashing with bcrypt, behind a gate that admits only what it can serve.
 
 bcrypt is deliberately slow. It runs on ``BCRYPT_CONCURRENCY`` dedicated threads (bcrypt
 releases the GIL while it hashes), so that a flood of logins takes at most that many cores.
 They keep the normal CPU priority on purpose: a lower-priority thread that is preempted while
 it holds the GIL (between two hashes) stalls every request thread of the process with it,
-which measured worse for reads under a login flood than no priority change at all. Instead, a
-request that knows its server is busy with other requests (``busy``) hashes only while no other
-hash runs, so a login flood takes one core and leaves the others to the rest; an idle server
-hashes on every slot. A hash that cannot start within ``wait`` seconds is
-refused with a 503 and ``Retry-After``; when the queue ahead of it already means it could
-not start in time (from the recent duration of a hash), it is refused at once rather than
-holding a server thread for nothing. The 5 s count from the request's arrival: a request that
-waited for a server thread (see ``cinema_api.server``) has that much less.
+which measured worse for reads under a login flood than no priority change at all. Instead,
+while other requests are in progress (``busy``) a hash starts only when no other hash runs, so
+a login flood takes one core and leaves the others to the rest; an idle server hashes on every
+slot.
+
+Admission control keeps a flood from holding the server's threads: at most ``max_admitted``
+requests are at the gate (hashing or waiting, by default twice the hashing threads), and a
+request that finds it full, or that could not start hashing within ``wait`` seconds (from the
+recent duration of a hash), is refused at once with a 503 and ``Retry-After``. The other
+request threads stay free for everything else.
 """
 
 import threading
@@ -25,11 +27,6 @@ from cinema_api.core.schemas import is_storable
 
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
-#: WSGI environ keys a server runner may set on a slow request: the seconds it waited for a
-#: thread (the hashing gate counts them), and a callable telling whether other requests are
-#: being served right now. The application reads them; it never imports the runner.
-QUEUED_SEC = "cinema.queued_sec"
-SERVER_BUSY = "cinema.server_busy"
 YIELD_SEC = 0.005
 
 
@@ -40,8 +37,9 @@ def _busy():
 class HashingGate:
     """The hashing threads, shared by every ``PasswordHasher`` of an application."""
 
-    def __init__(self, concurrency):
+    def __init__(self, concurrency, max_admitted=None):
         self.concurrency = concurrency
+        self.max_admitted = max_admitted or 2 * concurrency
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt")
         self.admitted = 0  # hashing or waiting
         self.hashing = 0
@@ -59,7 +57,7 @@ class HashingGate:
         run (yet starts within ``wait`` s all the same)."""
         deadline = time.monotonic() + wait
         with self.lock:
-            if wait <= 0 or self.predicted_start() > wait:
+            if self.admitted >= self.max_admitted or self.predicted_start() > wait:
                 raise _busy()
             self.admitted += 1
         try:
@@ -103,14 +101,6 @@ class PasswordHasher:
             self.gate.typical = time.perf_counter() - started
         self._dummy_hash = dummy_hash
 
-    def for_request(self, queued=0.0, busy=None):
-        """This hasher for a request that already waited ``queued`` seconds for a server thread
-        (the 5 s within which hashing must start count from its arrival), in a server whose
-        ``busy()`` tells whether it is serving other requests."""
-        if queued <= 0 and busy is None:
-            return self
-        return PasswordHasher(self.rounds, None, self.wait - queued, self.gate, self._dummy_hash, busy)
-
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
         hashed = self.gate.run(self.wait, self.busy, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
@@ -125,3 +115,33 @@ class PasswordHasher:
         stored = password_hash.encode("ascii") if usable else self._dummy_hash
         matches = self.gate.run(self.wait, self.busy, bcrypt.checkpw, secret, stored)
         return usable and matches
+
+
+class RequestsInFlight:
+    """How many requests the application is handling now; the gate's ``busy`` asks whether any
+    of them is other than the requests at the gate."""
+
+    def __init__(self):
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def busy_besides(self, gate):
+        return lambda: self.count > gate.admitted
+
+    def add(self, delta):
+        with self.lock:
+            self.count += delta
+
+
+def requests_in_flight_tween_factory(handler, registry):
+    """Counts the requests in progress for the hashing gate (``cinema.requests_in_flight``)."""
+    in_flight = registry["cinema.requests_in_flight"]
+
+    def requests_in_flight_tween(request):
+        in_flight.add(1)
+        try:
+            return handler(request)
+        finally:
+            in_flight.add(-1)
+
+    return requests_in_flight_tween

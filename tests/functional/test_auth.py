@@ -441,9 +441,11 @@ def test_logins_proceed_when_the_limiter_storage_is_down(test_environ, caplog):
 # ---------------------------------------------------------------- the hashing gate
 
 
-def occupied_hasher(wait):
+def occupied_hasher(wait, max_admitted=None):
     """A hasher with one slot, kept busy until the returned event is set."""
-    hasher = PasswordHasher(rounds=4, concurrency=1, wait=wait)
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    hasher = PasswordHasher(rounds=4, concurrency=None, wait=wait, gate=HashingGate(1, max_admitted))
     release = threading.Event()
     hasher.gate.pool.submit(release.wait)
     return hasher, release
@@ -464,28 +466,14 @@ def test_hashing_gate_answers_503_with_retry_after(testapp, app, monkeypatch):
     testapp.post_json("/v1/auth/login", {"username": "bob", "password": PASSWORD}, status=401)  # nothing half-written
 
 
-def test_time_spent_waiting_for_a_server_thread_counts_against_the_gate(testapp, app, monkeypatch):
-    register(testapp, "alice")
-    login = {"username": "alice", "password": PASSWORD}
-    # the server queued this login for 5 s already: it cannot start hashing within 5 s of arrival
-    started = time.monotonic()
-    response = testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 5.0}, status=503)
-    assert response.headers["Retry-After"] == "5" and time.monotonic() - started < 1
-    hasher, release = occupied_hasher(wait=5)
-    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
-    try:  # 4.8 s queued: 0.2 s left for the busy gate
-        started = time.monotonic()
-        testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 4.8}, status=503)
-        assert 0.15 < time.monotonic() - started < 1.5
-    finally:
-        release.set()
-    testapp.post_json("/v1/auth/login", login, extra_environ={"cinema.queued_sec": 1.0}, status=200)
-
-
 # ---------------------------------------------------------------- concurrency
 
 
-def test_parallel_registrations_of_one_username_give_one_201(app, testapp):
+def test_parallel_registrations_of_one_username_give_one_201(app, testapp, monkeypatch):
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    # a gate that admits all 20 at once: the race is on the username, not on the gate
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=20)))
     results = []
     barrier = threading.Barrier(20)
 
@@ -506,7 +494,7 @@ def test_parallel_registrations_of_one_username_give_one_201(app, testapp):
 def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():
     from cinema_api.core.errors import ServiceUnavailable
 
-    hasher, release = occupied_hasher(wait=5)
+    hasher, release = occupied_hasher(wait=5, max_admitted=10)
     hasher.gate.typical = 2.0  # recent hashes took 2 s each
     results = []
     waiters = [threading.Thread(target=lambda: results.append(hasher.verify("secret123", None))) for _ in range(3)]
@@ -549,10 +537,13 @@ def test_a_busy_server_hashes_one_at_a_time_and_an_idle_one_on_every_slot():
     assert second[0] < first[1]  # side by side on an idle server
 
 
-def test_thirty_simultaneous_failures_from_one_address_get_at_most_ten_password_checks(app, testapp):
+def test_thirty_simultaneous_failures_from_one_address_get_at_most_ten_password_checks(app, testapp, monkeypatch):
     """Count first, then check: the budget is exact under concurrency (API.md section 5)."""
+    from cinema_api.infrastructure.passwords import HashingGate
     from tests.functional.test_movies import run_parallel
 
+    # a gate that admits every attempt: what limits the checks here is the budget alone
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=30)))
     register(testapp, "alice")
     attempt = lambda client: client.post_json(  # noqa: E731
         "/v1/auth/login", {"username": "alice", "password": "wrong1234"}, extra_environ={"REMOTE_ADDR": "10.7.7.7"}, expect_errors=True
@@ -573,3 +564,31 @@ def test_a_login_refused_by_the_hashing_gate_is_not_counted_as_a_failure(testapp
         release.set()
     monkeypatch.undo()
     testapp.post_json("/v1/auth/login", {"username": "alice", "password": PASSWORD}, status=200)
+
+
+def test_the_hashing_gate_admits_twice_its_threads_and_refuses_more_at_once():
+    """A login flood cannot hold the server's threads: past the gate's capacity, 503 at once."""
+    from cinema_api.core.errors import ServiceUnavailable
+
+    hasher, release = occupied_hasher(wait=5)  # one hashing thread, busy
+    results = []
+
+    def login():
+        try:
+            results.append(hasher.verify("secret123", None))
+        except ServiceUnavailable:
+            results.append("503")
+
+    admitted = [threading.Thread(target=login) for _ in range(2)]  # both wait for the busy thread
+    for thread in admitted:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while hasher.gate.admitted < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    login()  # the third: the gate is full
+    assert results == ["503"] and time.monotonic() - started < 0.5
+    release.set()
+    for thread in admitted:
+        thread.join(10)
+    assert results == ["503", False, False]
