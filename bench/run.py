@@ -1,22 +1,53 @@
-"""The load benchmark of cinema_api: one command runs it all and writes bench/RESULTS.md.
+"""The load benchmark of cinema_api: each scenario as req/s and as a ratio to a floor of the same run.
 
-    .venv/bin/python bench/run.py                 # both setups, 10 s per scenario
-    .venv/bin/python bench/run.py --duration 3 --setups sqlite
+    .venv/bin/python bench/run.py                                 # both setups, 10 s per wrk run
+    .venv/bin/python bench/run.py --setups sqlite --duration 2 --output /tmp/smoke.md
 
-For each setup (SQLite + memory cache; PostgreSQL + Redis) it starts the API with
-production.ini on loopback, seeds it through the API (1 manager, 50 customers aged 30,
-200 movies with ageRestriction <= 18, 5 sessions each) and drives it with wrk (-t2) for a
-bounded time per scenario at 8, 32 and 64 connections. Then the scale cases: bulk creates,
-and list latency with the cache off at 200 and at 100,000 movies. Needs wrk (Debian's
-package) and, for the second setup, PostgreSQL and Redis on 127.0.0.1. Nothing is asserted:
-the figures are reported, with the gates and aims of the project beside them.
+It writes a Markdown report to --output (default: bench/results/<YYYY-MM-DD>-<setups>.md; it
+never writes bench/RESULTS.md unless given that path). bench/NOTES.md says how to read it.
+For each setup (SQLite + memory cache; PostgreSQL + Redis):
+
+1. The floor: bench/floor.py, a bare WSGI callable answering 2 bytes under waitress with the
+   threads of production.ini's [server:main], on a free loopback port. Right before every
+   scenario run, wrk runs on it with that run's settings (-t2, the same connections, the same
+   duration). A scenario's ratio is its req/s over the median of the setup's floor runs at
+   its connections: a single run moves with whatever else the shared machine did meanwhile,
+   the median of runs spread over the whole setup much less.
+2. The API: production.ini as shipped, its logging included (the access log is on), on a free
+   loopback port. The server gets only what production.ini leaves to the environment
+   (DATABASE_URL, CACHE_URL, JWT_SECRET) and what a scenario cannot run without:
+   BCRYPT_ROUNDS=10 (logins are measured at cost 10), login limits out of reach (every request
+   comes from 127.0.0.1) and JWT_EXPIRES_IN_SEC=86400 (the seeded tokens outlive the run).
+   Any other setting that the calling shell exports is dropped. cinema-admin creates the
+   manager; the API the customers (aged 30), 200 movies and 5 sessions each.
+3. The scenarios, at 8, 32 and 64 connections: GET /, GET /v1/health, the cached movie list,
+   a movie by id, the session list (each path read once before: cached), a title search for
+   a random 3-letter substring per request (mostly cache misses), and purchases of fresh
+   (customer, session) pairs (201 expected; customers are added before a run that could
+   exhaust the pairs). Then logins at cost 10 with 8 connections, beside the rate at which
+   the machine's cores hash at cost 10 (bcrypt.checkpw, one process per core, measured just
+   before, the server idle); the cached list at 8 connections, idle and while 64 connections
+   hammer login; the list with the null cache backend; and the scale cases (bulk creates,
+   list latency at 200 and at 100,000 movies).
+
+Beside the scenarios: the NestJS service's ratio to a floor measured with it, where known, and
+the project's targets with verdicts computed from the run's figures. Nothing is asserted.
+Loopback only, one load at a time (the login hammer and the reads it slows are one scenario),
+every run bounded. Needs wrk (Debian's package) and, for the second setup, PostgreSQL and Redis
+on 127.0.0.1: it creates and drops its own database and empties Redis database 11, the
+benchmark's own.
 """
 
 import argparse
+import configparser
+import contextlib
+import hashlib
 import json
+import math
 import os
 import re
 import secrets
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -24,136 +55,345 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Callable
+
+import bcrypt
+import psycopg2
+import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
 
-from cinema_api.testing import ServerProcess  # noqa: E402
+from cinema_api.settings import SCHEMA, read_dotenv  # noqa: E402
+from cinema_api.testing import ServerProcess, free_port  # noqa: E402
 
-TIMESLOTS = ["10:00-12:00", "12:00-14:00", "14:00-16:00", "16:00-18:00", "18:00-20:00", "20:00-22:00", "22:00-00:00"]
+PRODUCTION_INI = os.path.join(ROOT, "production.ini")
+SCRIPTS = os.path.dirname(sys.executable)
+REDIS_URL = "redis://127.0.0.1:6379/11"
+
+WRK_THREADS = 2
+WRK_TIMEOUT_SEC = 10
+MAX_DURATION_SEC = 60
 CONNECTIONS = (8, 32, 64)
+TARGET_CONNECTIONS = 32  # where the project's targets apply
+LOGIN_CONNECTIONS = 8
+HAMMER_CONNECTIONS = 64
+LOGIN_ROUNDS = 10
+
 PASSWORD = "bench1234"
-NESTJS = {"cached list": 609, "movie by id": 310, "purchase": 226, "login cost 10 @8": 26}
+MOVIES, SESSIONS_PER_MOVIE, MIN_CUSTOMERS = 200, 5, 50
+BULK_SIZE, SCALE_MOVIES = 1000, 100_000
+PAIR_GAP = 100  # pairs skipped between purchase runs: more than the requests wrk leaves in flight
+TIMESLOTS = ["10:00-12:00", "12:00-14:00", "14:00-16:00", "16:00-18:00", "18:00-20:00", "20:00-22:00", "22:00-00:00"]
+
+#: The NestJS service's figures, as ratios to a floor measured with them (never absolute).
+NESTJS_RATIOS = {
+    "cached list": "0.20-0.23",
+    "movie by id": "0.11-0.13",
+    "session list": "0.21-0.23",
+    "title search (misses)": "0.16",
+    "purchase (fresh pairs)": "0.09-0.12",
+}
+#: The project's targets at TARGET_CONNECTIONS, as ratios to the floor.
+FLOOR_TARGETS = {
+    "cached list": 0.45,
+    "movie by id": 0.45,
+    "session list": 0.45,
+    "title search (misses)": 0.25,
+    "purchase (fresh pairs)": 0.18,
+}
+LOGIN_USER = "customer000"
+LOGIN_ENV = {"BENCH_MODE": "login", "BENCH_LOGIN": json.dumps({"username": LOGIN_USER, "password": PASSWORD})}
+IDLE_READS = "cached list, idle"
+LOADED_READS = "cached list, while %d conns hammer login" % HAMMER_CONNECTIONS
+
+CACHED_READS = ("cached list", "movie by id", "session list")
+CACHED_READS_MINIMUM = 0.2  # in any case: at every connection count
+LOGIN_SHARE_MINIMUM = 0.9  # of the machine's hashing rate
+RSS_LIMIT_MIB = 100
+
+
+def production_setting(section, key):
+    parser = configparser.ConfigParser(interpolation=None)  # the log format holds %(...)s
+    parser.read(PRODUCTION_INI)
+    return parser[section][key]
 
 
 # ---------------------------------------------------------------- HTTP client
 
 
-def call(server, method, path, body=None, token=None, timeout=120):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server.url + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        error.close()
-        return error.code, json.loads(raw) if raw else None
+def api(server, method, path, status, body=None, token=None):
+    """The JSON body of an answer that must have ``status``."""
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    answered, _, data = server.request(method, path, body, headers)
+    if answered != status:
+        raise RuntimeError("%s %s: expected %s, got %s: %s" % (method, path, status, answered, data))
+    return data
 
 
-def expect(result, status):
-    if result[0] != status:
-        raise RuntimeError("expected %s, got %s: %s" % (status, result[0], result[1]))
-    return result[1]
+def login(server, username):
+    return api(server, "POST", "/v1/auth/login", 200, {"username": username, "password": PASSWORD})["accessToken"]
 
 
 # ---------------------------------------------------------------- seeding
 
 
 class Seed:
+    """Customers (tokens), movies and their sessions, made through the API by the manager that
+    cinema-admin created."""
+
     def __init__(self, server):
         self.server = server
-        manager = expect(call(server, "POST", "/v1/auth/register", {"username": "manager", "password": PASSWORD, "age": 40, "role": "manager"}), 201)
-        self.manager = manager["accessToken"]
+        self.manager = login(server, "manager")
         self.customers = []
-        for index in range(50):
-            body = {"username": "customer%02d" % index, "password": PASSWORD, "age": 30}
-            self.customers.append(expect(call(server, "POST", "/v1/auth/register", body), 201)["accessToken"])
-        movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(200)]
-        self.movies = [m["id"] for m in expect(call(server, "POST", "/v1/movies/bulk", {"movies": movies}, self.manager), 201)]
+        self.add_customers(MIN_CUSTOMERS)
+        movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(MOVIES)]
+        self.movies = [m["id"] for m in api(server, "POST", "/v1/movies/bulk", 201, {"movies": movies}, self.manager)]
         self.sessions = []
-        first_day = date.today() + timedelta(days=2)
-        slot = 0
-        for movie_id in self.movies:
-            items = []
-            for _ in range(5):
-                room, timeslot, day = slot % 50 + 1, TIMESLOTS[(slot // 50) % 7], first_day + timedelta(days=slot // 350)
-                start = datetime(day.year, day.month, day.day, int(timeslot[:2]), tzinfo=timezone.utc)
-                items.append({"date": start.isoformat().replace("+00:00", "Z"), "timeslot": timeslot, "roomNumber": room})
-                slot += 1
-            created = expect(call(self.server, "POST", "/v1/movies/%s/sessions/bulk" % movie_id, {"sessions": items}, self.manager), 201)
+        for number, movie_id in enumerate(self.movies):
+            items = [self.session_item(number * SESSIONS_PER_MOVIE + index) for index in range(SESSIONS_PER_MOVIE)]
+            created = api(server, "POST", "/v1/movies/%s/sessions/bulk" % movie_id, 201, {"sessions": items}, self.manager)
             self.sessions += [s["id"] for s in created]
 
+    def add_customers(self, count):
+        """Register customers until there are ``count``."""
+        for index in range(len(self.customers), count):
+            body = {"username": "customer%03d" % index, "password": PASSWORD, "age": 30}
+            self.customers.append(api(self.server, "POST", "/v1/auth/register", 201, body)["accessToken"])
 
-# ---------------------------------------------------------------- wrk
+    @staticmethod
+    def session_item(slot):
+        """Session number ``slot``: 50 rooms, then the next timeslot, then the next day; all in the future."""
+        room, timeslot = slot % 50 + 1, TIMESLOTS[(slot // 50) % len(TIMESLOTS)]
+        day = date.today() + timedelta(days=2 + slot // (50 * len(TIMESLOTS)))
+        start = datetime(day.year, day.month, day.day, int(timeslot[:2]), tzinfo=timezone.utc)
+        return {"date": start.isoformat().replace("+00:00", "Z"), "timeslot": timeslot, "roomNumber": room}
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class Figures:
+    """What one wrk run measured; latencies in ms."""
+
+    rps: float
+    p50: float
+    p99: float
+    requests: int
+    unexpected: int  # answers other than the expected status
+    status_5xx: int
+    status_503: int
+    cache_hits: int
+    cache_misses: int
+    timeouts: int
+    socket_errors: int  # connect, read and write errors
+
+    @property
+    def ok_rps(self):
+        """Answers with the expected status, per second."""
+        return self.rps * (self.requests - self.unexpected) / self.requests if self.requests else 0.0
+
+    @property
+    def hit_share(self):
+        answered = self.cache_hits + self.cache_misses
+        return self.cache_hits / answered if answered else None
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def parse_latency(text):
-    match = re.match(r"([\d.]+)(us|ms|s)$", text)
-    return float(match.group(1)) * UNITS[match.group(2)]
+def latency_ms(output, percentile):
+    match = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % percentile, output, re.M)
+    return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
 
 
-def wrk(url, duration, connections, env, timeout=10):
-    command = [
-        "wrk", "-t2", "-c%d" % connections, "-d%ds" % duration, "--latency", "--timeout", "%ds" % timeout,
-        "-s", os.path.join(HERE, "wrk.lua"), url,
-    ]
-    output = subprocess.run(command, env=dict(os.environ, BENCH_THREADS="2", **env), capture_output=True, text=True, timeout=duration + 60).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}
-    for percentile in ("50", "99"):
-        result["p" + percentile] = parse_latency(re.search(r"^\s+%s%%\s+(\S+)" % percentile, output, re.M).group(1))
+def parse_wrk(output):
+    counted = re.search(r"^BENCH (.*)$", output, re.M).group(1)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    counted = re.search(r"BENCH unexpected=(\d+) status_5xx=(\d+) status_503=(\d+)", output)
-    result["timeouts"] = int(socket_errors.group(4)) if socket_errors else 0
-    other_socket_errors = sum(int(v) for v in socket_errors.groups()[:3]) if socket_errors else 0
-    result["errors"] = int(counted.group(1)) + other_socket_errors + result["timeouts"]
-    result["5xx"] = int(counted.group(2))
-    result["503"] = int(counted.group(3))
-    result["requests"] = int(re.search(r"(\d+) requests in", output).group(1))
-    return result
+    connect, read, write, timeouts = map(int, socket_errors.groups()) if socket_errors else (0, 0, 0, 0)
+    return Figures(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50=latency_ms(output, "50"),
+        p99=latency_ms(output, "99"),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        timeouts=timeouts,
+        socket_errors=connect + read + write,
+        **{name: int(value) for name, value in re.findall(r"(\w+)=(\d+)", counted)},
+    )
+
+
+def wrk(url, duration, connections, env):
+    """One wrk run with the benchmark's settings, the same for the floor and every scenario."""
+    command = [
+        "wrk", "-t%d" % WRK_THREADS, "-c%d" % connections, "-d%ds" % duration, "--latency",
+        "--timeout", "%ds" % WRK_TIMEOUT_SEC, "-s", os.path.join(HERE, "wrk.lua"), url,
+    ]
+    env = dict(os.environ, BENCH_THREADS=str(WRK_THREADS), BENCH_SEED=str(secrets.randbelow(2**30)), **env)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 60, check=True)
+    return parse_wrk(done.stdout)
+
+
+def check_until(hashed, deadline):
+    """bcrypt checks in a loop until ``deadline``: this process's checks per second."""
+    started, count = time.monotonic(), 0
+    while time.monotonic() < deadline:
+        bcrypt.checkpw(PASSWORD.encode(), hashed)
+        count += 1
+    return count / (time.monotonic() - started)
+
+
+def hashing_rate(rounds, seconds):
+    """Checks per second that the machine's cores do at ``rounds``, one process per core (bcrypt
+    releases the GIL, but processes leave no doubt)."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds))
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores) as pool:
+        deadline = time.monotonic() + seconds  # CLOCK_MONOTONIC is the same in every process
+        return sum(pool.map(check_until, [hashed] * cores, [deadline] * cores))
 
 
 def cpu_seconds(pid):
     """User plus system CPU time of a process, threads included."""
-    fields = open("/proc/%d/stat" % pid).read().rpartition(")")[2].split()
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid):
+def rss_mib(pid):
     with open("/proc/%d/status" % pid) as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-    return 0.0
+    return float("nan")
+
+
+@contextlib.contextmanager
+def floor_server(threads):
+    """bench/floor.py on a free loopback port; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "floor.py"), str(port), str(threads)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("bench/floor.py did not start")
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of the project: ``figure(row) >= minimum``."""
+
+    text: str
+    minimum: float
+    figure: Callable
+    shown: Callable = "{:.3f}".format  # more digits than the ratio column: a verdict never looks contradicted
+
+    def judge(self, row):
+        value = self.figure(row)
+        return "%s: %s" % (verdict(value >= self.minimum), self.shown(value))
+
+
+def floor_target(minimum):
+    return Target(">= %.2f of the floor" % minimum, minimum, lambda row: row.ratio)
+
+
+def hashing_target(rate):
+    text = ">= %.0f %% of %.1f hashes/s" % (100 * LOGIN_SHARE_MINIMUM, rate)
+    return Target(text, LOGIN_SHARE_MINIMUM, lambda row: row.figures.ok_rps / rate, "{:.0%} (successful logins)".format)
+
+
+def target_for(scenario, connections):
+    minimum = FLOOR_TARGETS.get(scenario)
+    return floor_target(minimum) if minimum and connections == TARGET_CONNECTIONS else None
+
+
+@dataclass
+class Row:
+    scenario: str
+    connections: int
+    figures: Figures
+    target: Target = None
+    floor: float = None  # the setup's floor at these connections, once all its runs are in
+
+    @property
+    def ratio(self):
+        return self.figures.rps / self.floor
 
 
 # ---------------------------------------------------------------- one setup
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (\w+)\s*\[([\w.]+)\]", re.M)
+LEVELS = {"WARNI": "WARNING", "CRITI": "CRITICAL"}  # production.ini's format cuts them to 5 characters
+
+
 class Setup:
-    def __init__(self, name, environ, duration):
-        self.name, self.environ, self.duration = name, environ, duration
+    def __init__(self, name, environ, duration, work):
+        self.name, self.environ, self.duration, self.work = name, environ, duration, work
+        self.threads = production_setting("server:main", "threads")
+        self.floor_url = None
+        self.floor_runs = {connections: [] for connections in CONNECTIONS}  # req/s of each floor run
         self.rows = []
+        self.rss = {}  # server: MiB at its end
+        self.log = Counter()  # lines of the servers' logs, by level and logger
+        self.customers = self.hashing = None
         self.scale = {}
 
+    # -------------------------------------------------------- plumbing
+
     def server(self, **extra):
-        environ = dict(self.environ, **extra)
-        return ServerProcess("production.ini", args=("-q",), **environ)
+        return ServerProcess(os.path.basename(PRODUCTION_INI), args=("-q",), **dict(self.environ, **extra))
+
+    def admin(self, *command, **extra):
+        """A console script of the project on production.ini with this setup's environment."""
+        env = dict(os.environ, **self.environ, **extra)
+        command = [os.path.join(SCRIPTS, command[0]), PRODUCTION_INI, *command[1:]]
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+
+    def list_file(self, items):
+        """A list for wrk.lua, one item a line (tokens are too many for the environment), named by its content."""
+        text = "\n".join(items) + "\n"
+        path = os.path.join(self.work, hashlib.sha1(text.encode()).hexdigest()[:16] + ".txt")
+        with open(path, "w") as out:
+            out.write(text)
+        return path
+
+    def get_env(self, paths, token=None):
+        env = {"BENCH_PATHS": self.list_file(paths)}
+        if token:
+            env["BENCH_TOKEN"] = token
+        return env
 
     def settle(self, server):
-        """Let the server finish what a previous run left queued: logins wait in their own
-        queue while reads are answered at once, so wait until the server's CPU is idle."""
+        """Let the server finish what a run left queued: logins wait in their own queue while
+        reads are answered at once, so wait until the server's CPU is idle."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             before = cpu_seconds(server.process.pid)
@@ -161,228 +401,335 @@ class Setup:
             if cpu_seconds(server.process.pid) - before < 0.05:
                 return
 
-    def record(self, server, scenario, connections, result):
-        result.update(setup=self.name, scenario=scenario, connections=connections, rss=rss_mb(server.process.pid))
-        self.rows.append(result)
+    def run_floor(self, connections):
+        rps = wrk(self.floor_url, self.duration, connections, self.get_env(["/"])).rps
+        self.floor_runs[connections].append(rps)
+        print("  %-40s c=%-3d %6.0f req/s" % ("floor", connections, rps), flush=True)
+
+    def floor(self, connections):
+        """The median of the floor runs: one run's figure moves with what else the machine did then."""
+        return statistics.median(self.floor_runs[connections])
+
+    def add(self, scenario, connections, figures, target=None):
+        self.rows.append(Row(scenario, connections, figures, target or target_for(scenario, connections)))
+        print("  %-40s c=%-3d %6.0f req/s  p99 %7.1f ms  non-2xx %d  5xx %d  timeouts %d" % (
+            scenario, connections, figures.rps, figures.p99, figures.unexpected, figures.status_5xx, figures.timeouts), flush=True)
+
+    def measure(self, server, scenario, connections, env, target=None):
+        """A floor run, then the scenario's; the server settles before whatever comes next."""
+        self.run_floor(connections)
+        figures = wrk(server.url, self.duration, connections, env)
         self.settle(server)
-        print("  %-28s c=%-3d %8.0f req/s  p50 %7.1f ms  p99 %7.1f ms  errors %d  5xx %d  timeouts %d" % (
-            scenario, connections, result["rps"], result["p50"], result["p99"], result["errors"], result["5xx"], result["timeouts"]), flush=True)
+        self.add(scenario, connections, figures, target)
+        return figures
+
+    def finish(self, server, label):
+        """Note the server's RSS, stop it, and count its log lines: proof that it logged as production does."""
+        self.rss[label] = rss_mib(server.process.pid)
+        for level, logger in LOG_LINE.findall(server.stop()):
+            self.log["%s %s" % (LEVELS.get(level, level), logger)] += 1
+
+    # -------------------------------------------------------- the run
 
     def run(self):
         print("== %s" % self.name, flush=True)
-        with self.server(BCRYPT_ROUNDS="10") as server:
-            seed = Seed(server)
-            movie_paths = " ".join("/v1/movies/%s" % movie_id for movie_id in seed.movies)
-            reads = [
-                ("GET / (floor)", {"BENCH_PATHS": "/"}),
-                ("GET /v1/health", {"BENCH_PATHS": "/v1/health"}),
-                ("cached list", {"BENCH_PATHS": "/v1/movies?perPage=20", "BENCH_TOKEN": seed.customers[0]}),
-                ("movie by id", {"BENCH_PATHS": movie_paths, "BENCH_TOKEN": seed.customers[0]}),
-                ("GET /v1/movie-sessions", {"BENCH_PATHS": "/v1/movie-sessions", "BENCH_TOKEN": seed.customers[0]}),
-            ]
-            for scenario, env in reads:
-                for connections in CONNECTIONS:
-                    self.record(server, scenario, connections, wrk(server.url, self.duration, connections, env))
-            offset = 0
-            purchase = {"BENCH_MODE": "purchase", "BENCH_TOKENS": " ".join(seed.customers), "BENCH_SESSIONS": " ".join(seed.sessions), "BENCH_EXPECT": "201"}
-            for connections in CONNECTIONS:
-                result = wrk(server.url, self.duration, connections, dict(purchase, BENCH_OFFSET=str(offset)))
-                offset += result["requests"] + 1000
-                self.record(server, "purchase (fresh pairs)", connections, result)
-            login = {"BENCH_MODE": "login", "BENCH_LOGIN": json.dumps({"username": "customer00", "password": PASSWORD})}
-            for connections in CONNECTIONS:
-                self.record(server, "login cost 10", connections, wrk(server.url, self.duration, connections, login))
-            self.reads_under_login_load(server, seed, login)
-        with self.server(BCRYPT_ROUNDS="12") as server:
-            expect(call(server, "POST", "/v1/auth/register", {"username": "login12", "password": PASSWORD, "age": 30}), 201)
-            login12 = {"BENCH_MODE": "login", "BENCH_LOGIN": json.dumps({"username": "login12", "password": PASSWORD})}
-            for connections in CONNECTIONS:
-                self.record(server, "login cost 12", connections, wrk(server.url, self.duration, connections, login12))
-        with self.server(CACHE_URL="null://") as server:
-            token = expect(call(server, "POST", "/v1/auth/login", {"username": "customer00", "password": PASSWORD}), 200)["accessToken"]
-            for connections in CONNECTIONS:
-                env = {"BENCH_PATHS": "/v1/movies?perPage=20", "BENCH_TOKEN": token}
-                self.record(server, "list, null cache backend", connections, wrk(server.url, self.duration, connections, env))
-            self.scale_cases(server, token)
+        self.admin("cinema-migrate")
+        manager = ("--username", "manager", "--role", "manager", "--age", "40")
+        self.admin("cinema-admin", "create-user", *manager, CINEMA_ADMIN_PASSWORD=PASSWORD)
+        with floor_server(self.threads) as self.floor_url:
+            self.main_server()
+            self.null_cache_server()
+        for row in self.rows:
+            row.floor = self.floor(row.connections)
 
-    def reads_under_login_load(self, server, seed, login):
-        env = {"BENCH_PATHS": "/v1/movies?perPage=20", "BENCH_TOKEN": seed.customers[1]}
-        self.settle(server)
-        idle = wrk(server.url, self.duration, 8, env)
-        self.record(server, "cached list, idle", 8, idle)
+    def main_server(self):
+        with self.server(BCRYPT_ROUNDS=str(LOGIN_ROUNDS)) as server:
+            seed = Seed(server)
+            self.reads(server, seed)
+            self.purchases(server, seed)
+            self.customers = len(seed.customers)
+            self.logins(server)
+            self.reads_under_login_load(server, seed.customers[1])
+            self.finish(server, "of the scenarios")
+
+    def null_cache_server(self):
+        with self.server(CACHE_URL="null://") as server:
+            token = login(server, LOGIN_USER)
+            self.measure_connections(server, "list, null cache backend", self.get_env(["/v1/movies?perPage=20"], token))
+            self.scale_cases(server, token)
+            self.finish(server, "of the scale cases (null cache, 100,000 movies)")
+
+    def measure_connections(self, server, scenario, env):
+        for connections in CONNECTIONS:
+            self.measure(server, scenario, connections, env)
+
+    def reads(self, server, seed):
+        customer = seed.customers[0]
+        gets = [
+            ("GET /", ["/"], None),
+            ("GET /v1/health", ["/v1/health"], None),
+            ("cached list", ["/v1/movies?perPage=20"], customer),
+            ("movie by id", ["/v1/movies/%s" % movie_id for movie_id in seed.movies], customer),
+            ("session list", ["/v1/movie-sessions?perPage=20"], customer),
+        ]
+        for scenario, paths, token in gets:
+            for path in paths:  # warm: cached reads measure hits from their first request
+                api(server, "GET", path, 200, token=token)
+            self.measure_connections(server, scenario, self.get_env(paths, token))
+        # not warmed: most substrings are searched for the first time
+        self.measure_connections(server, "title search (misses)", {"BENCH_MODE": "search", "BENCH_TOKEN": customer})
+
+    def purchases(self, server, seed):
+        offset = 0
+        fastest = max(max(runs) for runs in self.floor_runs.values())
+        for connections in CONNECTIONS:
+            # purchases stay far below the bare floor: customers for every pair a run at its pace could ask for
+            seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(seed.sessions)))
+            env = {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
+                   "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
+            figures = self.measure(server, "purchase (fresh pairs)", connections, env)
+            # the next run starts past every pair this one sent, answered or not
+            offset += figures.requests + figures.timeouts + figures.socket_errors + PAIR_GAP
+
+    def logins(self, server):
+        self.hashing = hashing_rate(LOGIN_ROUNDS, self.duration)  # while the server is idle
+        self.measure(server, "login cost %d" % LOGIN_ROUNDS, LOGIN_CONNECTIONS, LOGIN_ENV, hashing_target(self.hashing))
+
+    def reads_under_login_load(self, server, token):
+        env = self.get_env(["/v1/movies?perPage=20"], token)
+        self.measure(server, IDLE_READS, LOGIN_CONNECTIONS, env)
         hammer = {}
-        thread = threading.Thread(target=lambda: hammer.update(wrk(server.url, self.duration + 2, 64, login)))
+        thread = threading.Thread(target=lambda: hammer.update(figures=wrk(server.url, self.duration + 2, HAMMER_CONNECTIONS, LOGIN_ENV)))
         thread.start()
-        time.sleep(1)
-        loaded = wrk(server.url, self.duration, 8, env)
+        time.sleep(1)  # the reads start once the logins hold their threads and fill their queue
+        loaded = wrk(server.url, self.duration, LOGIN_CONNECTIONS, env)
         thread.join()
-        self.record(server, "cached list, login load", 8, loaded)
-        self.record(server, "login cost 10 (the load)", 64, hammer)
+        self.settle(server)
+        self.add(LOADED_READS, LOGIN_CONNECTIONS, loaded)
+        self.add("login hammer (the load)", HAMMER_CONNECTIONS, hammer["figures"])
 
     def scale_cases(self, server, token):
-        manager = expect(call(server, "POST", "/v1/auth/login", {"username": "manager", "password": PASSWORD}), 200)["accessToken"]
+        """Bulk creates, and list latency with the cache off at 200 and at SCALE_MOVIES movies."""
+        manager = login(server, "manager")
+        self.scale["list p50 at 200 movies (ms)"] = p50_ms(server, "/v1/movies", token)
+        self.scale["bulk create 1,000 movies, one request (s)"] = bulk_create(server, manager, "Scale one")
+        self.scale["bulk create 10,000 movies, ten requests (s)"] = sum(
+            bulk_create(server, manager, "Scale ten %d" % batch) for batch in range(10))
+        created = MOVIES + 11 * BULK_SIZE
+        for batch in range(math.ceil((SCALE_MOVIES - created) / BULK_SIZE)):
+            bulk_create(server, manager, "Fill %03d" % batch)
+        self.scale["list p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies", token)
+        self.scale["title search p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?title=fill%20042%2000099", token)
+        self.scale["page 5,000 p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?page=5000&perPage=20", token)
 
-        def list_p50(path, count=40):
-            timings = []
-            for _ in range(count):
-                started = time.perf_counter()
-                expect(call(server, "GET", path, token=token), 200)
-                timings.append((time.perf_counter() - started) * 1000)
-            return statistics.median(timings)
 
-        self.scale["list p50 at 200 movies (ms)"] = list_p50("/v1/movies")
+def p50_ms(server, path, token, count=40):
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        api(server, "GET", path, 200, token=token)
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
 
-        def bulk(prefix, count):
-            movies = [{"title": "%s %06d" % (prefix, index), "ageRestriction": index % 22} for index in range(count)]
-            started = time.perf_counter()
-            expect(call(server, "POST", "/v1/movies/bulk", {"movies": movies}, manager), 201)
-            return time.perf_counter() - started
 
-        self.scale["bulk create 1,000 movies, one request (s)"] = bulk("Scale one", 1000)
-        self.scale["bulk create 10,000 movies, ten requests (s)"] = sum(bulk("Scale ten %d" % batch, 1000) for batch in range(10))
-        total = 200 + 1000 + 10_000
-        batch = 0
-        while total < 100_000:
-            bulk("Fill %03d" % batch, 1000)
-            batch += 1
-            total += 1000
-        self.scale["list p50 at 100,000 movies (ms)"] = list_p50("/v1/movies")
-        self.scale["title search p50 at 100,000 movies (ms)"] = list_p50("/v1/movies?title=fill%20042%2000099")
-        self.scale["page 5,000 p50 at 100,000 movies (ms)"] = list_p50("/v1/movies?page=5000&perPage=20")
+def bulk_create(server, manager, prefix):
+    """Seconds to create BULK_SIZE movies in one request."""
+    movies = [{"title": "%s %06d" % (prefix, index), "ageRestriction": index % 22} for index in range(BULK_SIZE)]
+    started = time.perf_counter()
+    api(server, "POST", "/v1/movies/bulk", 201, {"movies": movies}, manager)
+    return time.perf_counter() - started
 
 
 # ---------------------------------------------------------------- report
 
 
-def row_of(rows, setup, scenario, connections):
-    for row in rows:
-        if row["setup"] == setup and row["scenario"] == scenario and row["connections"] == connections:
-            return row
-    return None
+def tree_state():
+    """The commit measured, and whether the work tree differed from it."""
+    def git(*command):
+        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return "commit %s%s" % (git("rev-parse", "--short", "HEAD"), " with uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "a tree outside git"
 
 
-def verdict(ok):
-    return "met" if ok else "**missed**"
-
-
-def report(setups, duration):
+def header(args):
     lines = [
         "# Benchmark results",
         "",
-        "Written by `bench/run.py` (%s, %d s per scenario, wrk -t2 on loopback, one waitress process"
-        " with 8 threads, production.ini). Machine: %d cores. Read the figures as ranges: the load"
-        " generator shares the cores with the server." % (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), duration, os.cpu_count()),
-        "",
-        "Errors are answers other than the scenario's success status (200, or 201 for purchases),"
-        " socket errors and timeouts; 503 counts the hashing gate's refusals among them (API.md: a login"
-        " that cannot start hashing within 5 s answers 503 at once).",
-        "",
-        "| setup | scenario | conns | req/s | p50 ms | p99 ms | errors | 5xx | 503 | timeouts | server RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Written by `%s` on %s, from %s, on a machine with %d cores. wrk -t%d --timeout %ds,"
+        " %d s per run, on loopback: the load generator shares the cores with the server. How to read"
+        " this: bench/NOTES.md." % (
+            args.command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tree_state(), os.cpu_count(),
+            WRK_THREADS, WRK_TIMEOUT_SEC, args.duration),
     ]
-    rows = [row for setup in setups for row in setup.rows]
-    for row in rows:
-        lines.append("| %s | %s | %d | %.0f | %.1f | %.1f | %d | %d | %d | %d | %.0f |" % (
-            row["setup"], row["scenario"], row["connections"], row["rps"], row["p50"], row["p99"], row["errors"], row["5xx"], row["503"], row["timeouts"], row["rss"]))
-    lines += ["", "## Scale", "", "| setup | case | value |", "|---|---|---:|"]
+    dotenv = sorted(read_dotenv(ROOT))
+    if dotenv:
+        lines += ["", "**A `.env` next to production.ini set %s for the servers: production.ini was not alone.**" % ", ".join(dotenv)]
+    return lines
+
+
+def percent(share):
+    return "–" if share is None else "{:.0%}".format(share)
+
+
+def scenario_line(row):
+    f = row.figures
+    target = row.target.text if row.target else ""
+    result = row.target.judge(row) if row.target else ""
+    return "| %s | %d | %.0f | %.0f | %.2f | %s | %s | %s | %.1f | %.1f | %s | %d | %d (%d) | %d | %d |" % (
+        row.scenario, row.connections, f.rps, row.floor, row.ratio, NESTJS_RATIOS.get(row.scenario, ""), target, result,
+        f.p50, f.p99, percent(f.hit_share), f.unexpected, f.status_5xx, f.status_503, f.timeouts, f.socket_errors)
+
+
+def check_line(check, figure, target="", ok=None):
+    return "| %s | %s | %s | %s |" % (check, figure, target, "" if ok is None else verdict(ok))
+
+
+def check_lines(setup):
+    """The targets that span the scenarios, and the reads' latency under login load."""
+    rows = {row.scenario: row for row in setup.rows}
+    lowest = min((row for row in setup.rows if row.scenario in CACHED_READS), key=lambda row: row.ratio)
+    errors = sum(row.figures.status_5xx for row in setup.rows)
+    refusals = sum(row.figures.status_503 for row in setup.rows if "login" in row.scenario)
+    timeouts = sum(row.figures.timeouts for row in setup.rows)
+    idle, loaded = rows[IDLE_READS].figures.p99, rows[LOADED_READS].figures.p99
+    lines = [
+        "| check | figure | target | verdict |",
+        "|---|---|---|---|",
+        check_line("cached reads, the lowest ratio to the floor at any connection count", "%.2f (%s, %d conns)" % (
+            lowest.ratio, lowest.scenario, lowest.connections), ">= %.2f" % CACHED_READS_MINIMUM, lowest.ratio >= CACHED_READS_MINIMUM),
+        check_line("5xx answers, all scenarios", "%d, of which %d the hashing gate's 503s to logins" % (errors, refusals),
+                   "0", errors == 0),
+        check_line("timeouts, all scenarios", "%d" % timeouts, "0", timeouts == 0),
+    ]
+    lines += [check_line("RSS of the server %s, at its end (MiB)" % server, "%.1f" % rss, "< %d" % RSS_LIMIT_MIB, rss < RSS_LIMIT_MIB)
+              for server, rss in setup.rss.items()]
+    lines.append(check_line("cached list p99 at %d conns: while %d conns hammer login / idle" % (LOGIN_CONNECTIONS, HAMMER_CONNECTIONS),
+                            "%.1f / %.1f ms = %.1fx" % (loaded, idle, loaded / idle)))
+    return lines
+
+
+def floor_summary(setup):
+    return ", ".join("%d conns %.0f (%.0f-%.0f over %d runs)" % (connections, setup.floor(connections), min(runs), max(runs), len(runs))
+                     for connections, runs in setup.floor_runs.items())
+
+
+def setup_section(setup):
+    logged = ", ".join("%d %s" % (count, kind) for kind, count in setup.log.most_common())
+    environ = ", ".join("%s=%s" % (name, "(random)" if name == "JWT_SECRET" else value) for name, value in setup.environ.items())
+    lines = [
+        "## %s" % setup.name,
+        "",
+        "- Floor: bench/floor.py (a 2-byte body) under waitress with production.ini's %s threads, run with the same"
+        " wrk settings right before each scenario run. `floor req/s` is the median of those runs at the"
+        " connections of the row: %s." % (setup.threads, floor_summary(setup)),
+        "- The API: production.ini with its own logging. Lines its servers logged, by level and logger: %s." % logged,
+        "- Environment given: %s; BCRYPT_ROUNDS=%d to the server of the scenarios, CACHE_URL=null:// to the server"
+        " of the scale cases." % (environ, LOGIN_ROUNDS),
+        "- Seeded: %d customers, %d movies, %d sessions." % (setup.customers, MOVIES, MOVIES * SESSIONS_PER_MOVIE),
+        "- Hashing rate: %.1f hashes/s (bcrypt.checkpw at cost %d, %d processes), measured just before the logins,"
+        " the server idle." % (
+            setup.hashing, LOGIN_ROUNDS, os.cpu_count()),
+        "",
+        "| scenario | conns | req/s | floor req/s | ratio to floor | NestJS ratio | target | verdict | p50 ms | p99 ms"
+        " | cache hits | non-2xx | 5xx (503) | timeouts | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [scenario_line(row) for row in setup.rows]
+    lines += [""] + check_lines(setup)
+    lines += ["", "### Scale (null cache backend)", "", "| case | value |", "|---|---:|"]
+    lines += ["| %s | %.3f |" % item for item in setup.scale.items()]
+    return lines
+
+
+def report(setups, args):
+    lines = header(args)
     for setup in setups:
-        for name, value in setup.scale.items():
-            lines.append("| %s | %s | %.3f |" % (setup.name, name, value))
-    lines += ["", "## Gates and aims", "", "| setup | check | figure | target | verdict |", "|---|---|---:|---:|---|"]
-    for setup in setups:
-        name = setup.name
-
-        def rps(scenario, connections=32):
-            row = row_of(rows, name, scenario, connections)
-            return row["rps"] if row else float("nan")
-
-        def ok_rps(scenario, connections):
-            row = row_of(rows, name, scenario, connections)
-            return row["rps"] * (row["requests"] - row["errors"]) / row["requests"] if row and row["requests"] else float("nan")
-
-        floor = rps("GET / (floor)")
-        checks = [
-            ("gate: cached list / GET / (32 conns)", rps("cached list") / floor, 0.6),
-            ("gate: movie by id / GET / (32 conns)", rps("movie by id") / floor, 0.5),
-            ("aim: cached list vs NestJS 609 req/s", rps("cached list"), 1.6 * NESTJS["cached list"]),
-            ("aim: movie by id vs NestJS 310 req/s", rps("movie by id"), 1.6 * NESTJS["movie by id"]),
-            ("aim: purchases vs NestJS 226 req/s", rps("purchase (fresh pairs)"), 1.5 * NESTJS["purchase"]),
-            ("aim: successful logins cost 10 @8 vs NestJS 26/s", ok_rps("login cost 10", 8), NESTJS["login cost 10 @8"]),
-        ]
-        for label, figure, target in checks:
-            lines.append("| %s | %s | %.2f | >= %.2f | %s |" % (name, label, figure, target, verdict(figure >= target)))
-        errors = sum(row["5xx"] - (row["503"] if row["scenario"].startswith("login") else 0) + row["timeouts"] for row in setup.rows)
-        lines.append("| %s | gate: 5xx and timeouts in every scenario (the hashing gate's 503 on logins apart) | %d | 0 | %s |" % (name, errors, verdict(errors == 0)))
-        hammer = row_of(rows, name, "login cost 10 (the load)", 64)
-        if hammer:
-            other = hammer["errors"] - hammer["503"]
-            lines.append("| %s | aim: login errors while 64 connections hammer are 503s (other errors, timeouts) | %d | 0 | %s |" % (name, other, verdict(other == 0)))
-        idle, loaded = row_of(rows, name, "cached list, idle", 8), row_of(rows, name, "cached list, login load", 8)
-        if idle and loaded:
-            ratio = loaded["p99"] / idle["p99"] if idle["p99"] else float("inf")
-            lines.append("| %s | aim: read p99 under login load / idle p99 | %.2f | <= 4 | %s |" % (name, ratio, verdict(ratio <= 4)))
-        for scenario in ("cached list", "movie by id", "GET /v1/movie-sessions"):
-            row = row_of(rows, name, scenario, 8)
-            if row:
-                lines.append("| %s | aim: p99 of %s at 8 conns (ms) | %.1f | <= 100 | %s |" % (name, scenario, row["p99"], verdict(row["p99"] <= 100)))
-        bulk = setup.scale.get("bulk create 1,000 movies, one request (s)")
-        if bulk is not None:
-            lines.append("| %s | aim: bulk create of 1,000 movies (s) | %.3f | < 0.5 | %s |" % (name, bulk, verdict(bulk < 0.5)))
-        small, large = setup.scale.get("list p50 at 200 movies (ms)"), setup.scale.get("list p50 at 100,000 movies (ms)")
-        if small and large:
-            lines.append("| %s | aim: list p50 at 100,000 / at 200 | %.2f | <= 2.5 | %s |" % (name, large / small, verdict(large / small <= 2.5)))
+        lines += [""] + setup_section(setup)
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--setups", default="sqlite,postgres", help="sqlite, postgres or both (default)")
-    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
-    args = parser.parse_args(argv)
-    if not shutil.which("wrk"):
-        sys.exit("bench: wrk is missing (Debian: apt-get install wrk)")
-    work = tempfile.mkdtemp(prefix="cinema-bench-")
-    common = {
+# ---------------------------------------------------------------- main
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A database of the run's own, dropped at the end; yields its URL."""
+    name = "cinema_bench_%d" % os.getpid()
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    try:
+        admin.cursor().execute('CREATE DATABASE "%s"' % name)
+        yield "postgresql://postgres@127.0.0.1:5432/" + name
+    finally:
+        admin.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        admin.close()
+
+
+def sqlite_setup(stack, work):
+    return "SQLite + memory", {"DATABASE_URL": "sqlite:///%s/bench.sqlite" % work, "CACHE_URL": "memory://"}
+
+
+def postgres_setup(stack, work):
+    # The catalogue versions of a new database start again, so the entries of an earlier run could match
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return "PostgreSQL + Redis", {"DATABASE_URL": stack.enter_context(postgres_database()), "CACHE_URL": REDIS_URL}
+
+
+SETUPS = {"sqlite": sqlite_setup, "postgres": postgres_setup}
+
+
+def server_environ():
+    """What the servers get besides production.ini: see the module docstring."""
+    for name in [*SCHEMA, "shutdown_timeout"]:
+        os.environ.pop(name.upper(), None)  # production.ini decides, not the shell that started the run
+    return {
         "JWT_SECRET": secrets.token_urlsafe(48),
         "JWT_EXPIRES_IN_SEC": "86400",
-        "ALLOW_MANAGER_SIGNUP": "true",
         "LOGIN_LIMIT_PER_ADDRESS": "1000000",
         "LOGIN_LIMIT_PER_USERNAME": "1000000",
-        "LOG_LEVEL": "WARNING",
-        "ENABLE_TRACE_LOGS": "false",
     }
-    setups = []
-    names = args.setups.split(",")
-    if "sqlite" in names:
-        setups.append(Setup("SQLite + memory", dict(common, DATABASE_URL="sqlite:///%s/bench.sqlite" % work, CACHE_URL="memory://"), args.duration))
-    if "postgres" in names:
-        import psycopg2
-        import redis
 
-        database = "cinema_bench_%d" % os.getpid()
-        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute('CREATE DATABASE "%s"' % database)
-        redis.Redis.from_url("redis://127.0.0.1:6379/11").flushdb()
-        environ = dict(common, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/" + database, CACHE_URL="redis://127.0.0.1:6379/11")
-        setups.append(Setup("PostgreSQL + Redis", environ, args.duration))
-    try:
-        for setup in setups:
-            environ = setup.environ
-            subprocess.run([os.path.join(os.path.dirname(sys.executable), "cinema-migrate"), "production.ini"], cwd=os.path.dirname(HERE),
-                           env=dict(os.environ, **environ), check=True, capture_output=True)
-            setup.run()
-    finally:
-        if "postgres" in names:
-            admin.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % database)
-        shutil.rmtree(work, ignore_errors=True)
+
+def seconds(text):
+    value = int(text)
+    if not 1 <= value <= MAX_DURATION_SEC:
+        raise argparse.ArgumentTypeError("between 1 and %d seconds" % MAX_DURATION_SEC)
+    return value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=seconds, default=10, help="seconds per wrk run, at most %d (default 10)" % MAX_DURATION_SEC)
+    parser.add_argument("--setups", default="sqlite,postgres", help="comma-separated, of: sqlite, postgres (default: both)")
+    parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md)")
+    args = parser.parse_args(argv)
+    args.command = shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)])
+    args.setups = list(dict.fromkeys(args.setups.split(",")))  # each setup once, in the order given
+    unknown = set(args.setups) - set(SETUPS)
+    if unknown:
+        parser.error("unknown setups: %s" % ", ".join(sorted(unknown)))
+    args.output = args.output or os.path.join(HERE, "results", "%s-%s.md" % (date.today().isoformat(), "-".join(args.setups)))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        sys.exit("bench: wrk is missing (Debian: apt-get install wrk)")
+    environ = server_environ()
+    setups = []
+    with tempfile.TemporaryDirectory(prefix="cinema-bench-") as work, contextlib.ExitStack() as stack:
+        for key in args.setups:
+            name, own = SETUPS[key](stack, work)
+            setups.append(Setup(name, dict(environ, **own), args.duration, work))
+            setups[-1].run()
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
-        out.write(report(setups, args.duration))
-        notes = os.path.join(HERE, "NOTES.md")
-        if os.path.exists(notes):  # the profiles behind the missed targets, kept by hand
-            with open(notes) as text:
-                out.write("\n" + text.read())
+        out.write(report(setups, args))
     print("written: %s" % args.output)
 
 
