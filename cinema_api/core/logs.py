@@ -5,9 +5,12 @@ Every record logged while a request is handled carries its trace id, method and 
 join the lines of one request.
 """
 
+import atexit
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import time
 from datetime import datetime, timezone
 
@@ -58,20 +61,44 @@ class SingleLineFormatter(logging.Formatter):
         return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
 
 
+class RequestThreadHandler(logging.handlers.QueueHandler):
+    """What a request thread does to log: add the request's fields and put the record on a
+    queue. Formatting and writing happen on the listener's thread, under its own locks."""
+
+    def __init__(self, handlers):
+        records = queue.SimpleQueue()
+        super().__init__(records)
+        self.addFilter(RequestContextFilter())
+        self.listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+        self.listener.start()
+        atexit.register(self.listener.stop)  # what is queued is written before the process ends
+
+    def prepare(self, record):
+        # keep exc_info for the formatters (a JSON line has its own "exception" field); the
+        # record crosses threads, not processes, so it need not be made picklable
+        record.message = record.getMessage()
+        return record
+
+
 def configure_logging(settings):
-    """Apply ``LOG_LEVEL`` and ``LOG_FORMAT`` to the handlers the ini file configured."""
+    """Apply ``LOG_LEVEL`` and ``LOG_FORMAT`` to the handlers the ini file configured, and move
+    their work off the request threads."""
     logging.getLogger("cinema_api").setLevel(settings.log_level)
     root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
-    for handler in root.handlers:
-        if not any(isinstance(f, RequestContextFilter) for f in handler.filters):
-            handler.addFilter(RequestContextFilter())
+    queued = [h for h in root.handlers if isinstance(h, RequestThreadHandler)]
+    # the handlers that write (those of the ini file); others, such as a test runner's, stay
+    writers = [h for h in root.handlers if type(h) in (logging.StreamHandler, logging.FileHandler)]
+    handlers = queued[0].listener.handlers if queued else writers or [logging.StreamHandler()]
+    for handler in handlers:
         if settings.log_format == "json":
             handler.setFormatter(JsonFormatter())
         elif not isinstance(handler.formatter, SingleLineFormatter):
             configured = handler.formatter or logging.Formatter()
             handler.setFormatter(SingleLineFormatter(configured._fmt, configured.datefmt))
+    if not queued:
+        for handler in writers:
+            root.removeHandler(handler)
+        root.addHandler(RequestThreadHandler(handlers))
 
 
 def request_context_tween_factory(handler, registry):

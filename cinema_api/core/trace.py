@@ -5,9 +5,10 @@ Every response carries ``X-Trace-Id``: an incoming id of 8-64 characters of
 Trace logs (``ENABLE_TRACE_LOGS``) are one line per error response and per important event.
 """
 
+import itertools
 import logging
+import os
 import re
-import uuid
 
 TRACE_HEADER = "X-Trace-Id"
 _VALID_TRACE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
@@ -15,9 +16,26 @@ _VALID_TRACE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 log = logging.getLogger("cinema_api.trace")
 
 
+class TraceIds:
+    """New trace ids, UUIDs of version 4's form: 74 random bits drawn once per process, then a
+    counter. Unique across processes and restarts, and far cheaper per request than ``uuid4()``."""
+
+    def __init__(self):
+        r = os.urandom(10).hex()
+        variant = "89ab"[int(r[15], 16) & 3]
+        self.prefix = "%s-%s-4%s-%s%s-" % (r[:8], r[8:12], r[12:15], variant, r[16:19])
+        self.counter = itertools.count(1)  # next() is atomic under the GIL
+
+    def new(self):
+        return "%s%012x" % (self.prefix, next(self.counter) & 0xFFFFFFFFFFFF)
+
+
+new_trace_id = TraceIds().new
+
+
 def incoming_trace_id(request):
     value = request.headers.get(TRACE_HEADER, "")
-    return value if _VALID_TRACE_ID.fullmatch(value) else str(uuid.uuid4())
+    return value if _VALID_TRACE_ID.fullmatch(value) else new_trace_id()
 
 
 def safe_path(request):
