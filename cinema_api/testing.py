@@ -25,6 +25,21 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def stop_process(process, log, timeout):
+    """Terminate ``process`` (killed after ``timeout`` s) and return what it wrote to ``log``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.seek(0)
+    output = log.read().decode(errors="replace")
+    log.close()
+    return output
+
+
 class ServerProcess:
     """``pserve <ini>`` in a child process on a free loopback port, stopped on exit."""
 
@@ -54,18 +69,8 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def stop(self):
-        if self.log.closed:
-            return self.output
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.seek(0)
-        self.output = self.log.read().decode(errors="replace")
-        self.log.close()
+        if not self.log.closed:
+            self.output = stop_process(self.process, self.log, timeout=15)
         return self.output
 
     def __exit__(self, *exc):
@@ -133,20 +138,10 @@ class RedisServer:
 
     def stop(self):
         """Stop the server (thawed first, so it can exit) and return its log."""
-        if self.log.closed:
-            return self.output
-        if self.process.poll() is None:
+        if not self.log.closed:
             self.thaw()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.seek(0)
-        self.output = self.log.read().decode(errors="replace")
-        self.log.close()
-        self.directory.cleanup()
+            self.output = stop_process(self.process, self.log, timeout=10)
+            self.directory.cleanup()
         return self.output
 
     def __exit__(self, *exc):

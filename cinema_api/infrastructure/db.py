@@ -59,6 +59,8 @@ def make_database(database_url, definers, timeout=5):
 
         db.bind(**database_url.bind_kwargs)
     else:
+        # process-wide: psycopg2 then waits for the server through our callback, with a deadline
+        psycopg2.extensions.set_wait_callback(bounded_wait(timeout))
         db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
@@ -68,7 +70,6 @@ def postgres_bind_kwargs(database_url, timeout):
     """libpq parameters that bound a connection: connect and statement timeouts, TCP keepalive
     (a vanished server or a partition is noticed). A server that is there but does not answer
     (frozen, overloaded) is bounded on our side, by :func:`bounded_wait`."""
-    psycopg2.extensions.set_wait_callback(bounded_wait(timeout))
     kwargs = dict(database_url.bind_kwargs)
     kwargs.setdefault("connect_timeout", timeout)
     kwargs.setdefault("keepalives", 1)
@@ -88,7 +89,7 @@ class DatabaseTimeout(psycopg2.OperationalError):
 
 def bounded_wait(timeout):
     """A psycopg2 wait callback: each exchange with the server (connect, query, commit) ends
-    within ``timeout`` seconds, or the connection is closed and OperationalError raised."""
+    within ``timeout`` seconds, or the connection is broken off and :class:`DatabaseTimeout` raised."""
 
     def wait(connection):
         deadline = time.monotonic() + timeout
