@@ -24,10 +24,10 @@ def includeme(config):
 
     settings = config.registry["cinema.settings"]
     # While other requests are in progress, logins hash on one core (see the hashing gate).
-    gate = HashingGate(settings.bcrypt_concurrency)
-    in_flight = config.registry["cinema.requests_in_flight"] = RequestsInFlight()
+    in_flight = RequestsInFlight(view.path for view in (views.login, views.register))
+    config.registry["cinema.requests_in_flight"] = in_flight
     config.registry["cinema.password_hasher"] = PasswordHasher(
-        settings.bcrypt_rounds, None, gate=gate, busy=in_flight.busy_besides(gate)
+        settings.bcrypt_rounds, None, gate=HashingGate(settings.bcrypt_concurrency), busy=in_flight.busy
     )
     config.add_tween("cinema_api.infrastructure.passwords.requests_in_flight_tween_factory")
     config.include("cinema_api.auth.security_policy")

@@ -57,6 +57,7 @@ class Authentication:
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
         try:
+            self.hasher.refuse_if_full()
             user = self.users.by_username(username) if is_storable(username) else None
             valid = self.hasher.verify(password, user.password_hash if user else None)
         except Exception:

@@ -46,6 +46,11 @@ class HashingGate:
         self.lock = threading.Lock()
         self.typical = None  # seconds per hash, smoothed
 
+    def is_full(self, wait):
+        """Whether a request arriving now would be refused: no room at the gate, or no start
+        within ``wait`` seconds at the recent pace. A cheap look, before any other work."""
+        return self.admitted >= self.max_admitted or self.predicted_start() > wait
+
     def predicted_start(self):
         waiting = max(0, self.admitted - self.concurrency)
         return (waiting // self.concurrency + 1) * self.typical if waiting else 0.0
@@ -57,7 +62,7 @@ class HashingGate:
         run (yet starts within ``wait`` s all the same)."""
         deadline = time.monotonic() + wait
         with self.lock:
-            if self.admitted >= self.max_admitted or self.predicted_start() > wait:
+            if self.is_full(wait):
                 raise _busy()
             self.admitted += 1
         try:
@@ -101,6 +106,12 @@ class PasswordHasher:
             self.gate.typical = time.perf_counter() - started
         self._dummy_hash = dummy_hash
 
+    def refuse_if_full(self):
+        """503 at once when the gate could not take one more check: a login flood then costs
+        as little as possible before it is turned away."""
+        if self.gate.is_full(self.wait):
+            raise _busy()
+
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
         hashed = self.gate.run(self.wait, self.busy, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
@@ -118,15 +129,19 @@ class PasswordHasher:
 
 
 class RequestsInFlight:
-    """How many requests the application is handling now; the gate's ``busy`` asks whether any
-    of them is other than the requests at the gate."""
+    """How many requests other than password checks (POSTs to ``credential_paths``: login,
+    registration) the application is handling now: the gate's ``busy``."""
 
-    def __init__(self):
+    def __init__(self, credential_paths=()):
+        self.credential_paths = frozenset(credential_paths)
         self.count = 0
         self.lock = threading.Lock()
 
-    def busy_besides(self, gate):
-        return lambda: self.count > gate.admitted
+    def busy(self):
+        return self.count > 0
+
+    def counts(self, request):
+        return not (request.method == "POST" and request.path_info in self.credential_paths)
 
     def add(self, delta):
         with self.lock:
@@ -138,6 +153,8 @@ def requests_in_flight_tween_factory(handler, registry):
     in_flight = registry["cinema.requests_in_flight"]
 
     def requests_in_flight_tween(request):
+        if not in_flight.counts(request):
+            return handler(request)
         in_flight.add(1)
         try:
             return handler(request)

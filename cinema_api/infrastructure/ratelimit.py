@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import redis
 
@@ -50,21 +50,22 @@ return '0'
 
 
 class MemoryAttempts:
-    """Attempt times per key in this process, under one lock."""
+    """Attempt times per key in this process, under one lock; oldest first, so that leaving the
+    window costs nothing per attempt still in it."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.times = defaultdict(dict)  # key -> {member: time}
+        self.times = defaultdict(OrderedDict)  # key -> {member: time}, in the order of time
 
     def reserve(self, keys, limits, now, member):
         with self.lock:
             wait = 0.0
             for key, limit in zip(keys, limits):
                 attempts = self.times[key]
-                for old in [m for m, at in attempts.items() if at <= now - WINDOW_SEC]:
-                    del attempts[old]
+                while attempts and next(iter(attempts.values())) <= now - WINDOW_SEC:
+                    attempts.popitem(last=False)
                 if len(attempts) >= limit:
-                    wait = max(wait, min(attempts.values()) + WINDOW_SEC - now)
+                    wait = max(wait, next(iter(attempts.values())) + WINDOW_SEC - now)
             if wait > 0:
                 return wait
             for key in keys:
