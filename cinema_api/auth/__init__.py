@@ -33,7 +33,7 @@ def includeme(config):
     config.include("cinema_api.auth.security_policy")
     config.include("cinema_api.infrastructure.ratelimit")
     config.add_entities(define_entities)
-    config.add_request_method(lambda request: request.registry["cinema.password_hasher"], "password_hasher", reify=True)
-    config.add_request_method(authentication, "authentication", reify=True)
+    config.add_request_service(lambda request: request.registry["cinema.password_hasher"], "password_hasher")
+    config.add_request_service(authentication, "authentication")
     for service in (views.register, views.login, views.refresh, views.logout):
         config.add_cornice_service(service)

@@ -4,6 +4,7 @@ from pyramid.tweens import EXCVIEW, INGRESS
 
 
 def includeme(config):
+    config.include("cinema_api.core.request")
     config.include("cinema_api.core.errors")
     config.add_tween("cinema_api.core.trace.trace_id_tween_factory", under=INGRESS)
     config.add_tween(

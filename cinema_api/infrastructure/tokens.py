@@ -3,8 +3,10 @@
 import base64
 import hashlib
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 
 import jwt
 
@@ -17,10 +19,17 @@ class InvalidToken(Exception):
     """The bearer token cannot authenticate anybody."""
 
 
+#: Access tokens whose signature and claims were checked, by token: a client sends the same one
+#: for every request of its lifetime, and checking it again would cost every request.
+CHECKED_TOKENS = 10_000
+
+
 class AccessTokens:
     def __init__(self, secret, lifetime):
         self.secret = secret
         self.lifetime = lifetime
+        self.checked = OrderedDict()  # token -> claims, least recently used first
+        self.lock = threading.Lock()
 
     def issue(self, user_id, role, session_id, now=None):
         """``(token, exp)`` for a user session."""
@@ -39,6 +48,21 @@ class AccessTokens:
 
     def decode(self, token):
         """The claims of a valid access token; :class:`InvalidToken` otherwise."""
+        with self.lock:
+            claims = self.checked.get(token)
+            if claims is not None:
+                self.checked.move_to_end(token)
+        if claims is None:
+            claims = self._check(token)
+            with self.lock:
+                self.checked[token] = claims
+                if len(self.checked) > CHECKED_TOKENS:
+                    self.checked.popitem(last=False)
+        elif claims["exp"] + LEEWAY_SEC <= time.time():  # a checked token still expires
+            raise InvalidToken("Token has expired")
+        return claims
+
+    def _check(self, token):
         try:
             claims = jwt.decode(
                 token,

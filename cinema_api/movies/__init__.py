@@ -13,8 +13,8 @@ def includeme(config):
     config.add_constraint_error("uq_movie_sessions_room_slot_day", "movie_sessions", RoomBookedMeanwhile)
     # a ticket sold while its session (or its movie, which cascades to it) was being deleted
     config.add_constraint_error("tickets_session_id_fkey", "movie_sessions", ScreeningHasTickets)
-    config.add_request_method(lambda request: Movies(request.db), "movies", reify=True)
-    config.add_request_method(lambda request: Screenings(request.db, request.movies), "screenings", reify=True)
+    config.add_request_service(lambda request: Movies(request.db), "movies")
+    config.add_request_service(lambda request: Screenings(request.db, request.movies), "screenings")
     for service in views.SERVICES:
         config.add_cornice_service(service)
     for service, region in views.CACHED:

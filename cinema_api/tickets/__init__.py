@@ -13,6 +13,6 @@ def includeme(config):
     config.add_constraint_error("uq_tickets_user_session", "tickets", TicketAlreadyPurchased)
     # a purchase racing its session's deletion
     config.add_constraint_error("tickets_session_id_fkey", "tickets", ScreeningNotFound)
-    config.add_request_method(lambda request: Tickets(request.db), "tickets", reify=True)
+    config.add_request_service(lambda request: Tickets(request.db), "tickets")
     for service in views.SERVICES:
         config.add_cornice_service(service)

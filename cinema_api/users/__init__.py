@@ -10,6 +10,6 @@ def includeme(config):
 
     config.add_entities(define_entities)
     config.add_constraint_error("uq_users_username", "users", UsernameTaken)
-    config.add_request_method(lambda request: Users(request.db, request.password_hasher), "users", reify=True)
+    config.add_request_service(lambda request: Users(request.db, request.password_hasher), "users")
     for service in (views.users, views.user):
         config.add_cornice_service(service)
