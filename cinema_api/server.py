@@ -9,9 +9,15 @@ It serves the application with waitress and adds what waitress lacks:
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
 - A higher open-file limit, so that waitress's ``connection_limit`` is reached first.
+- Requests that wait for password hashing (``slow_paths``: login and registration) are served
+  on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
+  queue of their own, holding no thread, so a flood of logins never takes the threads that
+  reads need and costs no CPU while it waits; one that could not start within the hashing
+  gate's 5 s goes through at once, and the gate answers it 503.
 
-It only drives waitress's public API (``create_server`` with a socket map of ours); a login
-flood is held back by the application's hashing gate, not here.
+It drives waitress through ``create_server`` (with a socket map of ours, so every listening
+configuration is served and drained) and its thread pool through ``add_task`` and
+``shutdown``; nothing of waitress is re-implemented.
 """
 
 import logging
@@ -19,18 +25,23 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 
 import waitress
 from waitress import wasyncore
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
+from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
 from cinema_api.settings import read_dotenv
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
+DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
 
 
 def _override(global_conf, name, value):
@@ -67,14 +78,84 @@ def read_shutdown_timeout(global_conf, value):
     return _checked(raw, float, 0, "SHUTDOWN_TIMEOUT must be a number of seconds")
 
 
+class FairTaskDispatcher(ThreadedTaskDispatcher):
+    """waitress's thread pool, serving POSTs to ``slow_paths`` on at most ``slow_threads``
+    threads at once. waitress hands the pool a connection with its parsed requests; a slow one
+    beyond that number waits in a queue of ours, and joins waitress's queue when a slow one
+    ends. One predicted (from the recent duration of slow requests) to wait longer than
+    ``max_wait`` joins at once: the hashing gate then refuses it with a 503, as it must."""
+
+    def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic):
+        super().__init__()
+        self.slow_paths = frozenset(slow_paths)
+        self.slow_threads = slow_threads
+        self.max_wait = max_wait
+        self.clock = clock
+        self.slow_lock = threading.Lock()
+        self.slow_queue = deque()
+        self.slow_running = 0
+        self.slow_duration = 0.0  # seconds per slow request, smoothed
+
+    def is_slow(self, task):
+        requests = getattr(task, "requests", None)
+        request = requests[0] if requests else None
+        return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
+
+    def add_task(self, task):
+        if not self.is_slow(task):
+            return super().add_task(task)
+        with self.slow_lock:
+            if self.slow_running < self.slow_threads:
+                self.slow_running += 1
+            elif len(self.slow_queue) // self.slow_threads * self.slow_duration > self.max_wait:
+                return super().add_task(task)  # refused at once by the hashing gate
+            else:
+                self.slow_queue.append(task)
+                return
+        self._serve_in_turn(task)
+
+    def _serve_in_turn(self, task):
+        service = task.service
+
+        def service_then_the_next():
+            began = self.clock()
+            try:
+                service()
+            finally:
+                del task.service  # the connection may carry more requests: unwrapped again
+                self._finished(self.clock() - began)
+
+        task.service = service_then_the_next
+        super().add_task(task)
+
+    def _finished(self, duration):
+        with self.slow_lock:
+            self.slow_duration = 0.8 * self.slow_duration + 0.2 * duration
+            following = self.slow_queue.popleft() if self.slow_queue else None
+            if following is None:
+                self.slow_running -= 1
+        if following is not None:
+            self._serve_in_turn(following)
+
+    def shutdown(self, cancel_pending=True, timeout=5):
+        with self.slow_lock:
+            waiting, self.slow_queue = list(self.slow_queue), deque()
+        for task in waiting:
+            task.cancel()
+        return super().shutdown(cancel_pending, timeout)
+
+
 class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
-    def __init__(self, app, timeout, **kwargs):
+    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, **kwargs):
+        threads = Adjustments(**kwargs).threads
+        dispatcher = FairTaskDispatcher(slow_paths, slow_threads or max(1, threads // 2))
+        dispatcher.set_thread_count(threads)
         # the socket map is ours (create_server's map parameter), whatever it listens on:
         # one address, several (``localhost`` as ::1 and 127.0.0.1), ``listen``, IPv6
         self.map = {}
-        self.server = waitress.create_server(app, map=self.map, **kwargs)
+        self.server = waitress.create_server(app, map=self.map, _dispatcher=dispatcher, **kwargs)
         self.timeout = timeout
         self.stopping = threading.Event()
 
@@ -133,14 +214,18 @@ def serve(
     host="127.0.0.1",
     port="6543",
     shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT,
+    slow_paths=DEFAULT_SLOW_PATHS,
+    slow_threads=None,
     **kwargs,
 ):
     """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully."""
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
+    if slow_threads is not None:
+        slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
     raise_open_file_limit()
-    server = GracefulServer(app, timeout, host=host, port=port, **kwargs)
+    server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     try:

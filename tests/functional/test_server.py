@@ -118,6 +118,98 @@ def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
 # ---------------------------------------------------------------- logins under load
 
 
+class FakeChannel:
+    """What waitress hands its thread pool: a connection with its parsed requests."""
+
+    def __init__(self, method, path, release=None):
+        self.requests = [type("Request", (), {"command": method, "path": path})()]
+        self.release = release
+        self.started = self.finished = self.cancelled = False
+
+    def service(self):
+        self.started = True
+        if self.release is not None:
+            self.release.wait(10)
+        self.finished = True
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def wait_until(condition, timeout=5):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_slow_requests_never_take_the_threads_other_requests_need():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2)
+    dispatcher.set_thread_count(4)
+    release = threading.Event()
+    try:
+        logins = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(6)]
+        for login in logins:
+            dispatcher.add_task(login)
+        wait_until(lambda: sum(login.started for login in logins) == 2)
+        read = FakeChannel("GET", "/v1/movies")
+        dispatcher.add_task(read)
+        wait_until(lambda: read.finished)  # two threads were left for it
+        assert sum(login.started for login in logins) == 2 and len(dispatcher.slow_queue) == 4
+        release.set()
+        wait_until(lambda: all(login.finished for login in logins))
+        assert dispatcher.slow_running == 0 and not dispatcher.slow_queue
+        assert all("service" not in vars(login) for login in logins)  # unwrapped for their next requests
+    finally:
+        release.set()
+        dispatcher.shutdown(timeout=5)
+
+
+def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1, max_wait=5)
+    dispatcher.set_thread_count(3)
+    dispatcher.slow_duration = 2.0  # recent logins took 2 s each
+    release = threading.Event()
+    try:
+        queued = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(4)]
+        for channel in queued:
+            dispatcher.add_task(channel)
+        late = FakeChannel("POST", "/v1/auth/login")
+        dispatcher.add_task(late)  # three waiting at 2 s each: it would start after 6 s
+        wait_until(lambda: late.finished)  # served now, so that the hashing gate refuses it now
+        assert not any(channel.finished for channel in queued)
+    finally:
+        release.set()
+        dispatcher.shutdown(timeout=5)
+
+
+def test_shutdown_cancels_slow_requests_still_waiting():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1)
+    dispatcher.set_thread_count(2)
+    release = threading.Event()
+    logins = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(3)]
+    for login in logins:
+        dispatcher.add_task(login)
+    wait_until(lambda: logins[0].started)
+    release.set()
+    dispatcher.shutdown(timeout=5)
+    assert logins[0].finished and all(login.cancelled or login.finished for login in logins[1:])
+
+
 @pytest.mark.slow
 def test_reads_are_served_while_logins_flood_the_server(tmp_path):
     """Logins waiting for bcrypt hold at most half of the threads; a read does not queue behind them."""
