@@ -63,6 +63,15 @@ for port in "$APP1" "$APP2"; do
     PIDS+=($!)
 done
 
+# Both processes answer before nginx starts: a process still starting would be marked down by
+# nginx (max_fails) and leave the other one to serve every request of the check.
+for port in "$APP1" "$APP2"; do
+    for _ in $(seq 1 150); do
+        curl -sf "http://127.0.0.1:$port/v1/health" >/dev/null && break
+        sleep 0.2
+    done
+done
+
 echo "== nginx with deploy/nginx.conf (ports and certificate paths adapted)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=cinema.example.com" \
     -keyout "$WORK/cert.key" -out "$WORK/cert.pem" 2>/dev/null
