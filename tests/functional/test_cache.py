@@ -81,7 +81,7 @@ def test_if_none_match_answers_304(cache_app, staff):
     cache_app.get("/v1/movies", headers=dict(staff.headers, **{"If-None-Match": '"stale"'}), status=200)
 
 
-def test_every_mutation_invalidates_lists_and_details(cache_app, staff):
+def test_every_mutation_is_seen_by_the_next_list_and_detail(cache_app, staff):
     movie = cache_app.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=staff.headers).json
     detail = "/v1/movies/" + movie["id"]
     reads = ["/v1/movies", detail, detail + "/sessions", "/v1/movie-sessions"]
@@ -115,7 +115,7 @@ def test_every_mutation_invalidates_lists_and_details(cache_app, staff):
     cache_app.get(detail, headers=staff.headers, status=404)
 
 
-def test_a_failed_mutation_does_not_invalidate(cache_app, staff):
+def test_a_failed_mutation_leaves_the_cached_copies_in_use(cache_app, staff):
     cache_app.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=staff.headers)
     cache_app.get("/v1/movies", headers=staff.headers)
     cache_app.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=staff.headers, status=409)
@@ -235,7 +235,7 @@ def test_two_processes_share_postgresql_and_redis(fresh_postgres_url):
 
 
 def test_concurrent_readers_and_writers_never_serve_stale_data_after_a_write(cache_app, staff):
-    """A reader that started before a commit cannot store its old page under the new generation."""
+    """A reader that started before a commit cannot store its old page under the new version."""
     with reading_in_background(cache_app.app, "/v1/movies?perPage=100", staff.headers) as failures:
         for index in range(10):
             cache_app.post_json("/v1/movies", {"title": "Movie %d" % index, "ageRestriction": 1}, headers=staff.headers)
