@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import PASSWORD, register
+from tests.conftest import PASSWORD
 
 LONE_SURROGATE = "\ud800"
 NUL = "\u0000"
