@@ -20,6 +20,7 @@ import psycopg2.extensions
 from pony.orm import Database, db_session, rollback
 from pony.orm.core import CacheIndexError, CommitException, RollbackException, TransactionIntegrityError, UnexpectedError
 from pony.orm.dbapiprovider import DBException
+from pony.orm.dbproviders.postgres import PGPool, PGProvider
 from pony.utils import datetime2timestamp
 from pyramid.tweens import EXCVIEW
 
@@ -70,7 +71,7 @@ def postgres_bind_kwargs(database_url, timeout):
     """libpq parameters that bound a connection: connect and statement timeouts, TCP keepalive
     (a vanished server or a partition is noticed). A server that is there but does not answer
     (frozen, overloaded) is bounded on our side, by :func:`bounded_wait`."""
-    kwargs = dict(database_url.bind_kwargs)
+    kwargs = dict(database_url.bind_kwargs, provider=PostgresProvider)
     kwargs.setdefault("connect_timeout", timeout)
     kwargs.setdefault("keepalives", 1)
     kwargs.setdefault("keepalives_idle", max(1, timeout // 2))
@@ -78,6 +79,30 @@ def postgres_bind_kwargs(database_url, timeout):
     kwargs.setdefault("keepalives_count", 3)
     kwargs.setdefault("options", "-c statement_timeout=%d -c lock_timeout=%d" % (timeout * 1000, timeout * 1000))
     return kwargs
+
+
+class ReusedConnectionPool(PGPool):
+    """Pony's pool, without the ``DISCARD ALL`` it sends when each ``db_session`` ends.
+
+    That statement resets what a session may have set up (prepared statements, temporary
+    tables, ``SET``, advisory locks, ``LISTEN``); this application sets up none of them, so it
+    only cost every request a second round trip and the server's work of resetting. What a
+    request leaves behind is its transaction, and that is rolled back (no round trip when
+    none is open, as after a read in autocommit mode).
+    """
+
+    def release(self, con):
+        assert con is self.con
+        try:
+            con.rollback()
+        except Exception:
+            self.drop(con)
+            raise
+
+
+class PostgresProvider(PGProvider):
+    def get_pool(self, *args, **kwargs):
+        return ReusedConnectionPool(self.dbapi_module, *args, **kwargs)
 
 
 class DatabaseTimeout(psycopg2.OperationalError):
