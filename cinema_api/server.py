@@ -9,6 +9,9 @@ It serves the application with waitress and adds what waitress lacks:
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
 - A higher open-file limit, so that waitress's ``connection_limit`` is reached first.
+- Keep-alive after a 204 or a 304: waitress closes the connection after any HTTP/1.1
+  response without ``Content-Length``, which those two must not carry (RFC 9110); their end
+  is known without it, so the connection stays open unless the client asked otherwise.
 - Requests that wait for password hashing (``slow_paths``: login and registration) are served
   on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
   queue of their own, holding no thread, so a flood of logins never takes the threads that
@@ -32,7 +35,7 @@ from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
 from cinema_api.settings import read_dotenv
@@ -145,6 +148,33 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         return super().shutdown(cancel_pending, timeout)
 
 
+class KeepAliveTask(WSGITask):
+    """A request's task that keeps the connection open after a response without a body."""
+
+    _bodiless = False
+
+    def build_response_header(self):
+        self._bodiless = (
+            self.version == "1.1"
+            and not self.has_body
+            and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodiless = False
+
+    def set_close_on_finish(self):
+        # while the header is built, waitress closes for want of a Content-Length only
+        if not self._bodiless:
+            super().set_close_on_finish()
+
+
+class KeepAliveChannel(HTTPChannel):
+    task_class = KeepAliveTask
+
+
 class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
@@ -156,8 +186,13 @@ class GracefulServer:
         # one address, several (``localhost`` as ::1 and 127.0.0.1), ``listen``, IPv6
         self.map = {}
         self.server = waitress.create_server(app, map=self.map, _dispatcher=dispatcher, **kwargs)
+        for listener in self.listeners():
+            listener.channel_class = KeepAliveChannel
         self.timeout = timeout
         self.stopping = threading.Event()
+
+    def listeners(self):
+        return [d for d in list(self.map.values()) if isinstance(d, BaseWSGIServer)]
 
     def request_stop(self, signum=None, frame=None):
         self.stopping.set()
@@ -173,7 +208,7 @@ class GracefulServer:
 
     def drain(self):
         started = time.monotonic()
-        for listener in [d for d in list(self.map.values()) if isinstance(d, BaseWSGIServer)]:
+        for listener in self.listeners():
             wasyncore.dispatcher.close(listener)  # stop accepting; keep the trigger that wakes the loop
         log.info("stopping: no new connections, waiting up to %.0f s for requests in progress", self.timeout)
         while time.monotonic() - started < self.timeout:

@@ -266,3 +266,41 @@ def test_a_server_on_several_addresses_serves_each_and_stops_gracefully():
         server.request_stop()
         runner.join(10)
     assert not runner.is_alive() and not server.map
+
+
+@pytest.mark.slow
+def test_keep_alive_holds_after_a_204_and_a_304(tmp_path):
+    """waitress alone closes the connection after every response without Content-Length,
+    204 and 304 included (which must not carry one)."""
+    import http.client
+    import json
+
+    def exchange(connection, method, path, body=None, headers=None):
+        payload = json.dumps(body) if body is not None else None
+        connection.request(method, path, payload, {"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        data = response.read()
+        assert response.getheader("Connection") is None, (method, path, response.status)
+        return response.status, response, json.loads(data) if data else None
+
+    with ServerProcess(DATABASE_URL="sqlite:///" + str(tmp_path / "keepalive.sqlite")) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        exchange(connection, "POST", "/v1/auth/register", {"username": "keeper", "password": "secret123", "age": 30})
+        the_socket = connection.sock
+        _, _, tokens = exchange(connection, "POST", "/v1/auth/login", {"username": "keeper", "password": "secret123"})
+        auth = {"Authorization": "Bearer " + tokens["accessToken"]}
+        status, response, _ = exchange(connection, "GET", "/v1/movies", headers=auth)
+        assert status == 200
+        status, _, _ = exchange(connection, "GET", "/v1/movies", headers={**auth, "If-None-Match": response.getheader("ETag")})
+        assert status == 304
+        status, _, _ = exchange(connection, "POST", "/v1/auth/logout", headers=auth)
+        assert status == 204
+        status, _, _ = exchange(connection, "GET", "/v1/health")
+        assert status == 200
+        assert connection.sock is the_socket  # http.client opens a new one after a close
+        # a client that asks for the close still gets it
+        connection.request("GET", "/v1/health", headers={"Connection": "close"})
+        response = connection.getresponse()
+        response.read()
+        assert response.getheader("Connection") == "close" and response.will_close
+        connection.close()
