@@ -28,7 +28,8 @@ For each setup (SQLite + memory cache; PostgreSQL + Redis):
    the machine's cores hash at cost 10 (bcrypt.checkpw, one process per core, measured just
    before, the server idle); the cached list at 8 connections, idle and while 64 connections
    hammer login; the list with the null cache backend; and the scale cases (bulk creates,
-   list latency at 200 and at 100,000 movies).
+   list latency at 200 and at 100,000 movies, what the cap of 10,000 JSON values per body costs
+   an accepted body and what a refused one costs the server).
 
 Beside the scenarios: the NestJS service's ratio to a floor measured with it, where known, and
 the project's targets with verdicts computed from the run's figures. Nothing is asserted.
@@ -55,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -70,6 +72,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
 from cinema_api.settings import SCHEMA, read_dotenv  # noqa: E402
 from cinema_api.testing import ServerProcess, free_port  # noqa: E402
 
@@ -521,6 +524,45 @@ class Setup:
         self.scale["list p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies", token)
         self.scale["title search p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?title=fill%20042%2000099", token)
         self.scale["page 5,000 p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?page=5000&perPage=20", token)
+        self.scale.update(json_cap_costs(server))
+
+
+def json_cap_costs(server):
+    """What the cap on JSON values (10,000 per body) costs an accepted body, and what a body of
+    cheap values over it costs the server now that it is refused before parsing."""
+    movies = [{"title": "Cap %06d" % index, "ageRestriction": index % 22} for index in range(BULK_SIZE)]
+    accepted = json.dumps({"movies": movies})  # 3,002 values, as the bulk create sends them
+    flood = "[" + ",".join(["[]"] * 330_000) + "]"  # ~1 MiB of empty arrays
+    figures = {
+        "JSON value cap: scan of a 1,000-movie bulk body (ms)": best_ms(lambda: values_exceed(accepted, MAX_JSON_VALUES)),
+        "json.loads of the same body, for comparison (ms)": best_ms(lambda: json.loads(accepted)),
+        "json.loads of 330,000 empty arrays, what the cap spares (ms)": best_ms(lambda: json.loads(flood), repeat=3),
+    }
+    body = ('{"refreshToken": %s}' % flood).encode()
+    timings = []
+    for _ in range(10):
+        request = urllib.request.Request(server.url + "/v1/auth/refresh", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        started = time.perf_counter()
+        try:
+            urllib.request.urlopen(request, timeout=30).read()
+        except urllib.error.HTTPError as error:
+            error.read()
+            if error.code != 400:
+                raise RuntimeError("a body over the cap answered %d, not 400" % error.code) from None
+        timings.append((time.perf_counter() - started) * 1000)
+    figures["POST /v1/auth/refresh with 330,000 empty arrays (~1 MiB), refused: p50 (ms)"] = statistics.median(timings)
+    return figures
+
+
+def best_ms(function, repeat=20):
+    """The fastest of ``repeat`` calls, in ms: the cost itself, without what else the machine did."""
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        timings.append((time.perf_counter() - started) * 1000)
+    return min(timings)
 
 
 def p50_ms(server, path, token, count=40):

@@ -68,12 +68,19 @@ def _depth_exceeds(value, limit):
     return False
 
 
-def _values_exceed(text, limit):
+def values_exceed(text, limit):
     """True when ``text`` may hold more than ``limit`` JSON values (arrays and objects
     included): outside strings, every value but the first follows a ``,`` or opens a
-    container, so this bound costs one scan and no parsing."""
-    skeleton = JSON_STRING_RE.sub("", text)
-    return skeleton.count(",") + skeleton.count("[") + skeleton.count("{") + 1 > limit
+    container, so this bound costs one scan and no parsing. Counted over the whole text first
+    (strings included, an upper bound): only a body that may exceed is counted again without
+    its strings."""
+    if _structural_count(text) <= limit:
+        return False
+    return _structural_count(JSON_STRING_RE.sub("", text)) > limit
+
+
+def _structural_count(text):
+    return text.count(",") + text.count("[") + text.count("{") + 1
 
 
 def _reject_constant(name):
@@ -87,7 +94,7 @@ def parse_json_object(request):
         return {}
     try:
         text = raw.decode(request.charset or "utf-8")
-        if _values_exceed(text, MAX_JSON_VALUES):
+        if values_exceed(text, MAX_JSON_VALUES):
             raise BadRequest("Request body holds more than %d JSON values" % MAX_JSON_VALUES)
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
