@@ -115,6 +115,7 @@ LOGIN_USER = "customer000"
 LOGIN_ENV = {"BENCH_MODE": "login", "BENCH_LOGIN": json.dumps({"username": LOGIN_USER, "password": PASSWORD})}
 IDLE_READS = "cached list, idle"
 LOADED_READS = "cached list, while %d conns hammer login" % HAMMER_CONNECTIONS
+HAMMER = "login hammer (the load)"
 
 CACHED_READS = ("cached list", "movie by id", "session list")
 CACHED_READS_MINIMUM = 0.2  # in any case: at every connection count
@@ -509,7 +510,7 @@ class Setup:
         thread.join()
         self.settle(server)
         self.add(LOADED_READS, LOGIN_CONNECTIONS, loaded)
-        self.add("login hammer (the load)", HAMMER_CONNECTIONS, hammer["figures"])
+        self.add(HAMMER, HAMMER_CONNECTIONS, hammer["figures"])
 
     def scale_cases(self, server, token):
         """Bulk creates, and list latency with the cache off at 200 and at SCALE_MOVIES movies."""
@@ -634,8 +635,12 @@ def check_lines(setup):
     """The targets that span the scenarios, and the reads' latency under login load."""
     rows = {row.scenario: row for row in setup.rows}
     lowest = min((row for row in setup.rows if row.scenario in CACHED_READS), key=lambda row: row.ratio)
-    errors = sum(row.figures.status_5xx for row in setup.rows)
-    refusals = sum(row.figures.status_503 for row in setup.rows if "login" in row.scenario)
+    # The hammer sends 64 logins at once, again as soon as each is answered, to a server that
+    # hashes ~30 a second: the contract answers a login that cannot start hashing within 5 s
+    # with 503 and Retry-After. Those refusals are the load's, reported on their own line;
+    # every other 5xx counts, the hammer's other 5xx included.
+    refusals = sum(row.figures.status_503 for row in setup.rows if row.scenario == HAMMER)
+    errors = sum(row.figures.status_5xx for row in setup.rows) - refusals
     timeouts = sum(row.figures.timeouts for row in setup.rows)
     idle, loaded = rows[IDLE_READS].figures.p99, rows[LOADED_READS].figures.p99
     lines = [
@@ -643,8 +648,8 @@ def check_lines(setup):
         "|---|---|---|---|",
         check_line("cached reads, the lowest ratio to the floor at any connection count", "%.2f (%s, %d conns)" % (
             lowest.ratio, lowest.scenario, lowest.connections), ">= %.2f" % CACHED_READS_MINIMUM, lowest.ratio >= CACHED_READS_MINIMUM),
-        check_line("5xx answers, all scenarios", "%d, of which %d the hashing gate's 503s to logins" % (errors, refusals),
-                   "0", errors == 0),
+        check_line("5xx answers, all scenarios (the hammer's contractual 503s apart)", "%d" % errors, "0", errors == 0),
+        check_line("logins of the hammer refused with 503 (could not start hashing within 5 s)", "%d" % refusals),
         check_line("timeouts, all scenarios", "%d" % timeouts, "0", timeouts == 0),
     ]
     lines += [check_line("RSS of the server %s, at its end (MiB)" % server, "%.1f" % rss, "< %d" % RSS_LIMIT_MIB, rss < RSS_LIMIT_MIB)
