@@ -330,6 +330,8 @@ _LIVE_LOGIN_SESSION = (
     % _CATALOG_VERSION
 )
 
+_LIVE_LOGIN_SESSION_CALL = 'SELECT "live_login_session"($sid, $uid, $now)'
+
 
 def read_catalog_version(db):
     """The catalogue's current version (changed by the database with every write to movies or
@@ -340,7 +342,10 @@ def read_catalog_version(db):
 
 def live_login_session(db, user_id, session_id, now):
     """``(role, catalog_version)`` while the login session is live (not revoked, not expired, its
-    user not deleted), else None: one indexed read, which also serves the cache its version."""
+    user not deleted), else None: one indexed read, which also serves the cache its version.
+    On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
-    rows = db.select(_LIVE_LOGIN_SESSION, params)
-    return tuple(rows[0].split(":", 1)) if rows else None
+    rows = db.select(_LIVE_LOGIN_SESSION if db.provider.dialect == "SQLite" else _LIVE_LOGIN_SESSION_CALL, params)
+    if not rows or rows[0] is None:
+        return None
+    return tuple(rows[0].split(":", 1))

@@ -12,7 +12,7 @@ from cinema_api.infrastructure.db import make_database
 from cinema_api.settings import parse_database_url
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
-MIGRATIONS = ["0001_initial", "0002_catalog_version"]
+MIGRATIONS = ["0001_initial", "0002_catalog_version", "0004_live_login_session"]
 
 
 def definers():
