@@ -62,7 +62,8 @@ def define_entities(db):
         seats_per_row = Optional(int)
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
-        tickets = Set("Ticket", cascade_delete=False)
+        # volatile: tickets are also sold and cancelled by conditional SQL statements (Ticket.sell_seat)
+        tickets = Set("Ticket", cascade_delete=False, volatile=True)
         composite_key(room_number, timeslot, day)
 
         def __init__(self, date, plan=None, **kwargs):
