@@ -159,3 +159,22 @@ def test_a_room_changed_or_deleted_later_changes_only_sessions_created_afterward
     other = register(testapp, "other")
     testapp.post_json("/v1/tickets", {"sessionId": after["id"], "seat": "A2"}, headers=other.headers, status=400)
     assert testapp.post_json("/v1/tickets", {"sessionId": without["id"]}, headers=other.headers, status=201).json["seat"] is None
+
+
+# ---------------------------------------------------------------- the API document
+
+
+def test_the_document_describes_rooms_seats_and_cancelling(testapp):
+    document = testapp.get("/v1/api-json").json
+    schemas = document.get("definitions") or document["components"]["schemas"]
+    for name in ("Room", "PutRoom", "SeatMap"):
+        assert schemas[name]["title"] == name
+    assert {"name", "rows", "seatsPerRow"} == set(schemas["PutRoom"]["properties"])
+    assert {"sessionId", "capacity", "sold", "available", "seats"} == set(schemas["SeatMap"]["properties"])
+    assert "seat" in schemas["BuyTicket"]["properties"] and "seat" in schemas["TicketResponse"]["properties"]
+    assert "capacity" in schemas["MovieSessionResponse"]["properties"]
+    paths = document["paths"]
+    assert {"get", "put", "delete"} <= set(paths["/v1/rooms/{roomNumber}"])
+    assert {"200", "201"} <= set(paths["/v1/rooms/{roomNumber}"]["put"]["responses"])
+    assert "get" in paths["/v1/rooms"] and "get" in paths["/v1/movie-sessions/{sessionId}/seats"]
+    assert {"204", "403", "404", "409"} <= set(paths["/v1/tickets/{ticketId}"]["delete"]["responses"])
