@@ -70,12 +70,6 @@ class SeatPlan:
             return None
         return next((label for label, _, _ in self.seats() if label not in taken), None)
 
-    def __eq__(self, other):
-        return isinstance(other, SeatPlan) and (self.rows, self.seats_per_row) == (other.rows, other.seats_per_row)
-
-    def __hash__(self):
-        return hash((self.rows, self.seats_per_row))
-
     def __repr__(self):
         return "SeatPlan(%d, %d)" % (self.rows, self.seats_per_row)
 
