@@ -24,7 +24,8 @@ For each setup (SQLite + memory cache; PostgreSQL + Redis):
    a movie by id, the session list (each path read once before: cached), a title search for
    a random 3-letter substring per request (mostly cache misses), and purchases of fresh
    (customer, session) pairs (201 expected; customers are added before a run that could
-   exhaust the pairs). Then logins at cost 10 with 8 connections, beside the rate at which
+   exhaust the pairs), then at 32 connections the same purchases of sessions with a seat plan
+   (each assigned the first free seat), beside which the cost of seat assignment is judged. Then logins at cost 10 with 8 connections, beside the rate at which
    the machine's cores hash at cost 10 (bcrypt.checkpw, one process per core, measured just
    before, the server idle); the cached list at 8 connections, idle and while 64 connections
    hammer login; the list with the null cache backend; and the scale cases (bulk creates,
@@ -91,6 +92,9 @@ LOGIN_ROUNDS = 10
 
 PASSWORD = "bench1234"
 MOVIES, SESSIONS_PER_MOVIE, MIN_CUSTOMERS = 200, 5, 50
+#: Rooms 1..50 have no Room (sessions without a seat plan); these have one, and sessions of their own.
+SEATED_ROOMS, SEATED_ROWS, SEATED_SEATS_PER_ROW = range(51, 101), 10, 20
+SEAT_COST_MINIMUM = 2 / 3  # purchases with seats, at TARGET_CONNECTIONS, as a share of those without
 BULK_SIZE, SCALE_MOVIES = 1000, 100_000
 PAIR_GAP = 100  # pairs skipped between purchase runs: more than the requests wrk leaves in flight
 TIMESLOTS = ["10:00-12:00", "12:00-14:00", "14:00-16:00", "16:00-18:00", "18:00-20:00", "20:00-22:00", "22:00-00:00"]
@@ -111,6 +115,7 @@ FLOOR_TARGETS = {
     "title search (misses)": 0.25,
     "purchase (fresh pairs)": 0.18,
 }
+PURCHASES, SEATED_PURCHASES = "purchase (fresh pairs)", "purchase with seats (fresh pairs)"
 LOGIN_USER = "customer000"
 LOGIN_ENV = {"BENCH_MODE": "login", "BENCH_LOGIN": json.dumps({"username": LOGIN_USER, "password": PASSWORD})}
 IDLE_READS = "cached list, idle"
@@ -159,11 +164,19 @@ class Seed:
         self.add_customers(MIN_CUSTOMERS)
         movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(MOVIES)]
         self.movies = [m["id"] for m in api(server, "POST", "/v1/movies/bulk", 201, {"movies": movies}, self.manager)]
-        self.sessions = []
+        self.sessions = self.add_sessions(rooms=range(1, 51))
+        for number in SEATED_ROOMS:
+            api(server, "PUT", "/v1/rooms/%d" % number, 201, {"rows": SEATED_ROWS, "seatsPerRow": SEATED_SEATS_PER_ROW}, self.manager)
+        self.seated_sessions = self.add_sessions(rooms=SEATED_ROOMS)
+
+    def add_sessions(self, rooms):
+        """SESSIONS_PER_MOVIE sessions of every movie in ``rooms``: their ids."""
+        ids = []
         for number, movie_id in enumerate(self.movies):
-            items = [self.session_item(number * SESSIONS_PER_MOVIE + index) for index in range(SESSIONS_PER_MOVIE)]
-            created = api(server, "POST", "/v1/movies/%s/sessions/bulk" % movie_id, 201, {"sessions": items}, self.manager)
-            self.sessions += [s["id"] for s in created]
+            items = [self.session_item(number * SESSIONS_PER_MOVIE + index, rooms) for index in range(SESSIONS_PER_MOVIE)]
+            created = api(self.server, "POST", "/v1/movies/%s/sessions/bulk" % movie_id, 201, {"sessions": items}, self.manager)
+            ids += [s["id"] for s in created]
+        return ids
 
     def add_customers(self, count):
         """Register customers until there are ``count``."""
@@ -172,10 +185,10 @@ class Seed:
             self.customers.append(api(self.server, "POST", "/v1/auth/register", 201, body)["accessToken"])
 
     @staticmethod
-    def session_item(slot):
-        """Session number ``slot``: 50 rooms, then the next timeslot, then the next day; all in the future."""
-        room, timeslot = slot % 50 + 1, TIMESLOTS[(slot // 50) % len(TIMESLOTS)]
-        day = date.today() + timedelta(days=2 + slot // (50 * len(TIMESLOTS)))
+    def session_item(slot, rooms):
+        """Session number ``slot``: the rooms in turn, then the next timeslot, then the next day; all in the future."""
+        room, timeslot = rooms[slot % len(rooms)], TIMESLOTS[(slot // len(rooms)) % len(TIMESLOTS)]
+        day = date.today() + timedelta(days=2 + slot // (len(rooms) * len(TIMESLOTS)))
         start = datetime(day.year, day.month, day.day, int(timeslot[:2]), tzinfo=timezone.utc)
         return {"date": start.isoformat().replace("+00:00", "Z"), "timeslot": timeslot, "roomNumber": room}
 
@@ -485,15 +498,20 @@ class Setup:
 
     def purchases(self, server, seed):
         offset = 0
-        fastest = max(max(runs) for runs in self.floor_runs.values())
         for connections in CONNECTIONS:
-            # purchases stay far below the bare floor: customers for every pair a run at its pace could ask for
-            seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(seed.sessions)))
-            env = {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
-                   "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
-            figures = self.measure(server, "purchase (fresh pairs)", connections, env)
+            figures = self.purchase_run(server, seed, PURCHASES, seed.sessions, offset, connections)
             # the next run starts past every pair this one sent, answered or not
             offset += figures.requests + figures.timeouts + figures.socket_errors + PAIR_GAP
+        # the sessions with a seat plan have pairs of their own: fresh from the first
+        self.purchase_run(server, seed, SEATED_PURCHASES, seed.seated_sessions, 0, TARGET_CONNECTIONS)
+
+    def purchase_run(self, server, seed, scenario, sessions, offset, connections):
+        # purchases stay far below the bare floor: customers for every pair a run at its pace could ask for
+        fastest = max(max(runs) for runs in self.floor_runs.values())
+        seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(sessions)))
+        env = {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
+               "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(sessions)}
+        return self.measure(server, scenario, connections, env)
 
     def logins(self, server):
         self.hashing = hashing_rate(LOGIN_ROUNDS, self.duration)  # while the server is idle
@@ -643,6 +661,8 @@ def check_lines(setup):
     errors = sum(row.figures.status_5xx for row in setup.rows) - refusals
     timeouts = sum(row.figures.timeouts for row in setup.rows)
     idle, loaded = rows[IDLE_READS].figures.p99, rows[LOADED_READS].figures.p99
+    unseated = next(row for row in setup.rows if row.scenario == PURCHASES and row.connections == TARGET_CONNECTIONS)
+    seat_share = rows[SEATED_PURCHASES].figures.ok_rps / unseated.figures.ok_rps
     lines = [
         "| check | figure | target | verdict |",
         "|---|---|---|---|",
@@ -651,6 +671,8 @@ def check_lines(setup):
         check_line("5xx answers, all scenarios (the hammer's contractual 503s apart)", "%d" % errors, "0", errors == 0),
         check_line("logins of the hammer refused with 503 (could not start hashing within 5 s)", "%d" % refusals),
         check_line("timeouts, all scenarios", "%d" % timeouts, "0", timeouts == 0),
+        check_line("purchases with seats / without, at %d conns (201s per second)" % TARGET_CONNECTIONS, "%.2f" % seat_share,
+                   ">= %.2f (seat assignment costs at most a third)" % SEAT_COST_MINIMUM, seat_share >= SEAT_COST_MINIMUM),
     ]
     lines += [check_line("RSS of the server %s, at its end (MiB)" % server, "%.1f" % rss, "< %d" % RSS_LIMIT_MIB, rss < RSS_LIMIT_MIB)
               for server, rss in setup.rss.items()]
@@ -676,7 +698,8 @@ def setup_section(setup):
         "- The API: production.ini with its own logging. Lines its servers logged, by level and logger: %s." % logged,
         "- Environment given: %s; BCRYPT_ROUNDS=%d to the server of the scenarios, CACHE_URL=null:// to the server"
         " of the scale cases." % (environ, LOGIN_ROUNDS),
-        "- Seeded: %d customers, %d movies, %d sessions." % (setup.customers, MOVIES, MOVIES * SESSIONS_PER_MOVIE),
+        "- Seeded: %d customers, %d movies, %d sessions without a seat plan and %d in rooms of %d x %d seats." % (
+            setup.customers, MOVIES, MOVIES * SESSIONS_PER_MOVIE, MOVIES * SESSIONS_PER_MOVIE, SEATED_ROWS, SEATED_SEATS_PER_ROW),
         "- Hashing rate: %.1f hashes/s (bcrypt.checkpw at cost %d, %d processes), measured just before the logins,"
         " the server idle." % (
             setup.hashing, LOGIN_ROUNDS, os.cpu_count()),

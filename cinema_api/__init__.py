@@ -52,6 +52,7 @@ def make_app(settings, ini_settings):
         config.include("cinema_api.health")
         config.include("cinema_api.auth")
         config.include("cinema_api.users")
+        config.include("cinema_api.rooms")
         config.include("cinema_api.movies")
         config.include("cinema_api.tickets")
         return config.make_wsgi_app()

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTING_INI = os.path.join(HERE, "testing.ini")
 
 # Children first, so deleting never trips a foreign key.
-TABLES = ["tickets", "movie_sessions", "movies", "refresh_tokens", "user_sessions", "users"]
+TABLES = ["tickets", "movie_sessions", "movies", "rooms", "refresh_tokens", "user_sessions", "users"]
 
 
 def service_available(host, port):

@@ -9,14 +9,21 @@ import uuid
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
 
+from cinema_api.core.schemas import UUID_RE
+
 #: Any signed-in user may "use" the API; managers may "manage" it.
 USE = "use"
 MANAGE = "manage"
 #: Reading an account with its tickets: managers, and the account's owner.
 VIEW_ACCOUNT = "view_account"
+#: Cancelling a ticket: managers, and the ticket's buyer.
+CANCEL_TICKET = "cancel_ticket"
 
 #: What a 403 says when a permission is denied (default: "You are not allowed to do this").
-DENIED_MESSAGES = {VIEW_ACCOUNT: "You can only access your own account"}
+DENIED_MESSAGES = {
+    VIEW_ACCOUNT: "You can only access your own account",
+    CANCEL_TICKET: "You can only cancel your own tickets",
+}
 
 ROLE_PRINCIPALS = {
     "manager": ("role:manager",),
@@ -54,3 +61,27 @@ def owner_of_path(name):
             self.__acl__ = Root.__acl__ + [(Allow, owner, VIEW_ACCOUNT)]
 
     return OwnedByPathUser
+
+
+def owned_resource(name, find_owner, permission):
+    """A context factory for routes whose ``{name}`` path segment names a resource owned by a
+    user: ``find_owner(request, resource_id)`` gives the owner's id, or None when there is no
+    such resource. The owner is granted ``permission``.
+
+    A malformed id (the schema's 400) and a missing resource (the view's 404) grant it to every
+    authenticated user, so those answers are not hidden behind a 403.
+    """
+
+    class OwnedResource(Root):
+        def __init__(self, request):
+            super().__init__(request)
+            value = request.matchdict.get(name)
+            # only the canonical form the schema accepts: any other is its 400
+            if value is not None and UUID_RE.fullmatch(value):
+                owner = find_owner(request, uuid.UUID(value))
+            else:
+                owner = None
+            grantee = user_principal(owner) if owner is not None else Authenticated
+            self.__acl__ = Root.__acl__ + [(Allow, grantee, permission)]
+
+    return OwnedResource

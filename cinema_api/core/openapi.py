@@ -50,6 +50,7 @@ TAGS = [
     {"name": "movies", "description": "The movie catalogue"},
     {"name": "movie-sessions", "description": "Screenings of movies in rooms"},
     {"name": "tickets", "description": "Buying, checking and cancelling tickets"},
+    {"name": "rooms", "description": "Rooms and their seat plans"},
 ]
 
 
@@ -82,7 +83,7 @@ DEFINITIONS = frozenset(
         "MovieWithSessions", "MoviePage", "CreateMovieSession", "CreateMovieSessions", "DeleteMovieSession",
         "QueryMovieSession", "QueryAllMovieSessions", "MovieSessionResponse", "MovieSessionPage", "BuyTicket",
         "GetUserTickets", "TicketResponse", "TicketSession", "TicketMovie", "PaginationMeta", "ErrorBody",
-        "HealthCheck", "ServiceDescription",
+        "HealthCheck", "ServiceDescription", "Room", "PutRoom", "SeatMap", "Seat",
     }
 )
 

@@ -215,12 +215,16 @@ SQLITE_UNIQUE_CONSTRAINTS = {
     "movies.title": "uq_movies_title",
     "movie_sessions.room_number, movie_sessions.timeslot, movie_sessions.day": "uq_movie_sessions_room_slot_day",
     "tickets.user_id, tickets.session_id": "uq_tickets_user_session",
+    "tickets.session_id, tickets.seat": "uq_tickets_session_seat",
     "refresh_tokens.token_hash": "uq_refresh_tokens_token_hash",
 }
 #: SQLite names no foreign key either: a new ticket can only miss its session (its buyer is the
 #: caller), and the only restricting key is a ticket's session, when a session is deleted.
 SQLITE_FOREIGN_KEYS = {"Ticket": ("tickets_session_id_fkey", "tickets")}
 SQLITE_RESTRICTING_KEY = ("tickets_session_id_fkey", "movie_sessions")
+#: A rule a SQLite trigger enforces is raised under its constraint's name (PostgreSQL's triggers
+#: name it in the error's diagnostics), with the table whose write it refused.
+SQLITE_TRIGGER_CONSTRAINTS = {"ck_tickets_seat_in_plan": "tickets"}
 
 RETRY_AFTER_SEC = "5"
 
@@ -252,6 +256,8 @@ def violated_constraint(exc):
     if diag is not None:
         return diag.constraint_name, diag.table_name
     text = str(error or exc)
+    if text in SQLITE_TRIGGER_CONSTRAINTS:
+        return text, SQLITE_TRIGGER_CONSTRAINTS[text]
     unique = re.search(r"UNIQUE constraint failed: (.+)$", text)
     if unique:
         columns = unique.group(1).strip()

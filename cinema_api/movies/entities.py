@@ -5,9 +5,10 @@ import uuid
 from datetime import date as calendar_date
 from datetime import datetime
 
-from pony.orm import PrimaryKey, Required, Set, composite_key
+from pony.orm import Optional, PrimaryKey, Required, Set, composite_key
 
 from cinema_api.core.clock import utcnow
+from cinema_api.rooms.entities import SeatPlan
 
 TIMESLOTS = (
     "10:00-12:00",
@@ -56,14 +57,30 @@ def define_entities(db):
         day = Required(calendar_date)
         timeslot = Required(str)
         room_number = Required(int)
+        # the seat plan copied from the room when the session was created (both null: none)
+        seat_rows = Optional(int)
+        seats_per_row = Optional(int)
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
-        tickets = Set("Ticket", cascade_delete=False)
+        # volatile: tickets are also sold and cancelled by conditional SQL statements (Ticket.sell_seat)
+        tickets = Set("Ticket", cascade_delete=False, volatile=True)
         composite_key(room_number, timeslot, day)
 
-        def __init__(self, date, **kwargs):
+        def __init__(self, date, plan=None, **kwargs):
             # The booking day of the room rule: the UTC day the session starts on.
+            if plan is not None:
+                kwargs.update(seat_rows=plan.rows, seats_per_row=plan.seats_per_row)
             super().__init__(date=date, day=date.date(), **kwargs)
+
+        @property
+        def plan(self):
+            """The session's own seat plan, or None (a room without a Room: no seats, no limit)."""
+            return SeatPlan.of(self.seat_rows, self.seats_per_row)
+
+        @property
+        def capacity(self):
+            plan = self.plan
+            return plan.capacity if plan is not None else None
 
         def before_update(self):
             self.updated_at = utcnow()

@@ -198,6 +198,7 @@ class MovieSessionResponse(colander.MappingSchema):
     date = datetime_node()
     timeslot = string_node(validator=Choice(TIMESLOTS))
     roomNumber = integer_node()
+    capacity = integer_node(missing=None, description="seats of the session's seat plan; null without one (no limit)")
     createdAt = datetime_node()
     updatedAt = datetime_node()
 
@@ -249,6 +250,7 @@ def session_body(session):
         "date": format_datetime(session.date),
         "timeslot": session.timeslot,
         "roomNumber": session.room_number,
+        "capacity": session.capacity,
         "createdAt": format_datetime(session.created_at),
         "updatedAt": format_datetime(session.updated_at),
     }

@@ -124,7 +124,8 @@ class Screenings:
         return self.create_many(movie_id, [item])[0]
 
     def create_many(self, movie_id, items):
-        """Create every session or none; each room is booked once per timeslot and day."""
+        """Create every session or none; each room is booked once per timeslot and day, and each
+        session keeps a copy of its room's seat plan."""
         movie = self.movies.get(movie_id)
         Screening = self.db.Screening
         slots = [(item["roomNumber"], item["timeslot"], item["date"].date()) for item in items]
@@ -138,8 +139,17 @@ class Screenings:
         for slot in slots:
             if slot in booked:
                 raise RoomAlreadyBooked(*slot_words(slot))
+        # each session copies its room's seat plan as it is now (none for a room without a Room)
+        numbers = unique_in_order(item["roomNumber"] for item in items)
+        plans = {room.number: room.plan for room in select(r for r in self.db.Room if r.number in numbers)}
         sessions = [
-            Screening(movie=movie, date=item["date"], timeslot=item["timeslot"], room_number=item["roomNumber"])
+            Screening(
+                movie=movie,
+                date=item["date"],
+                timeslot=item["timeslot"],
+                room_number=item["roomNumber"],
+                plan=plans.get(item["roomNumber"]),
+            )
             for item in items
         ]
         flush()

@@ -1,8 +1,9 @@
 """cinema-seed <ini>: load demo data (idempotent).
 
-A manager and a customer (their credentials are printed), a few dozen movies, a week of
-sessions across five rooms starting tomorrow, and some tickets, one of them already used.
-Running it again adds only what is missing. It refuses a production configuration unless
+A manager and a customer (their credentials are printed), a few dozen movies, five rooms with
+their seat plans, a week of sessions in them starting tomorrow, and some tickets (with seats),
+one of them already used. Running it again adds only what is missing: a room a manager has
+changed is left as it is. It refuses a production configuration unless
 ``--allow-production`` is given: the demo passwords are public.
 """
 
@@ -16,6 +17,7 @@ from pyramid.paster import bootstrap, setup_logging
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.entities import TIMESLOTS
 from cinema_api.movies.services import Movies, Screenings
+from cinema_api.rooms.services import Rooms
 from cinema_api.tickets.services import Tickets
 from cinema_api.users.services import Users
 
@@ -34,6 +36,8 @@ MOVIES = (
 )
 
 ROOMS = (1, 2, 3, 4, 5)
+#: name, rows, seats per row
+ROOM_PLANS = {1: ("Grand", 12, 20), 2: ("Studio", 8, 12), 3: ("Salon", 6, 10), 4: ("Balcony", 5, 8), 5: ("Screening room", 3, 6)}
 DAYS = 7
 
 
@@ -58,6 +62,14 @@ def seed(registry, out=print):
             movies.create_many(missing)
         titles = [title for title, _ in MOVIES]
         catalogue = {m.title: m for m in select(m for m in db.Movie if m.title in titles)}
+
+        rooms = Rooms(db)
+        defined = set(select(r.number for r in db.Room))
+        added_rooms = [number for number in ROOMS if number not in defined]
+        for number in added_rooms:
+            name, rows, seats_per_row = ROOM_PLANS[number]
+            rooms.put(number, rows, seats_per_row, name)
+        out("rooms: %d added" % len(added_rooms))
 
         screenings = Screenings(db, movies)
         first_day = (utcnow() + timedelta(days=1)).date()

@@ -2,7 +2,7 @@
 
 from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.tickets.entities import define_entities
-from cinema_api.tickets.errors import TicketAlreadyPurchased
+from cinema_api.tickets.errors import SeatAlreadyTaken, SeatNotInPlan, TicketAlreadyPurchased
 from cinema_api.tickets.services import Tickets
 
 
@@ -11,6 +11,9 @@ def includeme(config):
 
     config.add_entities(define_entities)
     config.add_constraint_error("uq_tickets_user_session", "tickets", TicketAlreadyPurchased)
+    # sales go through a conditional insert (Ticket.sell_seat): these answer any other writer
+    config.add_constraint_error("uq_tickets_session_seat", "tickets", SeatAlreadyTaken)
+    config.add_constraint_error("ck_tickets_seat_in_plan", "tickets", SeatNotInPlan)
     # a purchase racing its session's deletion
     config.add_constraint_error("tickets_session_id_fkey", "tickets", ScreeningNotFound)
     config.add_request_service(lambda request: Tickets(request.db), "tickets")

@@ -1,4 +1,4 @@
-"""Tickets: one per user and movie session, used at most once."""
+"""Tickets: one per user and movie session, one per seat, used at most once."""
 
 import uuid
 from datetime import datetime
@@ -15,6 +15,9 @@ def define_entities(db):
         id = PrimaryKey(uuid.UUID, default=uuid.uuid4)
         user = Required("User", column="user_id")
         screening = Required("Screening", column="session_id")
+        # the seat's label (``C7``); None for a session without a seat plan. The database keeps
+        # it unique per session and inside the session's plan (migration 0003).
+        seat = Optional(str, max_len=3, nullable=True)
         purchased_at = Required(datetime, default=utcnow)
         is_used = Required(bool, default=False)
         used_at = Optional(datetime)
@@ -27,6 +30,50 @@ def define_entities(db):
             cursor = db.execute(
                 'UPDATE "tickets" SET "is_used" = $true, "used_at" = $now WHERE "id" = $tid AND "is_used" = $false',
                 {"true": True, "false": False, "now": sql_datetime(db, now), "tid": sql_uuid(db, ticket_id)},
+            )
+            return cursor.rowcount == 1
+
+        @classmethod
+        def sell_seat(cls, ticket_id, user_id, session_id, seat, now):
+            """Insert ticket ``ticket_id`` for ``seat`` unless that seat of the session is sold, in one
+            conditional insert: of concurrent sales of one seat exactly one inserts a row (the others
+            wait for it on the unique index, then insert nothing). True when this call sold the seat.
+            Other violations (the buyer's second ticket, a seat outside the plan) still raise."""
+            cursor = db.execute(
+                'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
+                'VALUES ($tid, $uid, $sid, $seat, $now, $false) ON CONFLICT ("session_id", "seat") DO NOTHING',
+                {
+                    "tid": sql_uuid(db, ticket_id),
+                    "uid": sql_uuid(db, user_id),
+                    "sid": sql_uuid(db, session_id),
+                    "seat": seat,
+                    "now": sql_datetime(db, now),
+                    "false": False,
+                },
+            )
+            return cursor.rowcount == 1
+
+        @classmethod
+        def seats_sold(cls, session_id):
+            """The seat of every ticket of a session (None for tickets without a seat), read now."""
+            return db.select('SELECT "seat" FROM "tickets" WHERE "session_id" = $sid', {"sid": sql_uuid(db, session_id)})
+
+        @classmethod
+        def holds(cls, user_id, session_id):
+            """True when the user has a ticket for the session, as committed now (not Pony's cache)."""
+            rows = db.select(
+                'SELECT COUNT(*) FROM "tickets" WHERE "user_id" = $uid AND "session_id" = $sid',
+                {"uid": sql_uuid(db, user_id), "sid": sql_uuid(db, session_id)},
+            )
+            return rows[0] > 0
+
+        @classmethod
+        def cancel_unused(cls, ticket_id):
+            """Delete the ticket in one conditional delete that only an unused ticket matches: a
+            ticket checked at the door meanwhile stays. True when this call deleted it."""
+            cursor = db.execute(
+                'DELETE FROM "tickets" WHERE "id" = $tid AND "is_used" = $false',
+                {"false": False, "tid": sql_uuid(db, ticket_id)},
             )
             return cursor.rowcount == 1
 

@@ -38,3 +38,35 @@ class UserNotFound(NotFound):
 
     def __init__(self):
         super().__init__("User not found")
+
+
+class CancelAfterStart(BadRequest):
+    def __init__(self):
+        super().__init__("Cannot cancel a ticket for a past session")
+
+
+class NoSeatPlan(BadRequest):
+    def __init__(self):
+        super().__init__("This session has no seat plan")
+
+
+class SeatNotInPlan(BadRequest):
+    def __init__(self, seat=None):
+        super().__init__("Seat %s does not exist in this session" % seat if seat else "The seat does not exist in this session")
+
+
+class SeatAlreadyTaken(Conflict):
+    def __init__(self, seat=None):
+        super().__init__("Seat %s is already taken" % seat if seat else "The seat is already taken")
+
+
+class SoldOut(Conflict):
+    def __init__(self):
+        super().__init__("Movie session is sold out")
+
+
+class SeatsChangedMeanwhile(Conflict):
+    """Free seats kept being sold by concurrent purchases while this one looked for one."""
+
+    def __init__(self):
+        super().__init__("The seats of this session changed while the purchase was being made; retry", {"Retry-After": "1"})

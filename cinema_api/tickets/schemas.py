@@ -3,7 +3,8 @@
 import colander
 
 from cinema_api.core.pagination import ListHeaders, page_nodes
-from cinema_api.core.schemas import Choice, ObjectSchema, datetime_node, format_datetime, integer_node, string_node, uuid_node
+from cinema_api.core.schemas import Choice, ObjectSchema, Pattern, datetime_node, format_datetime, integer_node, string_node, uuid_node
+from cinema_api.rooms.entities import SEAT_LABEL_PATTERN
 
 USE_FILTERS = ("all", "used", "unused")
 DEFAULT_PER_PAGE = 100
@@ -27,6 +28,7 @@ class TicketResponse(colander.MappingSchema):
     id = uuid_node()
     userId = uuid_node()
     sessionId = uuid_node()
+    seat = string_node(missing=None, description='the seat, such as "C7"; null for a session without a seat plan')
     purchasedAt = datetime_node()
     isUsed = colander.SchemaNode(colander.Boolean())
     usedAt = datetime_node(missing=None, description="null until used")
@@ -66,9 +68,21 @@ def ticket_query(query=None):
     return query
 
 
+def seat_label_node(**kw):
+    return string_node(
+        validator=Pattern(SEAT_LABEL_PATTERN, "must be a seat label: a row letter A-Z then a seat number, such as C7"),
+        example="C7",
+        **kw,
+    )
+
+
 class BuyTicket(ObjectSchema):
     sessionId = uuid_node()
     userId = uuid_node(missing=colander.drop, description="must be the caller's own id when given")
+    seat = seat_label_node(
+        missing=colander.drop,
+        description="a seat of the session's seat plan; without it, the free seat with the lowest row, then number",
+    )
 
 
 class TicketPath(ObjectSchema):
@@ -105,6 +119,7 @@ def ticket_body(ticket):
         "id": str(ticket.id),
         "userId": str(ticket.user.id),
         "sessionId": str(session.id),
+        "seat": ticket.seat,
         "purchasedAt": format_datetime(ticket.purchased_at),
         "isUsed": ticket.is_used,
         "usedAt": format_datetime(ticket.used_at) if ticket.used_at else None,
@@ -125,3 +140,47 @@ class UserTicketsPath(colander.MappingSchema):
 class GetUserTicketsRequest(colander.MappingSchema):
     path = UserTicketsPath()
     querystring = ticket_query()
+
+
+# ---------------------------------------------------------------- the seat map of a session
+
+
+class SessionSeatsPath(ObjectSchema):
+    sessionId = uuid_node()
+
+
+class SeatMapRequest(colander.MappingSchema):
+    path = SessionSeatsPath()
+
+
+class Seat(colander.MappingSchema):
+    seat = string_node(example="C7")
+    row = string_node(example="C", description="the row letter")
+    number = integer_node(example=7, description="the seat number in its row, from 1")
+    taken = colander.SchemaNode(colander.Boolean())
+
+
+class SeatList(colander.SequenceSchema):
+    seat = Seat(title="Seat")
+
+
+class SeatMap(colander.MappingSchema):
+    sessionId = uuid_node()
+    capacity = integer_node(missing=None, description="null for a session without a seat plan")
+    sold = integer_node(description="tickets sold for the session")
+    available = integer_node(missing=None, description="free seats; null for a session without a seat plan")
+    seats = SeatList(description="by row, then number; empty for a session without a seat plan")
+
+
+class SeatMapReply(colander.MappingSchema):
+    body = SeatMap()
+
+
+def seat_map_body(seat_map):
+    return {
+        "sessionId": str(seat_map.session_id),
+        "capacity": seat_map.capacity,
+        "sold": seat_map.sold,
+        "available": seat_map.available,
+        "seats": [{"seat": label, "row": row, "number": number, "taken": taken} for label, row, number, taken in seat_map.seats()],
+    }

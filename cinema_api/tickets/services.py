@@ -1,4 +1,13 @@
-"""Use cases of tickets: buy, check at the door, cancel, list."""
+"""Use cases of tickets: buy (with a seat where the session has a seat plan), check at the door,
+cancel, list, and the seat map of a session.
+
+Never oversold, never sold twice: a seat is sold by one conditional insert
+(``Ticket.sell_seat``) that the unique index on ``(session_id, seat)`` decides, and the database
+refuses a ticket without a seat, or with a seat outside the plan, for a session that has a plan
+(migration 0003). A session's tickets are therefore distinct seats of its plan: never more than
+its capacity, whichever process or path sells them. Nothing is cached: the seat map is read from
+the database on every request.
+"""
 
 import uuid
 
@@ -7,14 +16,44 @@ from pony.orm import desc, flush
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.tickets.errors import (
-    UserNotFound,
+    CancelAfterStart,
+    NoSeatPlan,
     NotYourTicket,
     ScreeningAlreadyStarted,
+    SeatAlreadyTaken,
+    SeatNotInPlan,
+    SeatsChangedMeanwhile,
+    SoldOut,
     TicketAlreadyPurchased,
     TicketAlreadyUsed,
     TicketNotFound,
     TooYoung,
+    UserNotFound,
 )
+
+
+class SeatMap:
+    """The seats of a session as sold right now."""
+
+    def __init__(self, screening, sold_seats):
+        self.session_id = screening.id
+        self.plan = screening.plan
+        self.sold = len(sold_seats)
+        self.taken = {seat for seat in sold_seats if seat is not None}
+
+    @property
+    def capacity(self):
+        return self.plan.capacity if self.plan is not None else None
+
+    @property
+    def available(self):
+        return self.plan.capacity - len(self.taken) if self.plan is not None else None
+
+    def seats(self):
+        """``(label, row letter, number, taken)`` of every seat, by row, then number."""
+        if self.plan is None:
+            return []
+        return [(label, row, number, label in self.taken) for label, row, number in self.plan.seats()]
 
 
 class Tickets:
@@ -27,8 +66,16 @@ class Tickets:
             raise TicketNotFound()
         return ticket
 
-    def buy(self, buyer_id, screening_id, user_id=None):
-        """A ticket for the buyer; the checks run in the order of API.md section 1."""
+    def owner_of(self, ticket_id):
+        """The id of the ticket's buyer, or None when there is no such ticket."""
+        ticket = self.db.Ticket.get(id=ticket_id)
+        return ticket.user.id if ticket is not None else None
+
+    def buy(self, buyer_id, screening_id, user_id=None, seat=None):
+        """A ticket for the buyer; the checks run in the order of API.md sections 1 and 10.
+
+        ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
+        seat with the lowest row, then the lowest number."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
         screening = self.db.Screening.get(id=uuid.UUID(screening_id))
@@ -42,14 +89,58 @@ class Tickets:
         restriction = screening.movie.age_restriction
         if user.age < restriction:
             raise TooYoung(restriction)
+        plan = screening.plan
+        if seat is not None:
+            if plan is None:
+                raise NoSeatPlan()
+            if seat not in plan:
+                raise SeatNotInPlan(seat)
         Ticket = self.db.Ticket
         if Ticket.exists(user=user, screening=screening):
             raise TicketAlreadyPurchased()
-        ticket = Ticket(user=user, screening=screening)
-        # a concurrent purchase, or the screening deleted meanwhile: the 409 or 404 of the
-        # constraint that fired (cinema_api.infrastructure.db)
-        flush()
-        return ticket
+        if plan is None:
+            ticket = Ticket(user=user, screening=screening)
+            # a concurrent purchase, or the screening deleted meanwhile: the 409 or 404 of the
+            # constraint that fired (cinema_api.infrastructure.db)
+            flush()
+            return ticket
+        return Ticket[self._sell_seat(user.id, screening, plan, seat)]
+
+    def _sell_seat(self, user_id, screening, plan, seat):
+        """Sell ``seat``, or the first free seat, to the user: the new ticket's id.
+
+        A seat someone else bought meanwhile is seen when the conditional insert finds it sold
+        (PostgreSQL: after waiting for that purchase to commit; SQLite: under the write lock the
+        insert took); the free seats are then read again. A concurrent purchase by the same
+        buyer wins over both: 409 already purchased."""
+        Ticket = self.db.Ticket
+        ticket_id = uuid.uuid4()
+        if seat is not None:
+            if Ticket.sell_seat(ticket_id, user_id, screening.id, seat, utcnow()):
+                return ticket_id
+            self._refuse_second_ticket(user_id, screening.id)
+            raise SeatAlreadyTaken(seat)
+        # each round that loses a seat sees one more seat sold: at most capacity rounds
+        for _ in range(plan.capacity + 1):
+            free = plan.first_free(set(Ticket.seats_sold(screening.id)))
+            if free is None:
+                self._refuse_second_ticket(user_id, screening.id)
+                raise SoldOut()
+            if Ticket.sell_seat(ticket_id, user_id, screening.id, free, utcnow()):
+                return ticket_id
+            self._refuse_second_ticket(user_id, screening.id)
+        raise SeatsChangedMeanwhile()
+
+    def _refuse_second_ticket(self, user_id, screening_id):
+        if self.db.Ticket.holds(user_id, screening_id):
+            raise TicketAlreadyPurchased()
+
+    def seat_map(self, screening_id):
+        """The session's seats and which are taken, read from the database now."""
+        screening = self.db.Screening.get(id=uuid.UUID(screening_id))
+        if screening is None:
+            raise ScreeningNotFound()
+        return SeatMap(screening, self.db.Ticket.seats_sold(screening.id))
 
     def use(self, ticket_id):
         """Check a ticket at the door: once only, also under concurrent calls."""
@@ -60,7 +151,17 @@ class Tickets:
         return ticket
 
     def delete(self, ticket_id):
+        """A manager's delete: any ticket, used or not, before or after its session."""
         self.get(ticket_id).delete()
+
+    def cancel(self, ticket_id):
+        """The buyer's cancellation (ownership is the route's ACL): only an unused ticket of a
+        session that has not started; its seat is free once this commits."""
+        ticket = self.get(ticket_id)
+        if ticket.screening.date <= utcnow():
+            raise CancelAfterStart()
+        if ticket.is_used or not self.db.Ticket.cancel_unused(ticket.id):
+            raise TicketAlreadyUsed()
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):
         """``(tickets, total)``, newest purchase first, sessions and movies loaded in bulk."""

@@ -21,7 +21,8 @@ def define_entities(db):
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
         login_sessions = Set("LoginSession", cascade_delete=True)
-        tickets = Set("Ticket", cascade_delete=True)
+        # volatile: tickets are also sold and cancelled by conditional SQL statements (Ticket.sell_seat)
+        tickets = Set("Ticket", cascade_delete=True, volatile=True)
 
         def before_update(self):
             self.updated_at = utcnow()

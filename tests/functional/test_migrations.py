@@ -12,16 +12,17 @@ from cinema_api.infrastructure.db import make_database
 from cinema_api.settings import parse_database_url
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
-MIGRATIONS = ["0001_initial", "0002_catalog_version", "0004_live_login_session"]
+MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session"]
 
 
 def definers():
     from cinema_api.auth.entities import define_entities as auth
     from cinema_api.movies.entities import define_entities as movies
+    from cinema_api.rooms.entities import define_entities as rooms
     from cinema_api.tickets.entities import define_entities as tickets
     from cinema_api.users.entities import define_entities as users
 
-    return [users, auth, movies, tickets]
+    return [users, auth, rooms, movies, tickets]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -88,6 +89,58 @@ def test_constraints_back_the_domain_rules(database_url):
         db.execute('DELETE FROM "tickets"')
         db.execute('DELETE FROM "movies"')
         assert db.select('SELECT COUNT(*) FROM "movie_sessions"') == [0]
+    db.disconnect()
+
+
+def test_the_database_keeps_tickets_inside_the_seat_plan_and_one_per_seat(database_url):
+    """Whatever path writes (here raw SQL): no seat twice, no seat outside the plan, a seat for
+    every ticket of a session with a plan and none for a session without; plans and rooms in range."""
+    from datetime import datetime
+
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+
+    from cinema_api.rooms.entities import SeatPlan
+
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    with db_session:
+        users = [db.User(username="user%d" % i, password_hash="x", role="customer", age=30) for i in range(4)]
+        movie = db.Movie(title="Alien", age_restriction=0)
+        seated = db.Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1, plan=SeatPlan(2, 3))
+        unseated = db.Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=2)
+        db.Ticket(user=users[0], screening=seated, seat="B3")
+        db.Ticket(user=users[0], screening=unseated)
+        db.Ticket(user=users[1], screening=unseated)  # several tickets without a seat never clash
+        ids = [u.id for u in users], seated.id, unseated.id
+    user_ids, seated_id, unseated_id = ids
+
+    def violates(action):
+        with pytest.raises((TransactionIntegrityError, IntegrityError)):
+            with db_session:
+                action()
+                commit()
+
+    ticket = lambda user, session, seat: db.Ticket(user=db.User[user_ids[user]], screening=db.Screening[session], seat=seat)  # noqa: E731
+    violates(lambda: ticket(1, seated_id, "B3"))  # sold twice
+    violates(lambda: ticket(1, seated_id, "C1"))  # no row C
+    violates(lambda: ticket(1, seated_id, "A4"))  # no seat 4
+    violates(lambda: ticket(1, seated_id, None))  # a session with a plan sells seats only
+    violates(lambda: ticket(2, unseated_id, "A1"))  # a session without one sells none
+    violates(lambda: ticket(1, seated_id, "A01"))  # the label's form
+    violates(lambda: ticket(1, seated_id, "a1"))
+    violates(lambda: db.execute('UPDATE "tickets" SET "seat" = \'C9\' WHERE "seat" = \'B3\''))
+    violates(lambda: db.Room(number=1000, name="", seat_rows=1, seats_per_row=1))
+    violates(lambda: db.Room(number=1, name="", seat_rows=27, seats_per_row=1))
+    violates(lambda: db.Room(number=1, name="", seat_rows=1, seats_per_row=51))
+    violates(lambda: db.execute('UPDATE "movie_sessions" SET "seats_per_row" = NULL WHERE "seat_rows" IS NOT NULL'))
+    violates(lambda: db.execute('UPDATE "movie_sessions" SET "seat_rows" = 27 WHERE "seat_rows" IS NOT NULL'))
+    with db_session:  # what the rules allow
+        ticket(1, seated_id, "A1")
+        ticket(2, seated_id, "B2")
+        db.Room(number=999, name="", seat_rows=26, seats_per_row=50)
+    with db_session:
+        assert sorted(db.select('SELECT "seat" FROM "tickets" WHERE "seat" IS NOT NULL')) == ["A1", "B2", "B3"]
     db.disconnect()
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from cinema_api.scripts.seed import DAYS, MOVIES, ROOMS, seed
+from cinema_api.scripts.seed import DAYS, MOVIES, ROOM_PLANS, ROOMS, seed
 from tests.conftest import HERE, production_secret
 
 
@@ -20,9 +20,16 @@ def test_seed_loads_demo_data_once(app, testapp):
     assert sessions == DAYS * len(ROOMS) * 3
     mine = testapp.get("/v1/tickets/me", headers={"Authorization": "Bearer " + customer["accessToken"]}).json
     assert len(mine) == 4 and sum(t["isUsed"] for t in mine) == 1
+    assert {t["seat"] for t in mine} == {"A1"}  # the first seat of each session
+    rooms = testapp.get("/v1/rooms", headers=headers).json
+    assert [(r["number"], r["name"], r["rows"], r["seatsPerRow"]) for r in rooms] == [(n, *ROOM_PLANS[n]) for n in ROOMS]
+    listed = testapp.get("/v1/movie-sessions?perPage=100", headers=headers).json["sessions"]
+    assert {s["capacity"] for s in listed} == {rows * seats for _, rows, seats in ROOM_PLANS.values()}
+    testapp.put_json("/v1/rooms/1", {"name": "Changed", "rows": 1, "seatsPerRow": 1}, headers=headers)
 
     seed(app.registry, out=lines.append)  # again: nothing new
-    assert lines[-1] == "movies: 0 added, sessions: 0 added, tickets: 0 bought"
+    assert lines[-2:] == ["rooms: 0 added", "movies: 0 added, sessions: 0 added, tickets: 0 bought"]
+    assert testapp.get("/v1/rooms/1", headers=headers).json["name"] == "Changed"  # a room changed since is kept
     assert testapp.get("/v1/movie-sessions", headers=headers).json["meta"]["totalItems"] == sessions
 
 

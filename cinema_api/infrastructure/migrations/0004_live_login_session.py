@@ -9,7 +9,7 @@ prepared statements on the client, so it keeps the query and this step does noth
 
 from yoyo import step
 
-__depends__ = {"0002_catalog_version"}
+__depends__ = {"0003_rooms_and_seats"}
 
 
 def _is_sqlite(conn):

@@ -1,0 +1,12 @@
+"""Errors of the rooms domain."""
+
+from cinema_api.core.errors import BadRequest, NotFound
+
+
+class RoomNotFound(NotFound):
+    def __init__(self):
+        super().__init__("Room not found")
+
+
+class InvalidSeatPlan(BadRequest):
+    """A seat plan outside the bounds of API.md section 10 (the schemas refuse it first)."""
