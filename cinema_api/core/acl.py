@@ -8,12 +8,22 @@ principal), so no view checks roles or owners by hand.
 import uuid
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
+from pyramid.security import NO_PERMISSION_REQUIRED
 
 #: Any signed-in user may "use" the API; managers may "manage" it.
 USE = "use"
 MANAGE = "manage"
 #: Reading an account with its tickets: managers, and the account's owner.
 VIEW_ACCOUNT = "view_account"
+
+#: Who may call an operation guarded by each permission: the first line of its description in
+#: the OpenAPI document, so the document says what the ACL does.
+WHO_MAY_CALL = {
+    NO_PERMISSION_REQUIRED: "Anyone: no token is needed.",
+    USE: "Any authenticated user (a bearer access token).",
+    MANAGE: "Managers only.",
+    VIEW_ACCOUNT: "Managers, and the user themself (the owner of the account).",
+}
 
 #: What a 403 says when a permission is denied (default: "You are not allowed to do this").
 DENIED_MESSAGES = {VIEW_ACCOUNT: "You can only access your own account"}

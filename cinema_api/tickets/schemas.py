@@ -2,7 +2,7 @@
 
 import colander
 
-from cinema_api.core.pagination import ListHeaders, page_nodes
+from cinema_api.core.pagination import page_nodes
 from cinema_api.core.schemas import Choice, ObjectSchema, datetime_node, format_datetime, integer_node, string_node, uuid_node
 
 USE_FILTERS = ("all", "used", "unused")
@@ -10,12 +10,16 @@ DEFAULT_PER_PAGE = 100
 
 
 class TicketMovie(colander.MappingSchema):
+    """The movie of a ticket's session, in short."""
+
     id = uuid_node()
     title = string_node()
     ageRestriction = integer_node()
 
 
 class TicketSession(colander.MappingSchema):
+    """The session a ticket is for, with its movie."""
+
     id = uuid_node()
     date = datetime_node()
     timeslot = string_node()
@@ -24,6 +28,8 @@ class TicketSession(colander.MappingSchema):
 
 
 class TicketResponse(colander.MappingSchema):
+    """A ticket, with its session and movie so that a watch history reads without further calls."""
+
     id = uuid_node()
     userId = uuid_node()
     sessionId = uuid_node()
@@ -35,15 +41,6 @@ class TicketResponse(colander.MappingSchema):
 
 class TicketList(colander.SequenceSchema):
     ticket = TicketResponse(title="TicketResponse")
-
-
-class TicketReply(colander.MappingSchema):
-    body = TicketResponse()
-
-
-class TicketListReply(colander.MappingSchema):
-    body = TicketList()
-    headers = ListHeaders()
 
 
 def use_filter_node():
@@ -67,7 +64,9 @@ def ticket_query(query=None):
 
 
 class BuyTicket(ObjectSchema):
-    sessionId = uuid_node()
+    """A ticket to buy, for the caller."""
+
+    sessionId = uuid_node(example="5b3c4e9a-8f1d-4b2a-9c7e-1d2f3a4b5c6d")
     userId = uuid_node(missing=colander.drop, description="must be the caller's own id when given")
 
 

@@ -1,7 +1,7 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
-from cinema_api.core.api import BEARER, ApiService, NoContent, created, no_content, responses
-from cinema_api.core.pagination import Page, set_list_headers
+from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
+from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.core.acl import MANAGE
 from cinema_api.tickets.schemas import (
@@ -10,9 +10,9 @@ from cinema_api.tickets.schemas import (
     GetUserTicketsRequest,
     ListTicketsRequest,
     MyTicketsRequest,
-    TicketListReply,
-    TicketReply,
+    TicketList,
     TicketRequest,
+    TicketResponse,
     ticket_body,
 )
 
@@ -23,6 +23,10 @@ ticket = ApiService(name="ticket", path="/tickets/{ticketId}")
 user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
 
 SERVICES = (my_tickets, tickets, ticket_use, ticket, user_tickets)
+
+
+def ticket_list_reply(description):
+    return reply(TicketList(), description, ListHeaders())
 
 
 
@@ -36,12 +40,25 @@ def ticket_page(request, user_id=None, session_id=None):
 
 @tickets.post(
     schema=BuyTicketRequest(),
-    tags=["tickets"],
-    operation_id="buyTicket",
-    api_security=BEARER,
-    response_schemas=responses({"201": TicketReply(description="Bought")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(TicketResponse(), "Bought; Location is the ticket's URL", LocationHeaders())},
+        why={
+            "400": "Invalid body (see `errors`), or `Cannot buy a ticket for a past session`",
+            "403": "`You can only buy tickets for yourself` (a `userId` that is not the caller's), or "
+            "`You must be at least <n> years old to watch this movie`",
+            "404": "`Movie session not found`",
+            "409": "`Ticket already purchased for this session`",
+        },
+    ),
 )
 def buy_ticket(request):
+    """Buy a ticket for a movie session
+
+    The ticket is the caller's: `userId`, when given, must be the caller's own id (managers
+    included). Rules, checked in this order: the session exists (404); it has not started yet
+    (`date` in the future, else 400); the buyer is at least the movie's `ageRestriction` years
+    old (403); one ticket per user and session (409).
+    """
     body = request.validated["body"]
     bought = request.tickets.buy(request.identity.user_id, body["sessionId"], body.get("userId"))
     trace(request, "ticket bought", ticket=bought.id)
@@ -51,40 +68,48 @@ def buy_ticket(request):
 @tickets.get(
     schema=ListTicketsRequest(),
     permission=MANAGE,
-    tags=["tickets"],
-    operation_id="listTickets",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketListReply(description="Tickets, newest purchase first")}, "400", authenticated=True),
+    response_schemas=responses({"200": ticket_list_reply("Tickets, newest purchase first")}),
 )
 def list_tickets(request):
+    """List every ticket
+
+    Newest purchase first, 100 per page by default, with `X-Total-Count` and `Link`.
+    Filters: `filterByUse` (`all`, `used`, `unused`), `userId`, `sessionId` (an id that names
+    nothing gives an empty list).
+    """
     query = request.validated["querystring"]
     return ticket_page(request, user_id=query.get("userId"), session_id=query.get("sessionId"))
 
 
 @my_tickets.get(
     schema=MyTicketsRequest(),
-    tags=["tickets"],
-    operation_id="listMyTickets",
-    api_security=BEARER,
     response_schemas=responses(
-        {"200": TicketListReply(description="The caller's tickets, newest first; filterByUse=used is the watch history")},
-        "400",
-        authenticated=True,
+        {"200": ticket_list_reply("The caller's tickets, newest first; filterByUse=used is the watch history")}
     ),
 )
 def list_my_tickets(request):
+    """List my tickets (the watch history with filterByUse=used)
+
+    The caller's own tickets, newest purchase first, 100 per page by default, with
+    `X-Total-Count` and `Link`. `filterByUse=used` lists the movies the caller has seen.
+    """
     return ticket_page(request, user_id=request.identity.user_id)
 
 
 @ticket_use.post(
     schema=TicketRequest(),
     permission=MANAGE,
-    tags=["tickets"],
-    operation_id="useTicket",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketReply(description="Checked: isUsed is true")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses(
+        {"200": reply(TicketResponse(), "Checked: `isUsed` is true and `usedAt` set")},
+        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`"},
+    ),
 )
 def use_ticket(request):
+    """Check a ticket at the door
+
+    One-shot: the first use answers 200 and marks the ticket used; any later one, concurrent
+    ones included, answers 409. Accepted at any time, before or after the session starts.
+    """
     used = request.tickets.use(request.validated["path"]["ticketId"])
     trace(request, "ticket used", ticket=used.id)
     return ticket_body(used)
@@ -93,12 +118,13 @@ def use_ticket(request):
 @ticket.delete(
     schema=TicketRequest(),
     permission=MANAGE,
-    tags=["tickets"],
-    operation_id="deleteTicket",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", authenticated=True),
+    response_schemas=responses({"204": NoContent(description="Deleted")}, why={"404": "`Ticket not found`"}),
 )
 def delete_ticket(request):
+    """Delete a ticket
+
+    Deletes any ticket, used ones included; the buyer may then buy a ticket for that session again.
+    """
     ticket_id = request.validated["path"]["ticketId"]
     request.tickets.delete(ticket_id)
     trace(request, "ticket deleted", ticket=ticket_id)
@@ -108,12 +134,16 @@ def delete_ticket(request):
 @user_tickets.get(
     schema=GetUserTicketsRequest(),
     permission=MANAGE,
-    tags=["users"],
-    operation_id="getUserTickets",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
+    response_schemas=responses(
+        {"200": ticket_list_reply("The user's tickets, newest first")}, why={"404": "`User not found`"}
+    ),
 )
 def get_user_tickets(request):
+    """List a user's tickets
+
+    Newest purchase first, 100 per page by default, with `X-Total-Count` and `Link`;
+    `filterByUse` (`all`, `used`, `unused`) is read from the query string.
+    """
     user_id = request.validated["path"]["userId"]
     request.tickets.require_user(user_id)  # 404 for an unknown user
     return ticket_page(request, user_id=user_id)
