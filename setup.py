@@ -59,6 +59,7 @@ setup(
             "cinema-migrate = cinema_api.scripts.migrate:main",
             "cinema-admin = cinema_api.scripts.admin:main",
             "cinema-seed = cinema_api.scripts.seed:main",
+            "cinema-openapi = cinema_api.scripts.openapi:main",
         ],
     },
 )

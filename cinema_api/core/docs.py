@@ -40,7 +40,7 @@ def openapi_json_view(request):
 
 def openapi_yaml_view(request):
     body = request.registry["cinema.openapi"].bodies(request.registry)["yaml"]
-    return Response(body=body, content_type="application/yaml", charset="utf-8")
+    return Response(body=body, content_type="application/yaml")
 
 
 SWAGGER_UI_PAGE = """<!DOCTYPE html>
