@@ -199,7 +199,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed to do this",
     "404": "Not found",
     "409": "Conflict with the current state",
-    "413": "Request body over 1 MiB",
+    "413": "Request body over 1 MiB (checked on every request, before authentication)",
     "415": "Request body sent with a Content-Type other than application/json",
     "429": "Too many failed logins: retry after Retry-After seconds",
     "503": "Database (or password hashing) unavailable: retry after Retry-After seconds",
@@ -224,7 +224,7 @@ def responses(success, *errors, why=None, cached=False, authenticated=False, bod
     further error codes with the generic description; ``why`` maps error codes to what they
     mean for this operation (``{"409": "`Movie already exists`"}``). ``cached`` adds 304.
     The OpenAPI generator adds what it derives itself: 400 for a request schema, 413 and 415
-    for a body, 401 and 403 from the permission, 503 for a service that needs the database.
+    always, 401 and 403 from the permission, 503 for a service that needs the database.
     ``authenticated`` and ``body`` add those same codes explicitly.
     """
     why = dict(why or {})

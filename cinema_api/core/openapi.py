@@ -14,8 +14,9 @@ What an operation must declare, and what is derived:
 - **parameters and request body**: the ``path``, ``querystring`` and ``body`` children of the
   view's ``schema``; the body's example is assembled from its fields' ``example``.
 - **responses**: the view's ``response_schemas`` (see :func:`cinema_api.core.api.responses`),
-  plus what the generator derives: 400 for a request schema, 413 and 415 for a body, 401 and
-  403 from the permission, 503 when the service needs the database. Every response carries
+  plus what the generator derives: 400 for a request schema, 413 and 415 always (a body is
+  checked on every request), 401 and 403 from the permission, 503 when the service needs the
+  database. Every response carries
   ``X-Trace-Id``.
 
 Anything missing (a docstring, a success response, an example, a tag's description, a
@@ -226,11 +227,10 @@ class DocumentBuilder:
     def operation_responses(self, service, permission, parts, declared, where):
         if not any(code.startswith("2") for code in declared):
             raise DocumentError("%s: response_schemas declares no success response" % where)
-        derived = set()
+        # The body limits hold for every request, a GET with a body too (before authentication).
+        derived = {"413", "415"}
         if parts:
             derived.add("400")
-        if "body" in parts:
-            derived |= {"413", "415"}
         if permission != NO_PERMISSION_REQUIRED:
             derived.add("401")
         if permission not in (NO_PERMISSION_REQUIRED, USE):

@@ -254,7 +254,7 @@ def test_an_authenticated_user_without_a_role_rule_gets_no_403_and_no_database_n
     service = ApiService(name="unit_ping", path="/ping", needs_database=False)
     service.add_view("GET", ping, response_schemas=responses({"204": NoContent(description="Pong")}))
     operation = build(service)["paths"]["/v1/ping"]["get"]
-    assert set(operation["responses"]) == {"204", "401"}
+    assert set(operation["responses"]) == {"204", "401", "413", "415"}
     assert operation["description"].startswith("**Who may call:** Any authenticated user")
 
 
