@@ -31,7 +31,6 @@ def auth_reply(description, created=False):
     schema=RegisterRequest(),
     permission=NO_PERMISSION_REQUIRED,
     api_security=OPTIONAL_BEARER,
-    operation_id="register",
     response_schemas=responses(
         {"201": auth_reply("Registered and signed in; Location is the new user's URL", created=True)},
         why={
@@ -61,7 +60,6 @@ def register_view(request):
 @login.post(
     schema=LoginRequest(),
     permission=NO_PERMISSION_REQUIRED,
-    operation_id="login",
     response_schemas=responses(
         {"200": auth_reply("Signed in: a new user session with its token pair")},
         "429",
@@ -89,13 +87,12 @@ def login_view(request):
 @refresh.post(
     schema=RefreshRequest(),
     permission=NO_PERMISSION_REQUIRED,
-    operation_id="refreshToken",
     response_schemas=responses(
         {"200": auth_reply("A new token pair; the presented refresh token is spent")},
         why={"401": "The refresh token is unknown, expired, revoked or already spent (which revokes its session)"},
     ),
 )
-def refresh_view(request):
+def refresh_token_view(request):
     """Exchange a refresh token for a new token pair
 
     Refresh tokens rotate: the one presented is spent and a new one returned. A spent token
@@ -109,7 +106,6 @@ def refresh_view(request):
 
 
 @logout.post(
-    operation_id="logout",
     response_schemas=responses({"204": NoContent(description="Every session of the user is revoked")}),
 )
 def logout_view(request):

@@ -7,7 +7,7 @@ What an operation must declare, and what is derived:
   description starts with who may call it, derived from the view's permission
   (:data:`cinema_api.core.acl.WHO_MAY_CALL`).
 - **tags**: the service's (by default the first path segment); **operationId**: the view
-  function's name in camelCase (``list_movies`` -> ``listMovies``); **security**: an HTTP
+  function's name in camelCase, less a ``_view`` suffix (``list_movies`` -> ``listMovies``); **security**: an HTTP
   bearer token unless the permission is ``NO_PERMISSION_REQUIRED``. A view may override each
   (``tags=``, ``operation_id=``, ``api_security=``), as Kinto's ``default_tags``,
   ``default_op_ids`` and ``default_security`` hooks do.
@@ -122,8 +122,8 @@ class DocumentError(ValueError):
 
 
 def camel_case(name):
-    """``list_movies`` -> ``listMovies``."""
-    head, *rest = name.split("_")
+    """``list_movies`` -> ``listMovies``; a ``_view`` suffix is dropped (``login_view`` -> ``login``)."""
+    head, *rest = name.removesuffix("_view").split("_")
     return head + "".join(word.capitalize() for word in rest)
 
 

@@ -300,3 +300,4 @@ def test_path_placeholders_and_the_path_schema_must_agree():
 def test_operation_ids_are_the_view_names_in_camel_case():
     assert camel_case("list_sessions_of_movie") == "listSessionsOfMovie"
     assert camel_case("logout") == "logout"
+    assert camel_case("refresh_token_view") == "refreshToken"
