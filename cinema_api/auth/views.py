@@ -3,7 +3,17 @@
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.auth.schemas import AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, auth_body
-from cinema_api.core.api import OPTIONAL_BEARER, ApiService, LocationHeaders, NoContent, NoStoreHeaders, created, no_content, reply, responses
+from cinema_api.core.api import (
+    OPTIONAL_BEARER,
+    ApiService,
+    LocationHeaders,
+    NoContent,
+    NoStoreHeaders,
+    created,
+    no_content,
+    reply,
+    responses,
+)
 from cinema_api.core.trace import trace
 from cinema_api.infrastructure.ratelimit import client_address
 
@@ -19,9 +29,10 @@ def tokens_body(request, result):
     return auth_body(result)
 
 
-def auth_reply(description, created=False):
+def auth_reply(description, with_location=False):
+    """An auth response: never stored by a cache; a registration's also says where the user is."""
     headers = NoStoreHeaders()
-    if created:
+    if with_location:
         for node in LocationHeaders().children:
             headers.add(node)
     return reply(AuthResponse(), description, headers)
@@ -32,7 +43,7 @@ def auth_reply(description, created=False):
     permission=NO_PERMISSION_REQUIRED,
     api_security=OPTIONAL_BEARER,
     response_schemas=responses(
-        {"201": auth_reply("Registered and signed in; Location is the new user's URL", created=True)},
+        {"201": auth_reply("Registered and signed in; Location is the new user's URL", with_location=True)},
         why={
             "403": "`Registering as a manager requires a manager's token`: manager sign-up is off and "
             "no manager's token was sent",

@@ -1,8 +1,8 @@
 """The Cornice service base every domain uses, and its request validation.
 
 A request schema is a colander mapping with ``body``, ``querystring`` and ``path``
-children (the form :mod:`cinema_api.core.openapi` documents). :func:`validate_request` deserialises the
-request against it after the permission check and stores the result in
+children (the form :mod:`cinema_api.core.openapi` documents). :func:`validate_request`
+deserialises the request against it after the permission check and stores the result in
 ``request.validated`` as ``{"body": ..., "querystring": ..., "path": ...}``.
 """
 
@@ -26,6 +26,7 @@ DOC_ARGUMENTS = ("tags", "operation_id", "api_security", "response_schemas")
 #: derives), and a bearer token that may be sent but is not needed.
 BEARER = [{"bearer": []}]
 OPTIONAL_BEARER = [{}, {"bearer": []}]
+
 
 def query_params(request, known):
     """The query string as a dict: empty values are absent; a repeated known parameter is a 400."""

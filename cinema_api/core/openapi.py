@@ -7,8 +7,9 @@ What an operation must declare, and what is derived:
   description starts with who may call it, derived from the view's permission
   (:data:`cinema_api.core.acl.WHO_MAY_CALL`).
 - **tags**: the service's (by default the first path segment); **operationId**: the view
-  function's name in camelCase, less a ``_view`` suffix (``list_movies`` -> ``listMovies``); **security**: an HTTP
-  bearer token unless the permission is ``NO_PERMISSION_REQUIRED``. A view may override each
+  function's name in camelCase, less a ``_view`` suffix (``list_movies`` -> ``listMovies``);
+  **security**: an HTTP bearer token unless the permission is ``NO_PERMISSION_REQUIRED``
+  (:data:`cinema_api.core.api.OPTIONAL_BEARER` for a token that may be sent). A view may override each
   (``tags=``, ``operation_id=``, ``api_security=``), as Kinto's ``default_tags``,
   ``default_op_ids`` and ``default_security`` hooks do.
 - **parameters and request body**: the ``path``, ``querystring`` and ``body`` children of the
@@ -16,8 +17,7 @@ What an operation must declare, and what is derived:
 - **responses**: the view's ``response_schemas`` (see :func:`cinema_api.core.api.responses`),
   plus what the generator derives: 400 for a request schema, 413 and 415 always (a body is
   checked on every request), 401 and 403 from the permission, 503 when the service needs the
-  database. Every response carries
-  ``X-Trace-Id``.
+  database. Every response carries ``X-Trace-Id``.
 
 Anything missing (a docstring, a success response, an example, a tag's description, a
 permission nobody described) is an error raised while generating, so the document test fails
