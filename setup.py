@@ -11,11 +11,10 @@ with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
 # Every runtime dependency is pinned: these versions are tested together.
 requires = [
     "pyramid==2.1",
-    "setuptools<82",  # pyramid, cornice and cornice_swagger import pkg_resources
+    "setuptools<82",  # pyramid and cornice import pkg_resources
     "waitress==3.0.2",
     "pony==0.7.20",
     "cornice==6.1.0",
-    "cornice-swagger==1.0.1",
     "colander==2.0",
     "PyJWT==2.15.1",
     "bcrypt==5.0.0",
@@ -24,7 +23,8 @@ requires = [
     "hiredis==3.5.0",  # redis-py's fast reply parser: about 8 % more cached reads on Redis
     "psycopg2-binary==2.9.13",
     "yoyo-migrations==9.0.0",
-    "swagger-ui-bundle==1.1.0",
+    "swagger-ui-py==25.7.1",  # Swagger UI 5 assets (renders OpenAPI 3.1), served by the app itself
+    "PyYAML==6.0.3",  # the OpenAPI document as YAML
     "python-dotenv==1.2.4",
 ]
 
@@ -59,6 +59,7 @@ setup(
             "cinema-migrate = cinema_api.scripts.migrate:main",
             "cinema-admin = cinema_api.scripts.admin:main",
             "cinema-seed = cinema_api.scripts.seed:main",
+            "cinema-openapi = cinema_api.scripts.openapi:main",
         ],
     },
 )

@@ -45,7 +45,6 @@ def make_app(settings, ini_settings):
         config.registry["cinema.settings"] = settings
         config.registry["cinema.version"] = package_version()
         config.include("cornice")
-        config.include("cornice_swagger")
         config.include("cinema_api.core")
         config.include("cinema_api.infrastructure.db")
         config.include("cinema_api.infrastructure.cache")

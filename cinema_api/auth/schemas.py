@@ -23,24 +23,38 @@ from cinema_api.users.entities import ROLES
 LETTER_AND_DIGIT = r"(?=[\s\S]*[^\W\d_])(?=[\s\S]*[0-9])[\s\S]*"
 
 username_rules = FirstOf(LengthBounds(3, 50), Pattern(r"[A-Za-z0-9._-]+", "must contain only letters, digits, '.', '_' and '-'"))
-password_rules = FirstOf(LengthBounds(8, 72, unit="bytes"), Pattern(LETTER_AND_DIGIT, "must contain at least one letter and one digit"))
+# Published in words: JSON Schema's regex dialect has no Unicode letter class.
+password_rules = FirstOf(
+    LengthBounds(8, 72, unit="bytes"),
+    Pattern(LETTER_AND_DIGIT, "must contain at least one letter and one digit", published=False),
+)
 
 
 class Register(ObjectSchema):
-    username = string_node(validator=username_rules, example="alice")
-    password = string_node(validator=password_rules, example="secret123", description="8-72 UTF-8 bytes, a letter and a digit")
+    """A new account."""
+
+    username = string_node(validator=username_rules, example="alice", description="3-50 characters of A-Za-z0-9._-, unique")
+    password = string_node(
+        validator=password_rules, example="secret123", description="8-72 UTF-8 bytes with at least one letter and one digit"
+    )
     age = integer_node(validator=Bounds(0, 150), example=30)
-    role = string_node(validator=Choice(ROLES), missing="customer", example="customer")
+    role = string_node(validator=Choice(ROLES), missing="customer", example="customer", description="manager needs a manager's token or manager sign-up")
 
 
 # Credentials that cannot be valid (NUL, lone surrogates) are answered 401 by the use case.
 class Login(ObjectSchema):
+    """Credentials."""
+
     username = string_node(storable=False, example="alice")
     password = string_node(storable=False, example="secret123")
 
 
 class RefreshToken(ObjectSchema):
-    refreshToken = string_node(storable=False)
+    """A refresh token to exchange."""
+
+    refreshToken = string_node(
+        storable=False, example="Qm9va2luZ3MtYXJlLWZ1bi1idXQtdGhpcy1pcy1mYWtl", description="from the last auth response"
+    )
 
 
 class RegisterRequest(colander.MappingSchema):
@@ -56,6 +70,8 @@ class RefreshRequest(colander.MappingSchema):
 
 
 class AuthUser(colander.MappingSchema):
+    """The signed-in user."""
+
     id = uuid_node()
     username = string_node()
     role = string_node(validator=Choice(ROLES))
@@ -63,14 +79,12 @@ class AuthUser(colander.MappingSchema):
 
 
 class AuthResponse(colander.MappingSchema):
-    accessToken = string_node()
-    refreshToken = string_node()
+    """A token pair and the user it belongs to."""
+
+    accessToken = string_node(description="a JWT: send it as `Authorization: Bearer <accessToken>`")
+    refreshToken = string_node(description="opaque, single use: exchange it at /v1/auth/refresh")
     expiresAt = datetime_node(description="the access token's expiry")
     user = AuthUser(title="AuthUser")
-
-
-class AuthReply(colander.MappingSchema):
-    body = AuthResponse()
 
 
 def auth_body(result):

@@ -19,5 +19,5 @@ def includeme(config):
     )
     # Under the exception view tween, so its 413 and 415 are rendered as JSON errors.
     config.add_tween("cinema_api.core.body.body_limits_tween_factory", under=EXCVIEW)
-    config.include("cinema_api.core.openapi")
+    config.include("cinema_api.core.docs")
     config.include("cinema_api.core.root")

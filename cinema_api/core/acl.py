@@ -8,6 +8,7 @@ principal), so no view checks roles or owners by hand.
 import uuid
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
+from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.core.schemas import UUID_RE
 
@@ -18,6 +19,16 @@ MANAGE = "manage"
 VIEW_ACCOUNT = "view_account"
 #: Cancelling a ticket: managers, and the ticket's buyer.
 CANCEL_TICKET = "cancel_ticket"
+
+#: Who may call an operation guarded by each permission: the first line of its description in
+#: the OpenAPI document, so the document says what the ACL does.
+WHO_MAY_CALL = {
+    NO_PERMISSION_REQUIRED: "Anyone: no token is needed.",
+    USE: "Any authenticated user (a bearer access token).",
+    MANAGE: "Managers only.",
+    VIEW_ACCOUNT: "Managers, and the user themself (the owner of the account).",
+    CANCEL_TICKET: "Managers (any ticket), and the ticket's buyer (the owner), under the rules below.",
+}
 
 #: What a 403 says when a permission is denied (default: "You are not allowed to do this").
 DENIED_MESSAGES = {

@@ -1,8 +1,8 @@
 """The Cornice service base every domain uses, and its request validation.
 
 A request schema is a colander mapping with ``body``, ``querystring`` and ``path``
-children (the form cornice_swagger documents). :func:`validate_request` deserialises the
-request against it after the permission check and stores the result in
+children (the form :mod:`cinema_api.core.openapi` documents). :func:`validate_request`
+deserialises the request against it after the permission check and stores the result in
 ``request.validated`` as ``{"body": ..., "querystring": ..., "path": ...}``.
 """
 
@@ -12,12 +12,20 @@ from pyramid.response import Response
 
 from cinema_api.core.body import parse_json_object
 from cinema_api.core.errors import FieldError
-from cinema_api.core.schemas import ErrorBody
+from cinema_api.core.schemas import Bounds, ErrorBody, StrictInteger
 
 API_PREFIX = "/v1"
 
-#: The ``api_security`` of every operation that needs a bearer token.
+#: View arguments that only describe an operation in the OpenAPI document. The service keeps
+#: them; they never reach Pyramid (as view predicates they would run on every request).
+#: ``tags`` and ``operation_id`` override what the generator derives from the path and the
+#: view's name, ``api_security`` what it derives from the permission.
+DOC_ARGUMENTS = ("tags", "operation_id", "api_security", "response_schemas")
+
+#: ``api_security`` values: a bearer token (what any permission but NO_PERMISSION_REQUIRED
+#: derives), and a bearer token that may be sent but is not needed.
 BEARER = [{"bearer": []}]
+OPTIONAL_BEARER = [{}, {"bearer": []}]
 
 
 def query_params(request, known):
@@ -65,15 +73,34 @@ def validate_request(request, schema=None, **kwargs):
 
 
 class ApiService(Service):
-    """A Cornice service under ``/v1``, validated by :func:`validate_request`."""
+    """A Cornice service under ``/v1``, validated by :func:`validate_request`.
+
+    Service-wide documentation (Kinto's default hooks, as arguments): ``tags`` defaults to
+    the first segment of the path (``/v1/movies/{movieId}`` is tagged ``movies``);
+    ``documented=False`` keeps aliases and the documentation routes out of the document;
+    ``needs_database=False`` says that no answer of it waits on the database (no 503).
+    """
 
     default_validators = [validate_request]
 
-    def __init__(self, name, path, prefix=API_PREFIX, documented=True, **kwargs):
+    def __init__(self, name, path, prefix=API_PREFIX, documented=True, tags=None, needs_database=True, **kwargs):
         kwargs.setdefault("renderer", "json")
         super().__init__(name=name, path=prefix + path, **kwargs)
-        #: False for aliases and the documentation routes themselves.
         self.documented = documented
+        self.tags = list(tags) if tags else [default_tag(path)]
+        self.needs_database = needs_database
+        #: ``{method: {documentation argument: value}}``, read by :mod:`cinema_api.core.openapi`.
+        self.documentation = {}
+
+    def add_view(self, method, view, **kwargs):
+        documentation = {key: kwargs.pop(key) for key in DOC_ARGUMENTS if key in kwargs}
+        super().add_view(method, view, **kwargs)
+        self.documentation[method.upper()] = documentation
+
+
+def default_tag(path):
+    """``/movies/{movieId}/sessions`` -> ``movies``; ``/`` -> ``root``."""
+    return path.strip("/").split("/")[0] or "root"
 
 
 def created(request, body, location=None):
@@ -94,29 +121,40 @@ class NoContent(colander.MappingSchema):
 
 
 # ---------------------------------------------------------------- documented responses
+#
+# A response schema is a colander mapping with an optional ``body`` child (the JSON body) and
+# an optional ``headers`` child (one node per header, named after it), and a description.
+
+
+def reply(body, description, headers=None):
+    """The response schema of a success: ``body`` (a schema instance or None) and ``headers``."""
+    node = colander.MappingSchema(description=description)
+    if body is not None:
+        body.name = "body"
+        node.add(body)
+    if headers is not None:
+        headers.name = "headers"
+        node.add(headers)
+    return node
 
 
 class ErrorResponse(colander.MappingSchema):
     body = ErrorBody()
 
 
-_ERROR_DESCRIPTIONS = {
-    "400": "Invalid request: see message and errors",
-    "401": "Missing, malformed, expired or revoked token",
-    "403": "Not allowed",
-    "404": "Not found",
-    "409": "Conflict with the current state",
-    "413": "Request body over 1 MiB",
-    "415": "Request body is not application/json",
-    "429": "Too many failed logins: retry after Retry-After seconds",
-    "503": "Service unavailable: retry after Retry-After seconds",
-}
-
-
 class CacheHeaders(colander.MappingSchema):
-    etag = colander.SchemaNode(colander.String(), name="ETag", description="strong validator of the body")
-    x_cache = colander.SchemaNode(colander.String(), name="X-Cache", description="HIT or MISS")
-    cache_control = colander.SchemaNode(colander.String(), name="Cache-Control", description="private, no-cache")
+    etag = colander.SchemaNode(
+        colander.String(), name="ETag", description="A strong validator of the body: send it back in If-None-Match"
+    )
+    x_cache = colander.SchemaNode(
+        colander.String(),
+        name="X-Cache",
+        validator=colander.OneOf(["HIT", "MISS"]),
+        description="HIT when served from the cache (never stale: keyed by the data's version)",
+    )
+    cache_control = colander.SchemaNode(
+        colander.String(), name="Cache-Control", description="private, no-cache: revalidate with If-None-Match"
+    )
 
 
 class NotModified(colander.MappingSchema):
@@ -125,8 +163,20 @@ class NotModified(colander.MappingSchema):
     headers = CacheHeaders()
 
 
+class LocationHeaders(colander.MappingSchema):
+    location = colander.SchemaNode(colander.String(), name="Location", description="The new resource's absolute URL")
+
+
+class NoStoreHeaders(colander.MappingSchema):
+    cache_control = colander.SchemaNode(
+        colander.String(), name="Cache-Control", description="no-store: the body carries tokens"
+    )
+
+
 class RetryAfterHeaders(colander.MappingSchema):
-    retry_after = colander.SchemaNode(colander.Integer(), name="Retry-After", description="seconds")
+    retry_after = colander.SchemaNode(
+        StrictInteger(), name="Retry-After", validator=Bounds(0, None), description="Seconds to wait before retrying"
+    )
 
 
 class UnauthorizedHeaders(colander.MappingSchema):
@@ -143,14 +193,43 @@ class ErrorUnauthorized(colander.MappingSchema):
     headers = UnauthorizedHeaders()
 
 
-def responses(success, *errors, authenticated=False, body=False, cached=False):
-    """The ``response_schemas`` of an operation: its success responses plus error codes.
+#: What each error status means wherever it is answered: the generic description.
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid request: `message` lists each field's problem, `errors` locates them",
+    "401": "Missing, malformed, expired or revoked access token",
+    "403": "Authenticated, but not allowed to do this",
+    "404": "Not found",
+    "409": "Conflict with the current state",
+    "413": "Request body over 1 MiB (checked on every request, before authentication)",
+    "415": "Request body sent with a Content-Type other than application/json",
+    "429": "Too many failed logins: retry after Retry-After seconds",
+    "503": "Database (or password hashing) unavailable: retry after Retry-After seconds",
+}
 
-    ``success`` maps status codes to response schema instances. ``authenticated`` adds
-    401 and 403; ``body`` adds 400, 413 and 415; ``cached`` adds 304. 503 is always
-    possible (database down).
+
+def error_response(code, description=None):
+    """The response schema of an error status; ``generic`` when it says nothing specific."""
+    generic = description is None
+    description = description or ERROR_DESCRIPTIONS[code]
+    if code in ("429", "503"):
+        return ErrorWithRetry(description=description, generic=generic)
+    if code == "401":
+        return ErrorUnauthorized(description=description, generic=generic)
+    return ErrorResponse(description=description, generic=generic)
+
+
+def responses(success, *errors, why=None, cached=False, authenticated=False, body=False):
+    """The ``response_schemas`` of an operation: its successes and the errors its rules answer.
+
+    ``success`` maps status codes to response schemas (see :func:`reply`). ``errors`` are
+    further error codes with the generic description; ``why`` maps error codes to what they
+    mean for this operation (``{"409": "`Movie already exists`"}``). ``cached`` adds 304.
+    The OpenAPI generator adds what it derives itself: 400 for a request schema, 413 and 415
+    always, 401 and 403 from the permission, 503 for a service that needs the database.
+    ``authenticated`` and ``body`` add those same codes explicitly.
     """
-    codes = set(errors) | {"503"}
+    why = dict(why or {})
+    codes = set(errors) | set(why)
     if cached:
         success = dict(success, **{"304": NotModified(description="Not modified: the ETag matches If-None-Match")})
     if authenticated:
@@ -159,11 +238,5 @@ def responses(success, *errors, authenticated=False, body=False, cached=False):
         codes |= {"400", "413", "415"}
     result = dict(success)
     for code in sorted(codes):
-        if code in ("429", "503"):
-            schema = ErrorWithRetry(description=_ERROR_DESCRIPTIONS[code])
-        elif code == "401":
-            schema = ErrorUnauthorized(description=_ERROR_DESCRIPTIONS[code])
-        else:
-            schema = ErrorResponse(description=_ERROR_DESCRIPTIONS[code])
-        result[code] = schema
+        result[code] = error_response(code, why.get(code))
     return result

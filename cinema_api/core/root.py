@@ -3,23 +3,21 @@
 import colander
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from cinema_api.core.api import ApiService
-from cinema_api.core.openapi import DOCS_PATH, SPEC_PATH
+from cinema_api.core.api import ApiService, reply, responses
+from cinema_api.core.docs import DOCS_PATH, SPEC_PATH
 
-root = ApiService(name="root", path="/", prefix="")
+root = ApiService(name="root", path="/", prefix="", needs_database=False)
 
 
 class ServiceDescription(colander.MappingSchema):
+    """What this service is, its version and where its documentation lives."""
+
     name = colander.SchemaNode(colander.String())
     description = colander.SchemaNode(colander.String())
     version = colander.SchemaNode(colander.String())
     availableVersions = colander.SequenceSchema(colander.SchemaNode(colander.String(), name="version"))
     docsUrl = colander.SchemaNode(colander.String())
     openapiUrl = colander.SchemaNode(colander.String())
-
-
-class ServiceDescriptionResponse(colander.MappingSchema):
-    body = ServiceDescription()
 
 
 def service_description(version):
@@ -35,11 +33,15 @@ def service_description(version):
 
 @root.get(
     permission=NO_PERMISSION_REQUIRED,
-    tags=["root"],
-    operation_id="getRoot",
-    response_schemas={"200": ServiceDescriptionResponse(description="Service description")},
+    response_schemas=responses({"200": reply(ServiceDescription(), "Service description")}),
 )
 def get_root(request):
+    """Describe the service
+
+    The name and version of the service, the API versions it serves, and where its
+    documentation lives: the Swagger UI (`docsUrl`) and this OpenAPI document (`openapiUrl`;
+    the same as YAML at `/v1/api-yaml`). Needs no database: it answers while the database is down.
+    """
     return request.registry["cinema.root_body"]
 
 

@@ -108,6 +108,16 @@ class UtcDateTime(colander.SchemaType):
         return value
 
 
+class Message(colander.SchemaType):
+    """An error's message: a string, or a list of strings for field errors (responses only)."""
+
+    def serialize(self, node, appstruct):
+        return appstruct
+
+    def deserialize(self, node, cstruct):
+        return cstruct
+
+
 class StrictSequence(colander.Sequence):
     """A JSON array (never a scalar or an object)."""
 
@@ -135,7 +145,7 @@ def format_datetime(value):
 
 # ---------------------------------------------------------------- validators
 #
-# Subclasses of colander's own validators, so cornice_swagger documents their bounds
+# Subclasses of colander's own validators, so the OpenAPI document shows their bounds
 # (minimum/maximum, minLength/maxLength, minItems/maxItems, enum, pattern), with messages
 # that read after the field's dotted path.
 
@@ -174,10 +184,15 @@ class Choice(colander.OneOf):
 
 
 class Pattern(colander.Regex):
-    """The whole value must match ``regex`` (anchored at both ends)."""
+    """The whole value must match ``regex`` (anchored at both ends).
 
-    def __init__(self, regex, message):
+    ``published=False`` keeps it out of the OpenAPI document, for a regex whose meaning
+    differs in JSON Schema's (ECMA-262) dialect: the rule is then described in words.
+    """
+
+    def __init__(self, regex, message, published=True):
         super().__init__("^(?:%s)$" % regex, msg=message)
+        self.published = self.match_object.pattern if published else None
 
     def __call__(self, node, value):
         if self.match_object.fullmatch(value) is None:
@@ -247,13 +262,17 @@ class ArraySchema(colander.SequenceSchema):
 
 
 class ErrorBody(colander.MappingSchema):
+    """The body of every error: `message` is a string, or a list of strings for field errors."""
+
     statusCode = colander.SchemaNode(colander.Integer(), example=404)
-    error = colander.SchemaNode(colander.String(), example="Not Found")
-    # `message` is a string or a list of strings: it has no declared type in the document.
+    error = colander.SchemaNode(colander.String(), example="Not Found", description="the HTTP reason phrase")
+    message = colander.SchemaNode(
+        Message(), example="Movie not found", description="a sentence, or one per field, each starting with its dotted path"
+    )
     errors = colander.SequenceSchema(
         colander.MappingSchema(
-            colander.SchemaNode(colander.String(), name="location"),
-            colander.SchemaNode(colander.String(), name="name"),
+            colander.SchemaNode(colander.String(), name="location", validator=colander.OneOf(["body", "querystring", "path"])),
+            colander.SchemaNode(colander.String(), name="name", description="the field's dotted path"),
             colander.SchemaNode(colander.String(), name="description"),
         ),
         missing=colander.drop,
@@ -262,6 +281,8 @@ class ErrorBody(colander.MappingSchema):
 
 
 class PaginationMeta(colander.MappingSchema):
+    """Where a page stands: totalPages is ceil(totalItems / perPage), 0 for an empty list."""
+
     currentPage = colander.SchemaNode(colander.Integer())
     totalPages = colander.SchemaNode(colander.Integer())
     totalItems = colander.SchemaNode(colander.Integer())

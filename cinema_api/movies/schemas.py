@@ -48,11 +48,15 @@ def age_restriction_node(**kw):
 
 
 class CreateMovie(ObjectSchema):
+    """A movie to add."""
+
     title = title_node()
     ageRestriction = age_restriction_node()
 
 
 class UpdateMovie(ObjectSchema):
+    """The fields of a movie to change; those left out stay as they are."""
+
     title = title_node(missing=colander.drop)
     ageRestriction = age_restriction_node(missing=colander.drop)
 
@@ -62,18 +66,24 @@ class MovieItems(ArraySchema):
 
 
 class CreateMovies(ObjectSchema):
+    """Movies to add together, all or none."""
+
     movies = MovieItems(validator=ItemCount(1, MAX_BULK))
 
 
 class MovieIds(ArraySchema):
-    movieId = uuid_node()
+    movieId = uuid_node(example="0b6f1c9e-3d2a-4e8b-9f7c-2a1b3c4d5e6f")
 
 
 class DeleteMovie(ObjectSchema):
+    """Movies to delete together, all or none."""
+
     movieIds = MovieIds(validator=ItemCount(1, MAX_BULK))
 
 
 class CreateMovieSession(ObjectSchema):
+    """A session (screening) of a movie to schedule."""
+
     date = datetime_node(validator=in_the_future, example="2030-12-23T20:00:00.000Z", description="the start instant; must be in the future")
     timeslot = string_node(validator=Choice(TIMESLOTS), example="20:00-22:00")
     roomNumber = integer_node(validator=Bounds(1, 999), example=1)
@@ -84,14 +94,18 @@ class SessionItems(ArraySchema):
 
 
 class CreateMovieSessions(ObjectSchema):
+    """Sessions of one movie to schedule together, all or none."""
+
     sessions = SessionItems(validator=ItemCount(1, MAX_BULK))
 
 
 class SessionIds(ArraySchema):
-    sessionId = uuid_node()
+    sessionId = uuid_node(example="5b3c4e9a-8f1d-4b2a-9c7e-1d2f3a4b5c6d")
 
 
 class DeleteMovieSession(ObjectSchema):
+    """Sessions to delete together, all or none."""
+
     sessionIds = SessionIds(validator=ItemCount(1, MAX_BULK))
 
 
@@ -193,6 +207,8 @@ class DeleteMovieSessionsRequest(colander.MappingSchema):
 
 
 class MovieSessionResponse(colander.MappingSchema):
+    """A session (screening) of a movie."""
+
     id = uuid_node()
     movieId = uuid_node()
     date = datetime_node()
@@ -208,6 +224,8 @@ class MovieSessionList(colander.SequenceSchema):
 
 
 class MovieResponse(colander.MappingSchema):
+    """A movie."""
+
     id = uuid_node()
     title = string_node()
     ageRestriction = integer_node()
@@ -216,6 +234,8 @@ class MovieResponse(colander.MappingSchema):
 
 
 class MovieWithSessions(MovieResponse):
+    """A movie with every session of it."""
+
     sessions = MovieSessionList()
 
 
@@ -224,11 +244,15 @@ class MovieList(colander.SequenceSchema):
 
 
 class MoviePage(colander.MappingSchema):
+    """One page of movies."""
+
     movies = MovieList()
     meta = PaginationMeta(title="PaginationMeta")
 
 
 class MovieSessionPage(colander.MappingSchema):
+    """One page of sessions."""
+
     sessions = MovieSessionList()
     meta = PaginationMeta(title="PaginationMeta")
 

@@ -1,21 +1,21 @@
 """Movies and movie sessions: /v1/movies..., /v1/movie-sessions..."""
 
-import colander
-
-from cinema_api.core.api import BEARER, ApiService, CacheHeaders, NoContent, created, no_content, responses
+from cinema_api.core.api import ApiService, CacheHeaders, LocationHeaders, NoContent, created, no_content, reply, responses
 from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.core.acl import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
 
+SESSIONS_TAG = ["movie-sessions"]
+
 # Bulk routes first: /movies/bulk must not be read as /movies/{movieId}.
 movies_bulk = ApiService(name="movies_bulk", path="/movies/bulk")
 movies = ApiService(name="movies", path="/movies")
 movie = ApiService(name="movie", path="/movies/{movieId}")
-movie_sessions_bulk = ApiService(name="movie_sessions_bulk", path="/movies/{movieId}/sessions/bulk")
-movie_sessions = ApiService(name="movie_sessions", path="/movies/{movieId}/sessions")
-movie_session = ApiService(name="movie_session", path="/movies/{movieId}/sessions/{sessionId}")
+movie_sessions_bulk = ApiService(name="movie_sessions_bulk", path="/movies/{movieId}/sessions/bulk", tags=SESSIONS_TAG)
+movie_sessions = ApiService(name="movie_sessions", path="/movies/{movieId}/sessions", tags=SESSIONS_TAG)
+movie_session = ApiService(name="movie_session", path="/movies/{movieId}/sessions/{sessionId}", tags=SESSIONS_TAG)
 all_sessions_bulk = ApiService(name="all_sessions_bulk", path="/movie-sessions/bulk")
 all_sessions = ApiService(name="all_sessions", path="/movie-sessions")
 session_by_id = ApiService(name="session_by_id", path="/movie-sessions/{sessionId}")
@@ -36,21 +36,13 @@ SERVICES = (
 )
 
 
-def body_response(name, body_schema, **children):
-    """A response schema class named ``name`` whose body is ``body_schema``."""
-    return type(name, (colander.MappingSchema,), dict(children, body=body_schema))
+def cached_reply(body, description):
+    """The 200 of a cached read: it carries the cache headers."""
+    return reply(body, description, CacheHeaders())
 
 
-MovieReply = body_response("MovieReply", schemas.MovieResponse())
-MovieListReply = body_response("MovieListReply", schemas.MovieList())
-MovieSessionReply = body_response("MovieSessionReply", schemas.MovieSessionResponse())
-MovieSessionListReply = body_response("MovieSessionListReply", schemas.MovieSessionList())
-# Cached reads: their 200s carry the cache headers.
-MovieWithSessionsReply = body_response("MovieWithSessionsReply", schemas.MovieWithSessions(), headers=CacheHeaders())
-MoviePageReply = body_response("MoviePageReply", schemas.MoviePage(), headers=CacheHeaders())
-CachedSessionReply = body_response("CachedSessionReply", schemas.MovieSessionResponse(), headers=CacheHeaders())
-MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSessionPage(), headers=CacheHeaders())
-
+MOVIE_409 = "`Movie already exists`: another movie has this exact title"
+SESSION_ROOM_409 = "`Room <n> is already booked for <YYYY-MM-DD> <timeslot>`"
 
 
 # ---------------------------------------------------------------- movies
@@ -58,12 +50,17 @@ MovieSessionPageReply = body_response("MovieSessionPageReply", schemas.MovieSess
 
 @movies.get(
     schema=schemas.ListMoviesRequest(),
-    tags=["movies"],
-    operation_id="listMovies",
-    api_security=BEARER,
-    response_schemas=responses({"200": MoviePageReply(description="One page of movies")}, "400", authenticated=True, cached=True),
+    response_schemas=responses({"200": cached_reply(schemas.MoviePage(), "One page of movies")}, cached=True),
 )
 def list_movies(request):
+    """List movies, one page at a time
+
+    25 per page by default, with `meta` (`currentPage`, `totalPages`, `totalItems`, `perPage`).
+    Order: `sort` = `title` (by code point), `ageRestriction` or `createdAt` (the default), in
+    `order` `asc` (default) or `desc`, then by `id`. Filters: `title`, a case-insensitive
+    substring (`%` and `_` match themselves); `ageRestriction`, movies with at least that
+    restriction.
+    """
     query = request.validated["querystring"]
     page = Page.from_query(query, DEFAULT_PER_PAGE)
     found, total = request.movies.page(
@@ -75,12 +72,17 @@ def list_movies(request):
 @movies.post(
     schema=schemas.CreateMovieRequest(),
     permission=MANAGE,
-    tags=["movies"],
-    operation_id="createMovie",
-    api_security=BEARER,
-    response_schemas=responses({"201": MovieReply(description="Created")}, "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(schemas.MovieResponse(), "Created; Location is the movie's URL", LocationHeaders())},
+        why={"409": MOVIE_409},
+    ),
 )
 def create_movie(request):
+    """Add a movie
+
+    `title`: 1 to 200 characters after trimming, stored NFC-normalised, unique by exact
+    match (409). `ageRestriction`: the minimum age of a ticket buyer, 0 to 21.
+    """
     body = request.validated["body"]
     created_movie = request.movies.create(body["title"], body["ageRestriction"])
     trace(request, "movie created", movie=created_movie.id)
@@ -90,12 +92,18 @@ def create_movie(request):
 @movies_bulk.post(
     schema=schemas.CreateMoviesRequest(),
     permission=MANAGE,
-    tags=["movies"],
-    operation_id="createMovies",
-    api_security=BEARER,
-    response_schemas=responses({"201": MovieListReply(description="Created, in request order")}, "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(schemas.MovieList(), "Created, in request order")},
+        why={"409": '`Movie with title "<title>" already exists`: in the database or twice in the batch'},
+    ),
 )
 def create_movies(request):
+    """Add up to 1,000 movies at once
+
+    All or nothing: one invalid item (400, naming it as `movies.<index>.<field>`) or one
+    duplicate title, in the batch or in the database (409), adds none. The rules of each
+    movie are those of a single create.
+    """
     created_movies = request.movies.create_many(request.validated["body"]["movies"])
     trace(request, "movies created", count=len(created_movies))
     return created(request, [movie_body(m) for m in created_movies])
@@ -104,12 +112,20 @@ def create_movies(request):
 @movies_bulk.delete(
     schema=schemas.DeleteMoviesRequest(),
     permission=MANAGE,
-    tags=["movies"],
-    operation_id="deleteMovies",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted with their sessions")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"204": NoContent(description="Deleted with their sessions")},
+        why={
+            "404": "`Movie with ID <id> not found`: the first unknown id, in request order",
+            "409": "`Movie with ID <id> has sessions with tickets and cannot be deleted`",
+        },
+    ),
 )
 def delete_movies(request):
+    """Delete up to 1,000 movies at once
+
+    All or nothing: deletes the movies and their sessions, or nothing when one id names no
+    movie (404) or a movie has sold tickets (409). A repeated id counts once.
+    """
     movie_ids = request.validated["body"]["movieIds"]
     request.movies.delete_many(movie_ids)
     trace(request, "movies deleted", count=len(set(movie_ids)))
@@ -118,14 +134,18 @@ def delete_movies(request):
 
 @movie.get(
     schema=schemas.MovieRequest(),
-    tags=["movies"],
-    operation_id="getMovie",
-    api_security=BEARER,
     response_schemas=responses(
-        {"200": MovieWithSessionsReply(description="The movie with every session")}, "400", "404", authenticated=True, cached=True
+        {"200": cached_reply(schemas.MovieWithSessions(), "The movie with every session")},
+        why={"404": "`Movie not found`"},
+        cached=True,
     ),
 )
 def get_movie(request):
+    """Get a movie with its sessions
+
+    The movie and every session of it, past ones included, in the default session order
+    (`date`, `timeslot`, `roomNumber`).
+    """
     movie_id = request.validated["path"]["movieId"]
     found = request.movies.get(movie_id)
     body = movie_body(found)
@@ -136,12 +156,17 @@ def get_movie(request):
 @movie.patch(
     schema=schemas.UpdateMovieRequest(),
     permission=MANAGE,
-    tags=["movies"],
-    operation_id="updateMovie",
-    api_security=BEARER,
-    response_schemas=responses({"200": MovieReply(description="Updated")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"200": reply(schemas.MovieResponse(), "Updated")}, why={"404": "`Movie not found`", "409": MOVIE_409}
+    ),
 )
 def update_movie(request):
+    """Change a movie's title or age restriction
+
+    Only the fields sent change: `{}` changes nothing and answers 200; `null` for a field is
+    a 400. The title rules are those of a create; renaming a movie to its own title is not a
+    conflict.
+    """
     updated = request.movies.update(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "movie updated", movie=updated.id)
     return movie_body(updated)
@@ -150,12 +175,17 @@ def update_movie(request):
 @movie.delete(
     schema=schemas.MovieRequest(),
     permission=MANAGE,
-    tags=["movies"],
-    operation_id="deleteMovie",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted with its sessions")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses(
+        {"204": NoContent(description="Deleted with its sessions")},
+        why={"404": "`Movie not found`", "409": "`Movie has sessions with tickets and cannot be deleted`"},
+    ),
 )
 def delete_movie(request):
+    """Delete a movie with its sessions
+
+    Deletes the movie and every session of it, unless one of them has tickets (409, and
+    nothing is deleted).
+    """
     movie_id = request.validated["path"]["movieId"]
     request.movies.delete_many([movie_id], bulk=False)
     trace(request, "movie deleted", movie=movie_id)
@@ -167,14 +197,20 @@ def delete_movie(request):
 
 @movie_sessions.get(
     schema=schemas.ListMovieSessionsRequest(),
-    tags=["movie-sessions"],
-    operation_id="listSessionsOfMovie",
-    api_security=BEARER,
     response_schemas=responses(
-        {"200": MovieSessionPageReply(description="One page of the movie's sessions")}, "400", "404", authenticated=True, cached=True
+        {"200": cached_reply(schemas.MovieSessionPage(), "One page of the movie's sessions")},
+        why={"404": "`Movie not found`"},
+        cached=True,
     ),
 )
 def list_sessions_of_movie(request):
+    """List a movie's sessions, one page at a time
+
+    25 per page by default, with `meta`. Past sessions are listed too. Order: `sort` = `date`,
+    `timeslot` or `roomNumber` (default: all three, in that order), in `order` `asc` or
+    `desc`, then by `id`. Filters: `date` (a date or date-time: the sessions of that UTC day),
+    `timeslot`, `roomNumber`.
+    """
     movie_id = request.validated["path"]["movieId"]
     request.movies.get(movie_id)  # 404 for an unknown movie
     return sessions_page(request, movie_id)
@@ -183,12 +219,19 @@ def list_sessions_of_movie(request):
 @movie_sessions.post(
     schema=schemas.CreateMovieSessionRequest(),
     permission=MANAGE,
-    tags=["movie-sessions"],
-    operation_id="createMovieSession",
-    api_security=BEARER,
-    response_schemas=responses({"201": MovieSessionReply(description="Created")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(schemas.MovieSessionResponse(), "Created; Location is the session's URL", LocationHeaders())},
+        why={"400": "Invalid body (see `errors`), e.g. `date must be in the future`", "404": "`Movie not found`", "409": SESSION_ROOM_409},
+    ),
 )
-def create_session(request):
+def create_movie_session(request):
+    """Schedule a session of a movie
+
+    `date` is the start instant and must be in the future. `timeslot` is one of the seven
+    two-hour slots from `10:00-12:00` to `22:00-00:00`; it is not checked against `date`. A
+    room (`roomNumber`, 1 to 999) holds one session per timeslot and booking day (the UTC day
+    of `date`): another one is a 409.
+    """
     screening = request.screenings.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=screening.id)
     return created(request, session_body(screening), "/movies/%s/sessions/%s" % (screening.movie.id, screening.id))
@@ -197,12 +240,18 @@ def create_session(request):
 @movie_sessions_bulk.post(
     schema=schemas.CreateMovieSessionsRequest(),
     permission=MANAGE,
-    tags=["movie-sessions"],
-    operation_id="createMovieSessions",
-    api_security=BEARER,
-    response_schemas=responses({"201": MovieSessionListReply(description="Created, in request order")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(schemas.MovieSessionList(), "Created, in request order")},
+        why={"404": "`Movie not found`", "409": SESSION_ROOM_409 + ": in the database or twice in the batch"},
+    ),
 )
-def create_sessions(request):
+def create_movie_sessions(request):
+    """Schedule up to 1,000 sessions of a movie at once
+
+    All or nothing: one invalid item (400, named `sessions.<index>.<field>`) or one room
+    clash, in the batch or with the database (409), schedules none. The rules of each session
+    are those of a single create (`createMovieSession`).
+    """
     sessions = request.screenings.create_many(request.validated["path"]["movieId"], request.validated["body"]["sessions"])
     trace(request, "sessions created", count=len(sessions))
     return created(request, [session_body(s) for s in sessions])
@@ -210,12 +259,20 @@ def create_sessions(request):
 
 @movie_session.get(
     schema=schemas.MovieSessionRequest(),
-    tags=["movie-sessions"],
-    operation_id="getMovieSession",
-    api_security=BEARER,
-    response_schemas=responses({"200": CachedSessionReply(description="The session")}, "400", "404", "409", authenticated=True, cached=True),
+    response_schemas=responses(
+        {"200": cached_reply(schemas.MovieSessionResponse(), "The session")},
+        why={
+            "404": "`Movie not found` or `Movie session not found`",
+            "409": "`Movie session does not belong to the movie`",
+        },
+        cached=True,
+    ),
 )
-def get_session(request):
+def get_movie_session(request):
+    """Get a session of a movie
+
+    Past sessions stay readable. A session of another movie is a 409.
+    """
     path = request.validated["path"]
     return session_body(request.screenings.get_of_movie(path["movieId"], path["sessionId"]))
 
@@ -225,24 +282,37 @@ def get_session(request):
 
 @all_sessions.get(
     schema=schemas.ListAllMovieSessionsRequest(),
-    tags=["movie-sessions"],
-    operation_id="listMovieSessions",
-    api_security=BEARER,
-    response_schemas=responses({"200": MovieSessionPageReply(description="One page of sessions")}, "400", authenticated=True, cached=True),
+    response_schemas=responses(
+        {"200": cached_reply(schemas.MovieSessionPage(), "One page of sessions")}, cached=True
+    ),
 )
-def list_sessions(request):
+def list_movie_sessions(request):
+    """List the sessions of every movie, one page at a time
+
+    25 per page by default, with `meta`. Past sessions are listed too (there is no implicit
+    date filter). Order and filters are those of a movie's sessions, plus `movieId` (an id
+    that names no movie gives an empty list).
+    """
     return sessions_page(request, request.validated["querystring"].get("movieId"))
 
 
 @all_sessions_bulk.delete(
     schema=schemas.DeleteMovieSessionsRequest(),
     permission=MANAGE,
-    tags=["movie-sessions"],
-    operation_id="deleteMovieSessions",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"204": NoContent(description="Deleted")},
+        why={
+            "404": "`Movie session with ID <id> not found`: the first unknown id, in request order",
+            "409": "`Movie session with ID <id> has tickets and cannot be deleted`",
+        },
+    ),
 )
-def delete_sessions(request):
+def delete_movie_sessions(request):
+    """Delete up to 1,000 sessions at once
+
+    All or nothing: deletes every session, or none when one id names no session (404) or a
+    session has tickets (409). A repeated id counts once.
+    """
     session_ids = request.validated["body"]["sessionIds"]
     request.screenings.delete_many(session_ids)
     trace(request, "sessions deleted", count=len(set(session_ids)))
@@ -252,12 +322,16 @@ def delete_sessions(request):
 @session_by_id.delete(
     schema=schemas.SessionRequest(),
     permission=MANAGE,
-    tags=["movie-sessions"],
-    operation_id="deleteMovieSession",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses(
+        {"204": NoContent(description="Deleted")},
+        why={"404": "`Movie session not found`", "409": "`Movie session has tickets and cannot be deleted`"},
+    ),
 )
-def delete_session(request):
+def delete_movie_session(request):
+    """Delete a session
+
+    Refused (409) while the session has tickets.
+    """
     session_id = request.validated["path"]["sessionId"]
     request.screenings.delete_many([session_id], bulk=False)
     trace(request, "session deleted", session=session_id)

@@ -22,6 +22,8 @@ def seats_per_row_node(**kw):
 
 
 class PutRoom(ObjectSchema):
+    """A room's name and seat plan, as a PUT creates or replaces it."""
+
     name = string_node(
         missing=colander.drop,
         validator=LengthBounds(0, MAX_NAME_LENGTH),
@@ -49,6 +51,8 @@ class PutRoomRequest(colander.MappingSchema):
 
 
 class Room(colander.MappingSchema):
+    """A room of the cinema and its seat plan."""
+
     number = integer_node()
     name = string_node()
     rows = integer_node()
@@ -60,14 +64,6 @@ class Room(colander.MappingSchema):
 
 class RoomList(colander.SequenceSchema):
     room = Room(title="Room")
-
-
-class RoomReply(colander.MappingSchema):
-    body = Room()
-
-
-class RoomListReply(colander.MappingSchema):
-    body = RoomList()
 
 
 def room_body(room):

@@ -1,4 +1,4 @@
-"""Console scripts: cinema-migrate, cinema-admin, cinema-seed."""
+"""Console scripts: cinema-migrate, cinema-admin, cinema-seed, cinema-openapi."""
 
 import os
 

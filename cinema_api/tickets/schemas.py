@@ -2,7 +2,7 @@
 
 import colander
 
-from cinema_api.core.pagination import ListHeaders, page_nodes
+from cinema_api.core.pagination import page_nodes
 from cinema_api.core.schemas import Choice, ObjectSchema, Pattern, datetime_node, format_datetime, integer_node, string_node, uuid_node
 from cinema_api.rooms.entities import SEAT_LABEL_PATTERN
 
@@ -11,12 +11,16 @@ DEFAULT_PER_PAGE = 100
 
 
 class TicketMovie(colander.MappingSchema):
+    """The movie of a ticket's session, in short."""
+
     id = uuid_node()
     title = string_node()
     ageRestriction = integer_node()
 
 
 class TicketSession(colander.MappingSchema):
+    """The session a ticket is for, with its movie."""
+
     id = uuid_node()
     date = datetime_node()
     timeslot = string_node()
@@ -25,6 +29,8 @@ class TicketSession(colander.MappingSchema):
 
 
 class TicketResponse(colander.MappingSchema):
+    """A ticket, with its session and movie so that a watch history reads without further calls."""
+
     id = uuid_node()
     userId = uuid_node()
     sessionId = uuid_node()
@@ -37,15 +43,6 @@ class TicketResponse(colander.MappingSchema):
 
 class TicketList(colander.SequenceSchema):
     ticket = TicketResponse(title="TicketResponse")
-
-
-class TicketReply(colander.MappingSchema):
-    body = TicketResponse()
-
-
-class TicketListReply(colander.MappingSchema):
-    body = TicketList()
-    headers = ListHeaders()
 
 
 def use_filter_node():
@@ -77,7 +74,9 @@ def seat_label_node(**kw):
 
 
 class BuyTicket(ObjectSchema):
-    sessionId = uuid_node()
+    """A ticket to buy, for the caller."""
+
+    sessionId = uuid_node(example="5b3c4e9a-8f1d-4b2a-9c7e-1d2f3a4b5c6d")
     userId = uuid_node(missing=colander.drop, description="must be the caller's own id when given")
     seat = seat_label_node(
         missing=colander.drop,
@@ -154,6 +153,8 @@ class SeatMapRequest(colander.MappingSchema):
 
 
 class Seat(colander.MappingSchema):
+    """One seat of a session's seat plan."""
+
     seat = string_node(example="C7")
     row = string_node(example="C", description="the row letter")
     number = integer_node(example=7, description="the seat number in its row, from 1")
@@ -165,15 +166,13 @@ class SeatList(colander.SequenceSchema):
 
 
 class SeatMap(colander.MappingSchema):
+    """The seats of a session as sold right now."""
+
     sessionId = uuid_node()
     capacity = integer_node(missing=None, description="null for a session without a seat plan")
     sold = integer_node(description="tickets sold for the session")
     available = integer_node(missing=None, description="free seats; null for a session without a seat plan")
     seats = SeatList(description="by row, then number; empty for a session without a seat plan")
-
-
-class SeatMapReply(colander.MappingSchema):
-    body = SeatMap()
 
 
 def seat_map_body(seat_map):

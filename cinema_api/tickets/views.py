@@ -1,7 +1,7 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
-from cinema_api.core.api import BEARER, ApiService, NoContent, created, no_content, responses
-from cinema_api.core.pagination import Page, set_list_headers
+from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
+from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.core.acl import CANCEL_TICKET, MANAGE, owned_resource
 from cinema_api.tickets.schemas import (
@@ -10,11 +10,11 @@ from cinema_api.tickets.schemas import (
     GetUserTicketsRequest,
     ListTicketsRequest,
     MyTicketsRequest,
-    SeatMapReply,
     SeatMapRequest,
-    TicketListReply,
-    TicketReply,
+    SeatMap,
+    TicketList,
     TicketRequest,
+    TicketResponse,
     seat_map_body,
     ticket_body,
 )
@@ -33,6 +33,10 @@ session_seats = ApiService(name="session_seats", path="/movie-sessions/{sessionI
 SERVICES = (my_tickets, tickets, ticket_use, ticket, user_tickets, session_seats)
 
 
+def ticket_list_reply(description):
+    return reply(TicketList(), description, ListHeaders())
+
+
 
 def ticket_page(request, user_id=None, session_id=None):
     query = request.validated["querystring"]
@@ -44,24 +48,35 @@ def ticket_page(request, user_id=None, session_id=None):
 
 @tickets.post(
     schema=BuyTicketRequest(),
-    tags=["tickets"],
-    operation_id="buyTicket",
-    api_security=BEARER,
-    response_schemas=responses({"201": TicketReply(description="Bought")}, "404", "409", authenticated=True, body=True),
+    response_schemas=responses(
+        {"201": reply(TicketResponse(), "Bought; Location is the ticket's URL", LocationHeaders())},
+        why={
+            "400": "Invalid body (see `errors`), `Cannot buy a ticket for a past session`, "
+            "`Seat <label> does not exist in this session`, or `This session has no seat plan`",
+            "403": "`You can only buy tickets for yourself` (a `userId` that is not the caller's), or "
+            "`You must be at least <n> years old to watch this movie`",
+            "404": "`Movie session not found`",
+            "409": "`Ticket already purchased for this session`, `Seat <label> is already taken`, or "
+            "`Movie session is sold out`",
+        },
+    ),
 )
 def buy_ticket(request):
-    """Buy a ticket for a movie session, optionally for a chosen seat.
+    """Buy a ticket for a movie session, optionally a chosen seat
 
-    Any authenticated user, for themself (userId, when given, must be the caller's own id, for
-    managers too: else 403). One ticket per user and session. Checks in order: 400 schema
-    (seat must look like "C7"), 403 another userId, 404 unknown session, 400 session already
-    started, 403 buyer younger than the movie's ageRestriction, 400 "Seat <label> does not exist
-    in this session" or "This session has no seat plan", then 409 "Ticket already purchased for
-    this session", 409 "Seat <label> is already taken", 409 "Movie session is sold out".
-    Without seat, a session with a seat plan assigns the free seat with the lowest row, then the
-    lowest number; a session without a seat plan (its room had no Room when it was created) sells
-    without a limit and seat is null. Never more tickets than seats, never one seat twice, also
-    under concurrent purchases.
+    The ticket is the caller's: `userId`, when given, must be the caller's own id (managers
+    included), and there is one ticket per user and session. Rules, checked in this order: the seat label is
+    well formed (400); the session exists (404); it has not started yet (`date` in the future,
+    else 400); the buyer is at least the movie's `ageRestriction` years old (403); the seat is in
+    the session's seat plan (400 `Seat <label> does not exist in this session`), and a seat is
+    asked for only where the session has a plan (400 `This session has no seat plan`); then 409
+    `Ticket already purchased for this session`, 409 `Seat <label> is already taken`, 409
+    `Movie session is sold out`.
+
+    Without `seat`, a session with a seat plan gives the free seat with the lowest row, then the
+    lowest number. A session without a seat plan (its room had no Room when the session was
+    created) sells without a limit, and its tickets' `seat` is null. Never more tickets than
+    seats, never one seat twice, also under concurrent purchases in several processes.
     """
     body = request.validated["body"]
     bought = request.tickets.buy(request.identity.user_id, body["sessionId"], body.get("userId"), body.get("seat"))
@@ -72,40 +87,48 @@ def buy_ticket(request):
 @tickets.get(
     schema=ListTicketsRequest(),
     permission=MANAGE,
-    tags=["tickets"],
-    operation_id="listTickets",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketListReply(description="Tickets, newest purchase first")}, "400", authenticated=True),
+    response_schemas=responses({"200": ticket_list_reply("Tickets, newest purchase first")}),
 )
 def list_tickets(request):
+    """List every ticket
+
+    Newest purchase first, 100 per page by default, with `X-Total-Count` and `Link`.
+    Filters: `filterByUse` (`all`, `used`, `unused`), `userId`, `sessionId` (an id that names
+    nothing gives an empty list).
+    """
     query = request.validated["querystring"]
     return ticket_page(request, user_id=query.get("userId"), session_id=query.get("sessionId"))
 
 
 @my_tickets.get(
     schema=MyTicketsRequest(),
-    tags=["tickets"],
-    operation_id="listMyTickets",
-    api_security=BEARER,
     response_schemas=responses(
-        {"200": TicketListReply(description="The caller's tickets, newest first; filterByUse=used is the watch history")},
-        "400",
-        authenticated=True,
+        {"200": ticket_list_reply("The caller's tickets, newest first; filterByUse=used is the watch history")}
     ),
 )
 def list_my_tickets(request):
+    """List my tickets (the watch history with filterByUse=used)
+
+    The caller's own tickets, newest purchase first, 100 per page by default, with
+    `X-Total-Count` and `Link`. `filterByUse=used` lists the movies the caller has seen.
+    """
     return ticket_page(request, user_id=request.identity.user_id)
 
 
 @ticket_use.post(
     schema=TicketRequest(),
     permission=MANAGE,
-    tags=["tickets"],
-    operation_id="useTicket",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketReply(description="Checked: isUsed is true")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses(
+        {"200": reply(TicketResponse(), "Checked: `isUsed` is true and `usedAt` set")},
+        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`"},
+    ),
 )
 def use_ticket(request):
+    """Check a ticket at the door
+
+    One-shot: the first use answers 200 and marks the ticket used; any later one, concurrent
+    ones included, answers 409. Accepted at any time, before or after the session starts.
+    """
     used = request.tickets.use(request.validated["path"]["ticketId"])
     trace(request, "ticket used", ticket=used.id)
     return ticket_body(used)
@@ -114,18 +137,24 @@ def use_ticket(request):
 @ticket.delete(
     schema=TicketRequest(),
     permission=CANCEL_TICKET,
-    tags=["tickets"],
-    operation_id="deleteTicket",
-    api_security=BEARER,
-    response_schemas=responses({"204": NoContent(description="Deleted; its seat is free")}, "400", "404", "409", authenticated=True),
+    response_schemas=responses(
+        {"204": NoContent(description="Deleted; its seat is free for sale at once")},
+        why={
+            "400": "`Cannot cancel a ticket for a past session` (a customer's own ticket whose session has started)",
+            "403": "Another user's ticket (customers)",
+            "404": "`Ticket not found`",
+            "409": "`Ticket has already been used` (a customer's own used ticket)",
+        },
+    ),
 )
 def delete_ticket(request):
-    """Cancel (delete) a ticket.
+    """Cancel (delete) a ticket
 
     Managers delete any ticket, used ones and past sessions' included. A customer cancels their
-    own ticket while it is unused and its session has not started. Checks in order: 400 malformed
-    ticketId, 404 unknown ticket, 403 another user's ticket, 400 "Cannot cancel a ticket for a
-    past session", 409 "Ticket has already been used". The seat is free for sale at once.
+    own ticket while it is unused and its session has not started; checks in this order: 404
+    unknown ticket, 403 another user's ticket, 400 the session has started, 409 the ticket was
+    used. The seat is free for sale at once, and the buyer may buy a ticket for that session
+    again.
     """
     ticket_id = request.validated["path"]["ticketId"]
     if request.has_permission(MANAGE):
@@ -138,19 +167,18 @@ def delete_ticket(request):
 
 @session_seats.get(
     schema=SeatMapRequest(),
-    tags=["movie-sessions"],
-    operation_id="getSessionSeats",
-    api_security=BEARER,
-    response_schemas=responses({"200": SeatMapReply(description="The seat map")}, "400", "404", authenticated=True),
+    response_schemas=responses(
+        {"200": reply(SeatMap(), "The seat map, as sold right now")},
+        why={"404": "`Movie session not found`"},
+    ),
 )
 def get_session_seats(request):
-    """The seat map of a movie session: which seats are taken.
+    """Read the seat map of a movie session
 
-    Any authenticated user. capacity, sold (tickets sold), available, and every seat of the
-    session's seat plan by row, then number, with taken. Read from the database on every
-    request (never cached): exact after every purchase and cancellation, in every process. A
-    session without a seat plan has capacity and available null and no seats; sold still counts
-    its tickets.
+    `capacity`, `sold` (tickets sold), `available`, and every seat of the session's seat plan
+    by row, then number, with `taken`. Read from the database on every request, never cached:
+    exact after every purchase and cancellation, in every process. A session without a seat
+    plan has `capacity` and `available` null and no seats; `sold` still counts its tickets.
     """
     seat_map = request.tickets.seat_map(request.validated["path"]["sessionId"])
     return seat_map_body(seat_map)
@@ -159,12 +187,16 @@ def get_session_seats(request):
 @user_tickets.get(
     schema=GetUserTicketsRequest(),
     permission=MANAGE,
-    tags=["users"],
-    operation_id="getUserTickets",
-    api_security=BEARER,
-    response_schemas=responses({"200": TicketListReply(description="The user's tickets, newest first")}, "400", "404", authenticated=True),
+    response_schemas=responses(
+        {"200": ticket_list_reply("The user's tickets, newest first")}, why={"404": "`User not found`"}
+    ),
 )
 def get_user_tickets(request):
+    """List a user's tickets
+
+    Newest purchase first, 100 per page by default, with `X-Total-Count` and `Link`;
+    `filterByUse` (`all`, `used`, `unused`) is read from the query string.
+    """
     user_id = request.validated["path"]["userId"]
     request.tickets.require_user(user_id)  # 404 for an unknown user
     return ticket_page(request, user_id=user_id)

@@ -11,6 +11,8 @@ DEFAULT_PER_PAGE = 100
 
 
 class UserResponse(colander.MappingSchema):
+    """A user account (never its password or hash)."""
+
     id = uuid_node()
     username = string_node()
     role = string_node(validator=Choice(ROLES))
@@ -20,6 +22,8 @@ class UserResponse(colander.MappingSchema):
 
 
 class UserWithTickets(UserResponse):
+    """A user account with every ticket of it, newest first."""
+
     tickets = TicketList()
 
 
