@@ -41,7 +41,12 @@ setup(
     long_description=README,
     long_description_content_type="text/markdown",
     classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
         "Framework :: Pyramid",
         "Topic :: Internet :: WWW/HTTP :: WSGI :: Application",
     ],
@@ -49,7 +54,7 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*"]),
     include_package_data=True,
     zip_safe=False,
-    python_requires=">=3.11,<3.13",
+    python_requires=">=3.11",
     install_requires=requires,
     extras_require={"test": tests_require},
     entry_points={

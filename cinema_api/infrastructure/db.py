@@ -13,6 +13,7 @@ import re
 import select
 import socket
 import sqlite3
+import threading
 import time
 
 import psycopg2
@@ -42,6 +43,7 @@ def make_database(database_url, definers, timeout=5):
     db = Database()
     for define in definers:
         define(db)
+    close_connections_with_their_thread(db)
     if database_url.is_sqlite:
 
         @db.on_connect(provider="sqlite")
@@ -64,6 +66,33 @@ def make_database(database_url, definers, timeout=5):
         db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
+
+
+class _ConnectionCloser:
+    """Closes one connection when it is dropped: Pony keeps a connection per thread and leaves
+    it to the garbage collector when the thread ends or the database goes away."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __del__(self):
+        try:
+            self.connection.close()
+        except Exception:  # already closed or broken: nothing left to release
+            pass
+
+
+def close_connections_with_their_thread(db):
+    """Every connection ``db`` opens is closed when its thread ends (or ``db`` is dropped),
+    instead of waiting for the garbage collector (Python 3.13 warns about such a SQLite
+    connection, and a PostgreSQL one would hold its server process until then)."""
+    owners = threading.local()
+
+    @db.on_connect()
+    def close_with_thread(db, connection):
+        owners.closer = _ConnectionCloser(connection)
+
+    db.cinema_connection_owners = owners
 
 
 def postgres_bind_kwargs(database_url, timeout):
