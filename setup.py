@@ -11,7 +11,10 @@ with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
 # Every runtime dependency is pinned: these versions are tested together.
 requires = [
     "pyramid==2.1",
-    "setuptools<82",  # pyramid, cornice and cornice_swagger import pkg_resources
+    # pyramid, cornice and cornice_swagger import pkg_resources, which setuptools 82 removed; from
+    # 80.9 on, that import prints a UserWarning on stderr before logging is configured (non-JSON
+    # lines in LOG_FORMAT=json output). 80.8 still warns, but as a DeprecationWarning: silent.
+    "setuptools<80.9",
     "waitress==3.0.2",
     "pony==0.7.20",
     "cornice==6.1.0",

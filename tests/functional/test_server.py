@@ -24,12 +24,12 @@ def test_a_bad_port_stops_with_one_line(monkeypatch):
 
 
 def test_bad_server_settings_stop_with_one_line(monkeypatch):
-    from cinema_api.server import serve
+    from cinema_api.server import run_server
 
     for name in ("SHUTDOWN_TIMEOUT", "PORT", "HOST"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match="SHUTDOWN_TIMEOUT must be a number of seconds"):
-        serve(None, {"here": HERE}, port="0", shutdown_timeout="soon")
+        run_server(None, {"here": HERE}, port="0", shutdown_timeout="soon")
 
 
 @pytest.mark.slow
