@@ -22,6 +22,7 @@ from pony.orm import Database, db_session, rollback
 from pony.orm.core import CacheIndexError, CommitException, RollbackException, TransactionIntegrityError, UnexpectedError
 from pony.orm.dbapiprovider import DBException
 from pony.utils import datetime2timestamp
+from pyramid.exceptions import ConfigurationExecutionError
 from pyramid.tweens import EXCVIEW
 
 from cinema_api.core.errors import domain_error_view, error_response
@@ -241,6 +242,20 @@ def driver_error(exc):
         else:
             exc = getattr(exc, "original_exc", None) or exc.__cause__ or exc.__context__
     return None
+
+
+def unusable_database(exc):
+    """One line saying why the database cannot be used at all (unreachable, refused, a SQLite
+    folder that cannot be created), whatever wraps the error; None for any other error. For
+    start-up, where there is no request to answer 503."""
+    if isinstance(exc, ConfigurationExecutionError):
+        exc = exc.evalue
+    error = driver_error(exc)
+    if error is None and isinstance(exc, OSError):
+        error = exc
+    if error is None:
+        return None
+    return "database unavailable: " + " ".join(str(error).split())
 
 
 def is_retryable(exc):

@@ -14,6 +14,7 @@ from pyramid.exceptions import ConfigurationExecutionError
 from pyramid.paster import get_appsettings, setup_logging
 
 from cinema_api.core.logs import configure_logging
+from cinema_api.infrastructure.db import unusable_database
 from cinema_api.settings import SettingsError, load_settings
 
 
@@ -46,23 +47,12 @@ def load_script_settings(config_uri, prog):
     return settings, ini
 
 
-def storage_failure(exc, prog):
-    """The one line of a database that cannot be used (whatever wraps the driver's error), or
-    None for any other error."""
-    from cinema_api.infrastructure.db import driver_error
-
-    error = driver_error(exc)
-    if error is None:
-        return None
-    return "%s: database unavailable: %s" % (prog, one_line(error))
-
-
 def exit_on_storage_failure(exc, prog):
-    """Exit with the one line of a storage failure; any other error goes on as it is."""
-    message = storage_failure(exc, prog)
+    """Exit with the one line of a database that cannot be used; any other error goes on."""
+    message = unusable_database(exc)
     if message is None:
         raise exc
-    raise SystemExit(message) from None
+    raise SystemExit("%s: %s" % (prog, message)) from None
 
 
 def build_registry(settings, ini, prog):
@@ -76,6 +66,4 @@ def build_registry(settings, ini, prog):
     except SystemExit as exc:
         raise SystemExit(str(exc).replace("cinema_api:", prog + ":", 1)) from None
     except ConfigurationExecutionError as exc:
-        if storage_failure(exc.evalue, prog) is None:
-            raise
-        exit_on_storage_failure(exc.evalue, prog)
+        exit_on_storage_failure(exc, prog)
