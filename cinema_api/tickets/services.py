@@ -28,7 +28,7 @@ class Tickets:
         return ticket
 
     def buy(self, buyer_id, screening_id, user_id=None):
-        """A ticket for the buyer; the checks run in the order of API.md section 1."""
+        """A ticket for the buyer; the checks run in the order of docs/API.md section 1."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
         screening = self.db.Screening.get(id=uuid.UUID(screening_id))

@@ -1,4 +1,4 @@
-"""Caching of movie and session reads (API.md section 6), on memory, Redis and null backends."""
+"""Caching of movie and session reads (docs/API.md section 6), on memory, Redis and null backends."""
 
 import logging
 import socket

@@ -1,4 +1,4 @@
-"""Response headers of API.md section 1: no sniffing, no stored tokens, no framing, Location, Vary."""
+"""Response headers of docs/API.md section 1: no sniffing, no stored tokens, no framing, Location, Vary."""
 
 import pytest
 

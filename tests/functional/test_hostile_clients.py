@@ -1,4 +1,4 @@
-"""Hostile clients against a real server process (API.md sections 1 and 7)."""
+"""Hostile clients against a real server process (docs/API.md sections 1 and 7)."""
 
 import secrets
 import socket

@@ -82,7 +82,7 @@ def test_constraints_back_the_domain_rules(database_url):
     violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="09:00-10:00", room_number=2))
     violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="10:00-12:00", room_number=1000))
     violates(lambda: Movie(title="Big", age_restriction=22))
-    # a session with tickets cannot be deleted (the 409 of API.md is backed by the database)
+    # a session with tickets cannot be deleted (the 409 of docs/API.md is backed by the database)
     violates(lambda: db.execute('DELETE FROM "movie_sessions"'))
     # a movie without ticketed sessions takes its sessions with it
     with db_session:

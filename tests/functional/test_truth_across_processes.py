@@ -1,4 +1,4 @@
-"""The database is the only truth, across real processes (API.md sections 5 and 6).
+"""The database is the only truth, across real processes (docs/API.md sections 5 and 6).
 
 A committed change to the catalogue, a logout and a deleted user hold from the next request in
 every server process, whichever process or console script made the change, whatever the Redis
