@@ -43,13 +43,7 @@ def test_each_mode_has_a_database_file_of_its_own_by_default(tmp_path):
 
 def test_production_ini_and_development_ini_never_share_a_database():
     """After the Quick start and cinema-seed, production.ini must not serve the demo accounts."""
-    from pyramid.paster import get_appsettings
-
-    files = {
-        name: load_settings(get_appsettings("%s/%s" % (HERE, name)), HERE, environ={}, dotenv={}, require_secret=False)
-        .database_url.bind_kwargs["filename"]
-        for name in ("development.ini", "production.ini")
-    }
+    files = {name: ini_file_settings(name).database_url.bind_kwargs["filename"] for name in ("development.ini", "production.ini")}
     assert files["development.ini"] != files["production.ini"]
 
 
@@ -276,3 +270,18 @@ def test_production_refuses_to_start_with_a_dotenv_copied_from_the_example(tmp_p
         dotenv.write("JWT_SECRET=change-me-to-a-random-string-of-at-least-32-bytes\n")
     with pytest.raises(SystemExit, match="JWT_SECRET is a value published in this repository"):
         get_app(ini, options={})
+
+
+def ini_file_settings(name):
+    from pyramid.paster import get_appsettings
+
+    return load_settings(get_appsettings("%s/%s" % (HERE, name)), HERE, environ={}, dotenv={}, require_secret=False)
+
+
+def test_development_does_not_lock_a_developer_out_and_production_keeps_its_limits():
+    development, production = ini_file_settings("development.ini"), ini_file_settings("production.ini")
+    assert production.login_limit_per_address == production.login_limit_per_username == 10
+    assert production.jwt_expires_in_sec == 900
+    # far more failed logins than anyone types by hand, and tokens that last a working day
+    assert development.login_limit_per_address >= 100 and development.login_limit_per_username >= 100
+    assert development.jwt_expires_in_sec >= 8 * 3600
