@@ -93,8 +93,6 @@ def close_connections_with_their_thread(db):
     def close_with_thread(db, connection):
         owners.closer = _ConnectionCloser(connection)
 
-    db.cinema_connection_owners = owners
-
 
 def postgres_bind_kwargs(database_url, timeout):
     """libpq parameters that bound a connection: connect and statement timeouts, TCP keepalive

@@ -149,7 +149,7 @@ def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_s
     os.environ["JWT_SECRET"] = production_secret()
     try:
         with pytest.raises(SystemExit) as info:
-            main({"here": HERE}, **settings)
+            main({"here": str(tmp_path)}, **settings)  # no .env of the checkout
     finally:
         os.environ.clear()
         os.environ.update(environ_backup)

@@ -9,7 +9,6 @@ import pytest
 
 from cinema_api.server import listen_address
 from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port
-from tests.conftest import HERE
 
 
 def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
@@ -22,19 +21,19 @@ def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
     assert listen_address({"here": str(tmp_path / "none")}, "localhost", "6543") == ("localhost", 8080)
 
 
-def test_a_bad_port_stops_with_one_line(monkeypatch):
+def test_a_bad_port_stops_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PORT", "http")
     with pytest.raises(SystemExit, match="PORT must be an integer"):
-        listen_address({"here": HERE}, "localhost", "6543")
+        listen_address({"here": str(tmp_path)}, "localhost", "6543")
 
 
-def test_bad_server_settings_stop_with_one_line(monkeypatch):
+def test_bad_server_settings_stop_with_one_line(monkeypatch, tmp_path):
     from cinema_api.server import run_server
 
     for name in ("SHUTDOWN_TIMEOUT", "PORT", "HOST"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match="SHUTDOWN_TIMEOUT must be a number of seconds"):
-        run_server(None, {"here": HERE}, port="0", shutdown_timeout="soon")
+        run_server(None, {"here": str(tmp_path)}, port="0", shutdown_timeout="soon")
 
 
 @pytest.mark.slow

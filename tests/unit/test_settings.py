@@ -159,15 +159,18 @@ def test_the_repository_publishes_secrets_that_production_knows():
 
 
 @pytest.mark.parametrize("secret", repository_secrets())
-def test_production_refuses_every_secret_published_in_the_repository(secret):
+def test_production_refuses_every_secret_published_in_the_repository(secret, tmp_path):
+    # the repository's ini and example files, without a .env of the checkout
+    for name in ("development.ini", "testing.ini", "production.ini", ".env.example"):
+        shutil.copyfile("%s/%s" % (HERE, name), tmp_path / name)
     with pytest.raises(SystemExit) as info:
-        main({"here": HERE}, **ini(jwt_secret=secret, environment="production"))
+        main({"here": str(tmp_path)}, **ini(jwt_secret=secret, environment="production"))
     assert str(info.value) == (
         "cinema_api: configuration error: JWT_SECRET is a value published in this repository: "
         "production needs a random secret of its own"
     )
     # development accepts its own documented value
-    load_settings(ini(jwt_secret=secret, environment="development"), HERE, environ={})
+    load_settings(ini(jwt_secret=secret, environment="development"), HERE, environ={}, dotenv={})
 
 
 def test_a_secret_published_in_an_ini_file_beside_the_one_in_use_is_refused(tmp_path):
@@ -189,12 +192,14 @@ def test_main_stops_with_one_line_naming_the_setting(tmp_path):
     assert str(info.value) == "cinema_api: configuration error: JWT_EXPIRES_IN_SEC must be an integer"
 
 
-def test_production_ini_refuses_to_start_without_a_jwt_secret(monkeypatch):
+def test_production_ini_refuses_to_start_without_a_jwt_secret(monkeypatch, tmp_path):
     from pyramid.paster import get_app
+
+    from cinema_api.testing import copy_ini
 
     monkeypatch.delenv("JWT_SECRET", raising=False)
     with pytest.raises(SystemExit, match="JWT_SECRET is not set"):
-        get_app("production.ini")
+        get_app(copy_ini("production.ini", tmp_path))
 
 
 @pytest.mark.parametrize(
