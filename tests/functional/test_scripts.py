@@ -22,14 +22,16 @@ SCRIPTS = {
 }
 
 
-def run(script, ini, directory, **variables):
+def run(script, ini, directory, extra_args=(), **variables):
+    """``script`` on ``ini`` in ``directory``, on the ini file's own database (never the one the
+    suite was pointed at) unless ``variables`` name one."""
     module, args = SCRIPTS[script]
-    env = child_environ(**variables)
+    env = child_environ()
     env.pop("DATABASE_URL", None)
     env.pop("CACHE_URL", None)
     env.update(variables)
     return subprocess.run(
-        [sys.executable, "-m", "cinema_api.scripts." + module, ini, *args],
+        [sys.executable, "-m", "cinema_api.scripts." + module, ini, *args, *extra_args],
         cwd=str(directory), env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
 
@@ -90,10 +92,7 @@ def test_production_with_pending_migrations_is_one_line_naming_the_command(tmp_p
     result = run(script, ini, tmp_path, JWT_SECRET=production_secret())
     if script == "cinema-seed":  # it refuses production before it looks at the database
         assert_one_line(result, "cinema-seed: refusing to load public demo accounts into production (use --allow-production)")
-        result = subprocess.run(
-            [sys.executable, "-m", "cinema_api.scripts.seed", ini, "--allow-production"],
-            cwd=str(tmp_path), env=child_environ(), capture_output=True, text=True, timeout=120,
-        )
+        result = run(script, ini, tmp_path, extra_args=("--allow-production",))
     assert result.returncode == 1
     assert result.stderr.startswith("%s: the database is not migrated (" % script), result.stderr
     assert result.stderr.endswith("run: cinema-migrate production.ini\n") and result.stderr.count("\n") == 1
