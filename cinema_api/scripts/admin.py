@@ -40,13 +40,12 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def read_password(stdin=None):
+def read_password():
     """CINEMA_ADMIN_PASSWORD, or the password typed twice on the terminal."""
     password = os.environ.get(PASSWORD_VARIABLE)
     if password is not None:
         return password
-    stdin = sys.stdin if stdin is None else stdin
-    if stdin is None or not stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         raise SystemExit("%s: no terminal to ask for the password on: set %s" % (PROG, PASSWORD_VARIABLE))
     try:
         password = getpass.getpass("Password: ")
