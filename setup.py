@@ -11,7 +11,10 @@ with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
 # Every runtime dependency is pinned: these versions are tested together.
 requires = [
     "pyramid==2.1",
-    "setuptools<82",  # pyramid and cornice import pkg_resources
+    # pyramid and cornice import pkg_resources, which setuptools 82 removed; from
+    # 80.9 on, that import prints a UserWarning on stderr before logging is configured (non-JSON
+    # lines in LOG_FORMAT=json output). 80.8 still warns, but as a DeprecationWarning: silent.
+    "setuptools<80.9",
     "waitress==3.0.2",
     "pony==0.7.20",
     "cornice==6.1.0",
@@ -41,7 +44,12 @@ setup(
     long_description=README,
     long_description_content_type="text/markdown",
     classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
         "Framework :: Pyramid",
         "Topic :: Internet :: WWW/HTTP :: WSGI :: Application",
     ],
@@ -49,7 +57,7 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*"]),
     include_package_data=True,
     zip_safe=False,
-    python_requires=">=3.11,<3.13",
+    python_requires=">=3.11",
     install_requires=requires,
     extras_require={"test": tests_require},
     entry_points={

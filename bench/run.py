@@ -74,8 +74,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
-from cinema_api.settings import SCHEMA, read_dotenv  # noqa: E402
-from cinema_api.testing import ServerProcess, free_port  # noqa: E402
+from cinema_api.settings import SCHEMA  # noqa: E402
+from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port  # noqa: E402
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 SCRIPTS = os.path.dirname(sys.executable)
@@ -390,8 +390,9 @@ class Setup:
 
     def admin(self, *command, **extra):
         """A console script of the project on production.ini with this setup's environment."""
-        env = dict(os.environ, **self.environ, **extra)
-        command = [os.path.join(SCRIPTS, command[0]), PRODUCTION_INI, *command[1:]]
+        env = child_environ(**self.environ, **extra)
+        # a copy, as the servers run on: no .env of the checkout reaches it
+        command = [os.path.join(SCRIPTS, command[0]), copy_ini(PRODUCTION_INI, self.work), *command[1:]]
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
 
     def list_file(self, items):
@@ -626,9 +627,6 @@ def header(args):
             args.command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tree_state(), os.cpu_count(),
             WRK_THREADS, WRK_TIMEOUT_SEC, args.duration),
     ]
-    dotenv = sorted(read_dotenv(ROOT))
-    if dotenv:
-        lines += ["", "**A `.env` next to production.ini set %s for the servers: production.ini was not alone.**" % ", ".join(dotenv)]
     return lines
 
 

@@ -8,9 +8,11 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationExecutionError
 
 from cinema_api.core.logs import configure_logging
 from cinema_api.core.trace import trace_event
+from cinema_api.infrastructure.db import unusable_database
 from cinema_api.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,11 @@ def main(global_config, **ini_settings):
         app = make_app(settings, ini_settings)
     except SettingsError as exc:
         raise SystemExit("cinema_api: configuration error: %s" % exc) from None
+    except ConfigurationExecutionError as exc:
+        message = unusable_database(exc)
+        if message is None:
+            raise
+        raise SystemExit("cinema_api: " + message) from None
     log.info("cinema_api %s started: %s", package_version(), settings.summary())
     trace_event(settings, "start", version=package_version())
     return app

@@ -26,6 +26,7 @@ configuration is served and drained) and its thread pool through ``add_task`` an
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher, WSGITask
 
+from cinema_api.core.logs import flush_logs
 from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
 from cinema_api.settings import read_dotenv
 
@@ -243,7 +245,25 @@ def raise_open_file_limit(wanted=WANTED_OPEN_FILES):
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def serve(
+def serve(app, global_conf, **kwargs):
+    """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully.
+
+    A server that cannot start (a setting of ``[server:main]``, a port already taken) says why
+    in one line on stderr and exits with status 1. pserve would turn the ``SystemExit`` into
+    "Exiting ..." on stdout with status 0 (and print nothing at all with ``-q``), which a
+    service manager takes for a clean stop."""
+    try:
+        run_server(app, global_conf, **kwargs)
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        flush_logs()
+        sys.stderr.write(exc.code + "\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def run_server(
     app,
     global_conf,
     host="127.0.0.1",
@@ -253,14 +273,17 @@ def serve(
     slow_threads=None,
     **kwargs,
 ):
-    """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully."""
+    """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
     host, port = listen_address(global_conf, host, port)
     kwargs.pop("listen", None)
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
     raise_open_file_limit()
-    server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
+    try:
+        server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
+    except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown
+        raise SystemExit("cinema_api: cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc)) from None
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     try:

@@ -4,6 +4,10 @@ Every setting has an ini key ``cinema.<name>`` and an environment variable ``<NA
 (upper case, dots become ``_``). Precedence: OS environment > ``.env`` (next to the ini
 file) > ini > built-in default. Values are parsed and checked here, once, at start-up:
 a wrong value stops the application with a one-line message naming the setting.
+
+``.env`` holds a machine's values (secrets, addresses); it cannot choose the mode: the ini file
+does (``ENVIRONMENT`` in ``.env`` is refused), so a ``.env`` written for development can never
+turn ``production.ini`` into a development server.
 """
 
 import ipaddress
@@ -170,14 +174,44 @@ def _str(value, here=None):
     return str(value).strip()
 
 
-def _cpu_count():
+ORIGIN_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(value):
+    """``scheme://host[:port]`` as a browser sends it in ``Origin`` (scheme and host in lower
+    case, no default port), or ``*``; anything else (a path, a trailing slash, a bare host)
+    could never match and is a mistake."""
+    if value == "*":
+        return value
+    match = ORIGIN_RE.match(value.lower())
+    port = int(match.group(3)) if match and match.group(3) else None
+    if not match or (port is not None and not 1 <= port <= 65535):
+        raise ValueError("%r is not an origin: scheme://host[:port] or *" % value)
+    scheme, host = match.group(1), match.group(2)
+    if port is None or DEFAULT_PORTS.get(scheme) == port:
+        return "%s://%s" % (scheme, host)
+    return "%s://%s:%d" % (scheme, host, port)
+
+
+def _origins(value, here=None):
+    return tuple(parse_origin(item) for item in _list(value))
+
+
+def _cpu_count(values):
     return os.cpu_count() or 1
 
 
-# name: (parser, built-in default). A callable default is computed at load time.
+def _database_of_the_environment(values):
+    """Each mode has its own SQLite file, so production never serves development's demo data."""
+    return "sqlite:///%s.sqlite" % values["environment"]
+
+
+# name: (parser, built-in default). A callable default is computed at load time from the values
+# read before it (in this order).
 SCHEMA = {
     "environment": (_choice(ENVIRONMENTS), "production"),
-    "database_url": (parse_database_url, "sqlite:///cinema.sqlite"),
+    "database_url": (parse_database_url, _database_of_the_environment),
     "cache_url": (parse_cache_url, ""),
     "database_timeout_sec": (_int_between(1, 300), 5),
     "jwt_secret": (_str, ""),
@@ -189,7 +223,7 @@ SCHEMA = {
     "login_limit_per_address": (_int_between(1, 1_000_000), 10),
     "login_limit_per_username": (_int_between(1, 1_000_000), 10),
     "trusted_proxies": (_networks, ""),
-    "cors_origins": (_list, ""),
+    "cors_origins": (_origins, ""),
     "enable_trace_logs": (_bool, False),
     "enable_cache_trace_logs": (_bool, False),
     "log_format": (_choice(LOG_FORMATS), "text"),
@@ -311,10 +345,24 @@ def read_dotenv(here):
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
-def load_settings(ini_settings, here, environ=None):
-    """Merge and check every setting; raise :class:`SettingsError` naming the first bad one."""
+#: Settings that ``.env`` may not hold: the mode is chosen by the ini file (or the OS environment).
+NOT_FROM_DOTENV = frozenset({"environment"})
+
+
+def load_settings(ini_settings, here, environ=None, dotenv=None, require_secret=True):
+    """Merge and check every setting; raise :class:`SettingsError` naming the first bad one.
+
+    ``dotenv``: the variables of ``.env`` (default: read from ``here``; ``{}`` ignores the file).
+    ``require_secret=False`` is for the console scripts, which sign no token: ``JWT_SECRET``
+    is then neither required nor checked."""
     environ = os.environ if environ is None else environ
-    dotenv = read_dotenv(here)
+    dotenv = read_dotenv(here) if dotenv is None else dotenv
+    for name in NOT_FROM_DOTENV:
+        if env_name(name) in dotenv:
+            raise SettingsError(
+                "%s cannot be set in %s: the ini file chooses the mode (pserve development.ini or production.ini)"
+                % (env_name(name), os.path.join(here, ".env"))
+            )
     values = {}
     for name, (parse, default) in SCHEMA.items():
         key = env_name(name)
@@ -325,13 +373,14 @@ def load_settings(ini_settings, here, environ=None):
         elif "cinema." + name in ini_settings:
             raw = ini_settings["cinema." + name]
         else:
-            raw = default() if callable(default) else default
+            raw = default(values) if callable(default) else default
         try:
             values[name] = parse(raw, here)
         except ValueError as exc:
             raise SettingsError("%s %s" % (key, exc)) from None
     settings = Settings(here=here, cache_regions=cache_regions(ini_settings, values["cache_url"]), **values)
-    _check_secret(settings)
+    if require_secret:
+        _check_secret(settings)
     return settings
 
 

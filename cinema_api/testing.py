@@ -4,6 +4,7 @@ private Redis server, a TCP proxy that slows a connection down."""
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,31 @@ import urllib.request
 
 #: The directory of the ini files (the source checkout).
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Variables the application, its server runner and its scripts read, besides the settings.
+RUNNER_VARIABLES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CINEMA_ADMIN_PASSWORD")
+#: What the suite takes from the environment it runs in: the storage it is pointed at.
+SELECTORS = ("DATABASE_URL", "CACHE_URL")
+
+
+def child_environ(**variables):
+    """The environment of a child process of the tests: the caller's, without any setting it
+    might export (a developer's shell must not change what a test checks) except
+    :data:`SELECTORS`, plus ``variables``."""
+    from cinema_api.settings import SCHEMA, env_name
+
+    settings = {env_name(name) for name in SCHEMA} | set(RUNNER_VARIABLES)
+    environ = {key: value for key, value in os.environ.items() if key not in settings or key in SELECTORS}
+    environ.update(variables)
+    return environ
+
+
+def copy_ini(name, directory):
+    """A copy of the project's ini file ``name`` in ``directory``: what runs on it reads no
+    ``.env`` of the checkout, and a relative SQLite file lands in ``directory``."""
+    path = os.path.join(str(directory), os.path.basename(name))
+    shutil.copyfile(os.path.join(PROJECT_ROOT, name), path)
+    return path
 
 
 def free_port():
@@ -41,22 +67,25 @@ def stop_process(process, log, timeout):
 
 
 class ServerProcess:
-    """``pserve <ini>`` in a child process on a free loopback port, stopped on exit."""
+    """``pserve <ini>`` in a child process on a free loopback port, stopped on exit. It runs
+    on a copy of the project's ini file in a directory of its own (see :func:`copy_ini`)."""
 
     def __init__(self, ini="development.ini", args=(), **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.env = dict(os.environ, PORT=str(self.port), HOST="127.0.0.1")
-        self.env.update(environ)
-        self.command = [*args, ini]
+        self.env = child_environ(PORT=str(self.port), HOST="127.0.0.1", **environ)
+        self.ini = ini
+        self.args = args
         self.process = None
 
     def __enter__(self):
         pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
+        self.directory = tempfile.TemporaryDirectory(prefix="cinema-server-")
+        ini = copy_ini(self.ini, self.directory.name)
         # A file, not a pipe: a server logging more than a pipe holds must not block.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [pserve, *self.command], cwd=PROJECT_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            [pserve, *self.args, ini], cwd=self.directory.name, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while True:
@@ -71,6 +100,7 @@ class ServerProcess:
     def stop(self):
         if not self.log.closed:
             self.output = stop_process(self.process, self.log, timeout=15)
+            self.directory.cleanup()
         return self.output
 
     def __exit__(self, *exc):

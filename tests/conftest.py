@@ -1,7 +1,9 @@
 """Test fixtures: one application per test session on a schema built by the migrations.
 
 ``DATABASE_URL`` and ``CACHE_URL`` select PostgreSQL and Redis (as ``.ci/run`` does);
-by default the suite runs on a temporary SQLite file with the memory cache.
+by default the suite runs on a temporary SQLite file with the memory cache. The settings are
+built explicitly, from testing.ini and those two variables: a ``.env`` in the checkout or a
+setting exported by the shell changes nothing the tests check.
 """
 
 import os
@@ -17,6 +19,7 @@ from webtest import TestApp
 
 from cinema_api import make_app
 from cinema_api.settings import load_settings
+from cinema_api.testing import SELECTORS
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTING_INI = os.path.join(HERE, "testing.ini")
@@ -55,13 +58,15 @@ def ini_settings(**overrides):
 
 
 def build_settings(environ, **overrides):
-    return load_settings(ini_settings(**overrides), HERE, environ=environ)
+    """Settings from testing.ini and ``environ`` only (never the checkout's ``.env``)."""
+    return load_settings(ini_settings(**overrides), HERE, environ=environ, dotenv={})
 
 
 @pytest.fixture(scope="session")
 def test_environ(tmp_path_factory):
-    """The environment the application reads: the real one, plus a temporary SQLite file."""
-    environ = dict(os.environ)
+    """The environment the application reads: the selectors of the real one (DATABASE_URL,
+    CACHE_URL), and a temporary SQLite file when no database is selected."""
+    environ = {key: os.environ[key] for key in SELECTORS if os.environ.get(key)}
     if not environ.get("DATABASE_URL"):
         path = tmp_path_factory.mktemp("db") / "cinema.sqlite"
         environ["DATABASE_URL"] = "sqlite:///" + str(path)

@@ -101,8 +101,9 @@ def parse_json_object(request):
         raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH) from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
         raise BadRequest("Malformed JSON in request body: %s" % exc) from None
-    if not isinstance(value, dict):
-        raise BadRequest("Request body must be a JSON object")
+    # depth first: a parser that does not recurse (Python 3.13's) hands back deep arrays too
     if _depth_exceeds(value, MAX_JSON_DEPTH):
         raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH)
+    if not isinstance(value, dict):
+        raise BadRequest("Request body must be a JSON object")
     return value

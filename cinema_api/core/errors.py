@@ -6,11 +6,11 @@ themselves. Every 4xx and 5xx the application produces has the shape
 """
 
 import logging
-from http import HTTPStatus
 
 from pony.orm.core import IsolationError
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
+from webob.util import status_reasons
 
 from cinema_api.core.acl import DENIED_MESSAGES
 from cinema_api.core.trace import safe_path, trace
@@ -84,10 +84,9 @@ def join_field_message(name, description):
 
 
 def reason(status):
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    """The reason phrase of the status line (WebOb's table): the same on every Python, where
+    ``http.HTTPStatus`` renames some (413 became "Content Too Large" in Python 3.13)."""
+    return status_reasons.get(status, "Error")
 
 
 def error_response(request, status, message, headers=None, errors=None):

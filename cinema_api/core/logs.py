@@ -135,7 +135,14 @@ class RequestThreadHandler(logging.handlers.QueueHandler):
         super().__init__(records)
         self.addFilter(RequestContextFilter())
         self.listener = BatchWriter(records, handlers)
-        atexit.register(self.listener.stop)  # what is queued is written before the process ends
+        self.listening = True
+        atexit.register(self.stop_listener)  # what is queued is written before the process ends
+
+    def stop_listener(self):
+        """Write what is queued and stop the writer's thread (once)."""
+        if self.listening:
+            self.listening = False
+            self.listener.stop()
 
     def prepare(self, record):
         # keep exc_info for the formatters (a JSON line has its own "exception" field); the
@@ -163,6 +170,15 @@ def configure_logging(settings):
         for handler in writers:
             root.removeHandler(handler)
         root.addHandler(RequestThreadHandler(handlers))
+
+
+def flush_logs():
+    """Write out every queued record now (before a process ends without running its exit
+    handlers)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RequestThreadHandler):
+            handler.stop_listener()
+    logging.shutdown()
 
 
 def request_context_tween_factory(handler, registry):

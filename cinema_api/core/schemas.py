@@ -1,7 +1,7 @@
 """Strict colander types and nodes shared by every domain's schemas.
 
 colander is lenient by default (``"21.5"`` becomes ``21``, ``42`` becomes ``"42"``); the
-contract is not. These types accept exactly what API.md section 1 allows and say what is
+contract is not. These types accept exactly what docs/API.md section 1 allows and say what is
 wrong in a sentence that reads after the field's dotted path.
 """
 
@@ -38,7 +38,7 @@ class StrictInteger(colander.SchemaType):
         raise colander.Invalid(node, "must be an integer number")
 
 
-#: What no string field may hold (API.md section 1): NUL, which PostgreSQL cannot store, and
+#: What no string field may hold (docs/API.md section 1): NUL, which PostgreSQL cannot store, and
 #: lone surrogates, which are not Unicode scalar values and cannot be encoded.
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "must not contain NUL or unpaired surrogate characters"

@@ -182,11 +182,6 @@ class Caches:
     def region(self, name):
         return self.regions[name]
 
-    @property
-    def redis_url(self):
-        """The Redis URL of the default backend, or None when it is not Redis."""
-        return self.default_config.url if self.default_config.backend == "redis" else None
-
     def ping(self):
         return self.regions[self.default_config.name].ping()
 

@@ -13,6 +13,7 @@ import re
 import select
 import socket
 import sqlite3
+import threading
 import time
 
 import psycopg2
@@ -22,6 +23,7 @@ from pony.orm.core import CacheIndexError, CommitException, RollbackException, T
 from pony.orm.dbapiprovider import DBException
 from pony.orm.dbproviders.postgres import PGPool, PGProvider
 from pony.utils import datetime2timestamp
+from pyramid.exceptions import ConfigurationExecutionError
 from pyramid.tweens import EXCVIEW
 
 from cinema_api.core.errors import domain_error_view, error_response
@@ -43,6 +45,7 @@ def make_database(database_url, definers, timeout=5):
     db = Database()
     for define in definers:
         define(db)
+    close_connections_with_their_thread(db)
     if database_url.is_sqlite:
 
         @db.on_connect(provider="sqlite")
@@ -65,6 +68,31 @@ def make_database(database_url, definers, timeout=5):
         db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
+
+
+class _ConnectionCloser:
+    """Closes one connection when it is dropped: Pony keeps a connection per thread and leaves
+    it to the garbage collector when the thread ends or the database goes away."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __del__(self):
+        try:
+            self.connection.close()
+        except Exception:  # already closed or broken: nothing left to release
+            pass
+
+
+def close_connections_with_their_thread(db):
+    """Every connection ``db`` opens is closed when its thread ends (or ``db`` is dropped),
+    instead of waiting for the garbage collector (Python 3.13 warns about such a SQLite
+    connection, and a PostgreSQL one would hold its server process until then)."""
+    owners = threading.local()
+
+    @db.on_connect()
+    def close_with_thread(db, connection):
+        owners.closer = _ConnectionCloser(connection)
 
 
 def postgres_bind_kwargs(database_url, timeout):
@@ -241,6 +269,20 @@ def driver_error(exc):
         else:
             exc = getattr(exc, "original_exc", None) or exc.__cause__ or exc.__context__
     return None
+
+
+def unusable_database(exc):
+    """One line saying why the database cannot be used at all (unreachable, refused, a SQLite
+    folder that cannot be created), whatever wraps the error; None for any other error. For
+    start-up, where there is no request to answer 503."""
+    if isinstance(exc, ConfigurationExecutionError):
+        exc = exc.evalue
+    error = driver_error(exc)
+    if error is None and isinstance(exc, OSError):
+        error = exc
+    if error is None:
+        return None
+    return "database unavailable: " + " ".join(str(error).split())
 
 
 def is_retryable(exc):

@@ -7,12 +7,27 @@ them at start-up, production refuses to serve a database with pending migrations
 
 import logging
 import os
+import sqlite3
+from datetime import date, datetime
 
 from yoyo import get_backend, read_migrations
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def register_sqlite_datetime_types():
+    """Explicit sqlite3 adapters and converters for dates and datetimes, in the text form the
+    built-in ones used. yoyo writes and reads its bookkeeping (lock and log rows) with them;
+    Python 3.12 deprecated the built-in ones, which now warn on every use."""
+    sqlite3.register_adapter(datetime, lambda value: value.isoformat(" "))
+    sqlite3.register_adapter(date, lambda value: value.isoformat())
+    sqlite3.register_converter("timestamp", lambda raw: datetime.fromisoformat(raw.decode()))
+    sqlite3.register_converter("date", lambda raw: date.fromisoformat(raw.decode()))
+
+
+register_sqlite_datetime_types()
 
 
 def _backend(database_url):

@@ -83,7 +83,9 @@ class MemoryAttempts:
 
     def reset(self):
         with self.lock:
+            count = len(self.times)
             self.times.clear()
+        return count
 
 
 class RedisAttempts:
@@ -106,8 +108,10 @@ class RedisAttempts:
         self.client.delete(key)
 
     def reset(self):
-        for key in self.client.scan_iter(KEY_PREFIX + "*"):
-            self.client.delete(key)
+        keys = list(self.client.scan_iter(KEY_PREFIX + "*"))
+        if keys:
+            self.client.delete(*keys)
+        return len(keys)
 
 
 class LoginLimiter:
@@ -158,6 +162,16 @@ class LoginLimiter:
         """Forget every count (tests)."""
         self._guarded(self.attempts.reset, None)
 
+    @property
+    def is_shared(self):
+        """True when the counts live in Redis, where every process (and cinema-admin) sees them."""
+        return isinstance(self.attempts, RedisAttempts)
+
+    def forget_all(self):
+        """Forget every count now and say how many there were; a storage failure is raised
+        (an operator's command must not report a reset that did not happen)."""
+        return self.attempts.reset()
+
 
 def client_address(request, trusted_proxies):
     """The peer address, or the X-Forwarded-For hop added by a trusted proxy."""
@@ -179,11 +193,16 @@ def _is_trusted(address, networks):
     return any(ip in network for network in networks)
 
 
-def includeme(config):
-    settings = config.registry["cinema.settings"]
-    url = config.registry["cinema.caches"].redis_url
-    config.registry["cinema.login_limiter"] = LoginLimiter(
-        RedisAttempts(url) if url else MemoryAttempts(),
+def login_limiter(settings):
+    """The limiter of these settings: its counts live in Redis when the default (first) cache
+    region is Redis, shared by every process, otherwise in this process's memory."""
+    region = settings.cache_regions[0]
+    return LoginLimiter(
+        RedisAttempts(region.url) if region.backend == "redis" else MemoryAttempts(),
         settings.login_limit_per_address,
         settings.login_limit_per_username,
     )
+
+
+def includeme(config):
+    config.registry["cinema.login_limiter"] = login_limiter(config.registry["cinema.settings"])

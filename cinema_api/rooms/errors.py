@@ -9,4 +9,4 @@ class RoomNotFound(NotFound):
 
 
 class InvalidSeatPlan(BadRequest):
-    """A seat plan outside the bounds of API.md section 10 (the schemas refuse it first)."""
+    """A seat plan outside the bounds of docs/API.md section 10 (the schemas refuse it first)."""

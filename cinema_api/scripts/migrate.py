@@ -3,22 +3,26 @@
 import argparse
 import sys
 
-
 from cinema_api.infrastructure import migrate
-from cinema_api.scripts import load_script_settings
+from cinema_api.scripts import exit_on_storage_failure, load_script_settings
+
+PROG = "cinema-migrate"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="cinema-migrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("config_uri", help="the ini file, e.g. production.ini")
     parser.add_argument("--list", action="store_true", help="only list the pending migrations")
     args = parser.parse_args(argv)
-    settings = load_script_settings(args.config_uri)
-    if args.list:
-        pending = migrate.pending(settings.database_url)
-        print("\n".join(pending) if pending else "no pending migrations")
-        return 0
-    applied = migrate.apply(settings.database_url)
+    settings, _ = load_script_settings(args.config_uri, PROG)
+    try:
+        if args.list:
+            pending = migrate.pending(settings.database_url)
+            print("\n".join(pending) if pending else "no pending migrations")
+            return 0
+        applied = migrate.apply(settings.database_url)
+    except Exception as exc:
+        exit_on_storage_failure(exc, PROG)
     print("applied: %s" % (", ".join(applied) if applied else "nothing, the schema is up to date"))
     return 0
 

@@ -12,12 +12,12 @@ import sys
 from datetime import datetime, time, timedelta
 
 from pony.orm import db_session, select
-from pyramid.paster import bootstrap, setup_logging
 
 from cinema_api.core.clock import utcnow
 from cinema_api.movies.entities import TIMESLOTS
 from cinema_api.movies.services import Movies, Screenings
 from cinema_api.rooms.services import Rooms
+from cinema_api.scripts import build_registry, exit_on_storage_failure, load_script_settings
 from cinema_api.tickets.services import Tickets
 from cinema_api.users.services import Users
 
@@ -105,19 +105,23 @@ def seed(registry, out=print):
         out("movies: %d added, sessions: %d added, tickets: %d bought" % (len(missing), created, bought))
 
 
+PROG = "cinema-seed"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="cinema-seed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config_uri", help="the ini file, e.g. development.ini")
     parser.add_argument("--allow-production", action="store_true", help="seed even a production configuration")
     args = parser.parse_args(argv)
-    setup_logging(args.config_uri)
-    env = bootstrap(args.config_uri)
+    settings, ini = load_script_settings(args.config_uri, PROG)
+    if settings.is_production and not args.allow_production:
+        raise SystemExit("%s: refusing to load public demo accounts into production (use --allow-production)" % PROG)
+    registry = build_registry(settings, ini, PROG)
+    print("demo data in %s:" % settings.database_url.display)
     try:
-        if env["registry"]["cinema.settings"].is_production and not args.allow_production:
-            raise SystemExit("cinema-seed: refusing to load public demo accounts into production (use --allow-production)")
-        seed(env["registry"])
-    finally:
-        env["closer"]()
+        seed(registry)
+    except Exception as exc:
+        exit_on_storage_failure(exc, PROG)
     return 0
 
 

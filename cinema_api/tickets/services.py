@@ -72,7 +72,7 @@ class Tickets:
         return ticket.user.id if ticket is not None else None
 
     def buy(self, buyer_id, screening_id, user_id=None, seat=None):
-        """A ticket for the buyer; the checks run in the order of API.md sections 1 and 10.
+        """A ticket for the buyer; the checks run in the order of docs/API.md sections 1 and 10.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
         seat with the lowest row, then the lowest number."""

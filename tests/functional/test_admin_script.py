@@ -1,25 +1,27 @@
 """cinema-admin: create and delete users from the command line."""
 
-import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import HERE
+from cinema_api.testing import child_environ, copy_ini
 
 
 @pytest.fixture
 def run_admin(tmp_path):
-    env = dict(os.environ, DATABASE_URL="sqlite:///" + str(tmp_path / "admin.sqlite"))
+    env = child_environ(DATABASE_URL="sqlite:///" + str(tmp_path / "admin.sqlite"))
     env.pop("CACHE_URL", None)
+    ini = copy_ini("testing.ini", tmp_path)
 
-    def run(*args, password=None):
+    def run(*args, password=None, **variables):
         if password is not None:
             env["CINEMA_ADMIN_PASSWORD"] = password
         return subprocess.run(
-            [sys.executable, "-m", "cinema_api.scripts.admin", "testing.ini", *args],
-            cwd=HERE, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "cinema_api.scripts.admin", ini, *args],
+            cwd=str(tmp_path), env=dict(env, **variables), capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
         )
 
     return run
@@ -42,3 +44,48 @@ def test_create_user_applies_the_registration_rules(run_admin):
     assert result.returncode == 1
     assert "username must be longer than or equal to 3 characters" in result.stderr
     assert "age must not be greater than 150" in result.stderr
+
+
+def test_without_a_terminal_or_the_password_variable_it_names_the_variable(run_admin):
+    result = run_admin("create-user", "--username", "boss", "--role", "manager", "--age", "45")
+    assert result.returncode == 1
+    assert result.stderr == "cinema-admin: no terminal to ask for the password on: set CINEMA_ADMIN_PASSWORD\n"
+    assert "no user named boss" in run_admin("delete-user", "boss").stderr  # nothing was created
+
+
+def test_it_needs_no_jwt_secret(run_admin):
+    created = run_admin("create-user", "--username", "boss", "--role", "manager", "--age", "45", password="strong123", JWT_SECRET="")
+    assert created.returncode == 0, created.stderr
+    assert run_admin("delete-user", "boss", JWT_SECRET="").returncode == 0
+
+
+def test_reset_login_limits_says_a_restart_resets_counts_kept_in_memory(run_admin):
+    result = run_admin("reset-login-limits")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "cinema-admin: the failed-login counts live in each server's memory (CACHE_URL is not Redis): "
+        "restart the server to reset them\n"
+    )
+
+
+def test_reset_login_limits_clears_the_counts_kept_in_redis(run_admin, test_environ, tmp_path):
+    from webtest import TestApp
+
+    from cinema_api import make_app
+    from cinema_api.testing import RedisServer
+    from tests.conftest import build_settings, ini_settings, reset_state
+
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        app = make_app(build_settings(dict(test_environ, CACHE_URL=server.url)), ini_settings())
+        reset_state(app.registry["cinema.db"], app.registry)
+        client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        wrong = {"username": "nobody", "password": "wrong1234"}
+        for _ in range(10):
+            client.post_json("/v1/auth/login", wrong, status=401)
+        client.post_json("/v1/auth/login", wrong, status=429)
+        result = run_admin("reset-login-limits", CACHE_URL=server.url)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "login limits reset: 2 counts forgotten\n"  # the address and the username
+        client.post_json("/v1/auth/login", wrong, status=401)  # checked again, not throttled

@@ -1,4 +1,4 @@
-"""Registration, login, tokens, refresh rotation, logout (API.md section 5)."""
+"""Registration, login, tokens, refresh rotation, logout (docs/API.md section 5)."""
 
 import threading
 import time
@@ -538,7 +538,7 @@ def test_a_busy_server_hashes_one_at_a_time_and_an_idle_one_on_every_slot():
 
 
 def test_thirty_simultaneous_failures_from_one_address_get_at_most_ten_password_checks(app, testapp, monkeypatch):
-    """Count first, then check: the budget is exact under concurrency (API.md section 5)."""
+    """Count first, then check: the budget is exact under concurrency (docs/API.md section 5)."""
     from cinema_api.infrastructure.passwords import HashingGate
     from tests.functional.test_movies import run_parallel
 

@@ -1,4 +1,4 @@
-"""Response headers of API.md section 1: no sniffing, no stored tokens, no framing, Location, Vary."""
+"""Response headers of docs/API.md section 1: no sniffing, no stored tokens, no framing, Location, Vary."""
 
 import pytest
 
@@ -60,6 +60,7 @@ def test_the_assets_of_the_page_are_served(testapp):
     for name, media_type in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
         response = testapp.get("/v1/api/assets/" + name)
         assert response.content_type == media_type and response.content_length > 1000
+        assert len(response.body) == response.content_length  # read to the end: the file is closed
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 

@@ -1,4 +1,4 @@
-"""Hostile clients against a real server process (API.md sections 1 and 7)."""
+"""Hostile clients against a real server process (docs/API.md sections 1 and 7)."""
 
 import secrets
 import socket
@@ -95,7 +95,7 @@ def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
     with RedisServer() as redis_server:
         # hashing gates large enough for every attempt: what limits the checks is the budget alone
         environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": redis_server.url, "ENVIRONMENT": "development",
-                   "BCRYPT_CONCURRENCY": "16"}
+                   "BCRYPT_CONCURRENCY": "16", "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}
         with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
             assert first.request("POST", "/v1/auth/register", {"username": "alice", "password": PASSWORD, "age": 30})[0] == 201
             barrier = threading.Barrier(30)

@@ -1,4 +1,4 @@
-"""Odd strings and costly bodies (API.md section 1): a clear 4xx, the same on both databases."""
+"""Odd strings and costly bodies (docs/API.md section 1): a clear 4xx, the same on both databases."""
 
 import json
 

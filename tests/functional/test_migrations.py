@@ -10,6 +10,7 @@ from cinema_api import main
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.db import make_database
 from cinema_api.settings import parse_database_url
+from cinema_api.testing import copy_ini
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
 MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session"]
@@ -82,7 +83,7 @@ def test_constraints_back_the_domain_rules(database_url):
     violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="09:00-10:00", room_number=2))
     violates(lambda: Screening(movie=Movie[ids[1]], date=datetime(2030, 1, 2), timeslot="10:00-12:00", room_number=1000))
     violates(lambda: Movie(title="Big", age_restriction=22))
-    # a session with tickets cannot be deleted (the 409 of API.md is backed by the database)
+    # a session with tickets cannot be deleted (the 409 of docs/API.md is backed by the database)
     violates(lambda: db.execute('DELETE FROM "movie_sessions"'))
     # a movie without ticketed sessions takes its sessions with it
     with db_session:
@@ -201,7 +202,7 @@ def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_s
     os.environ["JWT_SECRET"] = production_secret()
     try:
         with pytest.raises(SystemExit) as info:
-            main({"here": HERE}, **settings)
+            main({"here": str(tmp_path)}, **settings)  # no .env of the checkout
     finally:
         os.environ.clear()
         os.environ.update(environ_backup)
@@ -209,11 +210,12 @@ def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_s
     assert "cinema-migrate production.ini" in str(info.value)
 
 
-def test_cinema_migrate_applies_the_migrations(fresh_sqlite_url):
-    env = {"DATABASE_URL": fresh_sqlite_url, "JWT_SECRET": production_secret(), "PATH": ""}
+def test_cinema_migrate_applies_the_migrations_and_needs_no_jwt_secret(fresh_sqlite_url, tmp_path):
+    env = {"DATABASE_URL": fresh_sqlite_url, "PATH": ""}  # no JWT_SECRET: it signs no token
+    ini = copy_ini("production.ini", tmp_path)
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "cinema_api.scripts.migrate", *args, "production.ini"],
-        cwd=HERE, env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "cinema_api.scripts.migrate", *args, ini],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60,
     )
     listed = run("--list")
     assert listed.returncode == 0 and listed.stdout.split() == MIGRATIONS

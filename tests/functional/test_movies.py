@@ -1,4 +1,4 @@
-"""Movies: create, bulk, read, update, delete, list (API.md sections 3-5)."""
+"""Movies: create, bulk, read, update, delete, list (docs/API.md sections 3-5)."""
 
 import threading
 import uuid

@@ -20,7 +20,7 @@ from tests.conftest import HERE, register
 COMMITTED_COPY = os.path.join(HERE, "docs", "openapi.yaml")
 METHODS = ("get", "put", "post", "patch", "delete")
 
-#: The design's DTOs (API.md section 8) that exist so far.
+#: The design's DTOs (docs/API.md section 8) that exist so far.
 DTOS = (
     "Register", "Login", "RefreshToken", "AuthResponse", "UserResponse", "CreateMovie", "UpdateMovie", "DeleteMovie",
     "MovieResponse", "CreateMovieSession", "DeleteMovieSession", "MovieSessionResponse", "BuyTicket", "TicketResponse",

@@ -1,4 +1,4 @@
-"""Rooms: create or replace, read, list, delete; sessions copy a room's seat plan (API.md section 10)."""
+"""Rooms: create or replace, read, list, delete; sessions copy a room's seat plan (docs/API.md section 10)."""
 
 import pytest
 

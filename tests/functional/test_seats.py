@@ -1,4 +1,4 @@
-"""Seats: buying a chosen or the first free seat, the seat map, cancelling (API.md sections 5 and 10)."""
+"""Seats: buying a chosen or the first free seat, the seat map, cancelling (docs/API.md sections 5 and 10)."""
 
 from datetime import datetime
 

@@ -1,4 +1,4 @@
-"""Never oversold, never sold twice, the seat map exact: against real server processes (API.md section 10).
+"""Never oversold, never sold twice, the seat map exact: against real server processes (docs/API.md section 10).
 
 Buyers are real threads released together by a barrier, each with its own connection, against
 ``pserve`` processes: one process on a SQLite file or on PostgreSQL, and two processes sharing

@@ -1,11 +1,10 @@
 """cinema-seed: demo data, idempotent."""
 
-import os
 import subprocess
 import sys
 
 from cinema_api.scripts.seed import DAYS, MOVIES, ROOM_PLANS, ROOMS, seed
-from tests.conftest import HERE, production_secret
+from cinema_api.testing import child_environ, copy_ini
 
 
 def test_seed_loads_demo_data_once(app, testapp):
@@ -33,11 +32,32 @@ def test_seed_loads_demo_data_once(app, testapp):
     assert testapp.get("/v1/movie-sessions", headers=headers).json["meta"]["totalItems"] == sessions
 
 
-def test_seed_refuses_production_without_the_flag(tmp_path):
-    env = dict(os.environ, DATABASE_URL="sqlite:///" + str(tmp_path / "seed.sqlite"), JWT_SECRET=production_secret())
+def run_script(module, ini, directory, **variables):
+    env = child_environ(DATABASE_URL="sqlite:///" + str(directory / "seed.sqlite"), **variables)
     env.pop("CACHE_URL", None)
-    subprocess.run([sys.executable, "-m", "cinema_api.scripts.migrate", "production.ini"], cwd=HERE, env=env, check=True, capture_output=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "cinema_api.scripts.seed", "production.ini"], cwd=HERE, env=env, capture_output=True, text=True, timeout=120
+    return subprocess.run(
+        [sys.executable, "-m", "cinema_api.scripts." + module, copy_ini(ini, directory)],
+        cwd=str(directory), env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
-    assert result.returncode == 1 and "refusing to load public demo accounts" in result.stderr
+
+
+def test_seed_refuses_production_without_the_flag(tmp_path):
+    assert run_script("migrate", "production.ini", tmp_path).returncode == 0
+    result = run_script("seed", "production.ini", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "cinema-seed: refusing to load public demo accounts into production (use --allow-production)\n"
+    )
+
+
+def test_seed_says_what_it_loaded_and_starts_nothing(tmp_path):
+    result = run_script("seed", "development.ini", tmp_path, LOG_LEVEL="INFO")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "demo data in sqlite:///%s:" % (tmp_path / "seed.sqlite")
+    assert "manager  username=manager password=manager123" in lines
+    assert lines[-1] == "movies: %d added, sessions: %d added, tickets: 4 bought" % (len(MOVIES), DAYS * len(ROOMS) * 3)
+    assert "started" not in result.stdout + result.stderr
+    # and it needs no JWT secret: it signs no token
+    env_without_secret = run_script("seed", "development.ini", tmp_path, JWT_SECRET="")
+    assert env_without_secret.returncode == 0, env_without_secret.stderr

@@ -1,10 +1,14 @@
 """The server runner: pserve with our waitress wrapper, HOST and PORT overrides."""
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from cinema_api.server import listen_address
-from cinema_api.testing import ServerProcess
-from tests.conftest import HERE
+from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port
 
 
 def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
@@ -17,19 +21,19 @@ def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
     assert listen_address({"here": str(tmp_path / "none")}, "localhost", "6543") == ("localhost", 8080)
 
 
-def test_a_bad_port_stops_with_one_line(monkeypatch):
+def test_a_bad_port_stops_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PORT", "http")
     with pytest.raises(SystemExit, match="PORT must be an integer"):
-        listen_address({"here": HERE}, "localhost", "6543")
+        listen_address({"here": str(tmp_path)}, "localhost", "6543")
 
 
-def test_bad_server_settings_stop_with_one_line(monkeypatch):
-    from cinema_api.server import serve
+def test_bad_server_settings_stop_with_one_line(monkeypatch, tmp_path):
+    from cinema_api.server import run_server
 
     for name in ("SHUTDOWN_TIMEOUT", "PORT", "HOST"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match="SHUTDOWN_TIMEOUT must be a number of seconds"):
-        serve(None, {"here": HERE}, port="0", shutdown_timeout="soon")
+        run_server(None, {"here": str(tmp_path)}, port="0", shutdown_timeout="soon")
 
 
 @pytest.mark.slow
@@ -304,3 +308,54 @@ def test_keep_alive_holds_after_a_204_and_a_304(tmp_path):
         response.read()
         assert response.getheader("Connection") == "close" and response.will_close
         connection.close()
+
+
+def run_pserve(tmp_path, *args, **variables):
+    """``pserve <args> development.ini`` (a copy) until it ends by itself."""
+    pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
+    environ = child_environ(HOST="127.0.0.1", PORT=str(free_port()), DATABASE_URL="sqlite:///" + str(tmp_path / "dev.sqlite"))
+    environ.pop("CACHE_URL", None)
+    environ.update(variables)
+    return subprocess.run(
+        [pserve, *args, copy_ini("development.ini", tmp_path)],
+        cwd=str(tmp_path), env=environ, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_stops_with(result, line):
+    """Status 1, ``line`` last on stderr, no traceback (pserve's "Exiting ..." with status 0 neither)."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == line
+    assert "Traceback" not in result.stderr and "Exiting" not in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [(), ("-q",)])
+def test_a_busy_port_is_one_line_and_status_1(tmp_path, args):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_pserve(tmp_path, *args, PORT=str(port))
+    assert_stops_with(result, "cinema_api: cannot listen on 127.0.0.1:%d: Address already in use" % port)
+
+
+@pytest.mark.slow
+def test_a_bad_server_setting_through_pserve_is_one_line_and_status_1(tmp_path):
+    assert_stops_with(run_pserve(tmp_path, SHUTDOWN_TIMEOUT="soon"), "cinema_api: configuration error: SHUTDOWN_TIMEOUT must be a number of seconds")
+
+
+@pytest.mark.slow
+def test_a_bad_cors_origin_stops_pserve_with_one_line(tmp_path):
+    assert_stops_with(
+        run_pserve(tmp_path, CORS_ORIGINS="notaurl"),
+        "cinema_api: configuration error: CORS_ORIGINS 'notaurl' is not an origin: scheme://host[:port] or *",
+    )
+
+
+@pytest.mark.slow
+def test_an_unreachable_database_stops_pserve_with_one_line(tmp_path):
+    result = run_pserve(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:9/cinema")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("cinema_api: database unavailable: connection to server at")
+    assert "Traceback" not in result.stderr

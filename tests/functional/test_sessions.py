@@ -1,4 +1,4 @@
-"""Movie sessions: the room rule, time rules, bulk, lists and filters (API.md sections 3-5)."""
+"""Movie sessions: the room rule, time rules, bulk, lists and filters (docs/API.md sections 3-5)."""
 
 from datetime import datetime, timedelta, timezone
 

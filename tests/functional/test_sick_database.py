@@ -1,4 +1,4 @@
-"""A sick database (API.md section 7): frozen or crashed, it makes requests answer 503 within
+"""A sick database (docs/API.md section 7): frozen or crashed, it makes requests answer 503 within
 DATABASE_TIMEOUT_SEC, never hang; requests that need no database keep answering; the API
 recovers by itself. Each test runs a real server on a private PostgreSQL cluster."""
 
@@ -13,7 +13,7 @@ from cinema_api.testing import PostgresCluster, ServerProcess
 from tests.conftest import PASSWORD, bearer
 
 TIMEOUT_SEC = 2
-#: The bound of API.md, plus what a loaded 2-core machine adds to a request.
+#: The bound of docs/API.md, plus what a loaded 2-core machine adds to a request.
 ANSWERED_WITHIN = TIMEOUT_SEC + 1.5
 
 

@@ -1,4 +1,4 @@
-"""The database is the only truth (API.md sections 5 and 6), forced deterministically in one process.
+"""The database is the only truth (docs/API.md sections 5 and 6), forced deterministically in one process.
 
 Each test pins one ordering that a race could produce (with a barrier, or a write lock held on
 the database while requests queue behind it) and checks that the answer still agrees with

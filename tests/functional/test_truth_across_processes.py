@@ -1,4 +1,4 @@
-"""The database is the only truth, across real processes (API.md sections 5 and 6).
+"""The database is the only truth, across real processes (docs/API.md sections 5 and 6).
 
 A committed change to the catalogue, a logout and a deleted user hold from the next request in
 every server process, whichever process or console script made the change, whatever the Redis
@@ -14,13 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 import redis
 
 from cinema_api.scripts.seed import DAYS, MOVIES, ROOMS
-from cinema_api.testing import PROJECT_ROOT, RedisServer, ServerProcess, TcpProxy
+from cinema_api.testing import RedisServer, ServerProcess, TcpProxy, child_environ, copy_ini
 from tests.conftest import PASSWORD, bearer
 
 #: Longer than any scenario run under it: every step must happen while Redis is paused.
@@ -103,10 +104,11 @@ def warm_movie_list(server, auth):
 def run_script(name, *args, environ):
     """A console script of the venv, on development.ini, with the servers' environment."""
     script = os.path.join(os.path.dirname(sys.executable), name)
-    result = subprocess.run(
-        [script, "development.ini", *args], cwd=PROJECT_ROOT, env=dict(os.environ, **environ),
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )
+    with tempfile.TemporaryDirectory() as directory:
+        result = subprocess.run(
+            [script, copy_ini("development.ini", directory), *args], cwd=directory, env=child_environ(**environ),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
     assert result.returncode == 0, result.stderr
     return result
 

@@ -1,4 +1,4 @@
-"""The strict colander types of API.md section 1."""
+"""The strict colander types of docs/API.md section 1."""
 
 import json
 from datetime import datetime
