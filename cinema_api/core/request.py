@@ -7,9 +7,13 @@ profiles of cached reads); here a missing attribute is looked up among the regis
 factories, built once and kept on the request.
 """
 
+from cornice.util import current_service
+from pyramid.interfaces import IRequestExtensions
 from pyramid.request import Request
 
 SERVICES_KEY = "cinema.request_services"
+#: After every include: Cornice's own request property is registered by then.
+_AFTER_INCLUDES = 200
 
 
 class CinemaRequest(Request):
@@ -30,6 +34,16 @@ def add_request_service(config, factory, name):
     config.registry.setdefault(SERVICES_KEY, {})[name] = factory
 
 
+def _serve_cornice_property_ourselves(config):
+    """Cornice registers ``request.current_service`` with ``add_request_method(reify=True)``,
+    the only request property left, for which Pyramid derived a class per request: it is one
+    of our request services instead (the same value, computed on first use)."""
+    extensions = config.registry.queryUtility(IRequestExtensions)
+    if extensions is not None and extensions.descriptors.pop("current_service", None) is not None:
+        config.registry.setdefault(SERVICES_KEY, {})["current_service"] = current_service
+
+
 def includeme(config):
     config.set_request_factory(CinemaRequest)
     config.add_directive("add_request_service", add_request_service)
+    config.action(None, lambda: _serve_cornice_property_ourselves(config), order=_AFTER_INCLUDES)

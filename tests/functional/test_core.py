@@ -177,3 +177,21 @@ def test_cors_preflight_is_answered_before_authentication(cors_app):
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
     assert response.headers["X-Trace-Id"]
+
+
+def test_no_request_property_makes_pyramid_derive_a_class_per_request(app):
+    """Request properties registered with ``add_request_method(property=True or reify=True)``
+    make Pyramid build a new request class for every request; the domains' services and
+    Cornice's ``current_service`` are built on first use by the request class instead."""
+    from pyramid.interfaces import IRequestExtensions
+    from pyramid.scripting import prepare
+
+    extensions = app.registry.queryUtility(IRequestExtensions)
+    assert extensions is None or not extensions.descriptors
+    env = prepare(registry=app.registry)
+    try:
+        request = env["request"]
+        assert request.current_service is None  # no route matched
+        assert request.movies is request.movies  # built once per request
+    finally:
+        env["closer"]()
