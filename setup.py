@@ -57,7 +57,7 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*"]),
     include_package_data=True,
     zip_safe=False,
-    python_requires=">=3.11",
+    python_requires=">=3.11,<3.15",
     install_requires=requires,
     extras_require={"test": tests_require},
     entry_points={

@@ -686,7 +686,8 @@ def floor_summary(setup):
 
 def setup_section(setup):
     logged = ", ".join("%d %s" % (count, kind) for kind, count in setup.log.most_common())
-    environ = ", ".join("%s=%s" % (name, "(random)" if name == "JWT_SECRET" else value) for name, value in setup.environ.items())
+    environ = ", ".join("%s=%s" % (name, "(random)" if name == "JWT_SECRET" else value.replace(setup.work, "<tmp>"))
+                        for name, value in setup.environ.items())
     lines = [
         "## %s" % setup.name,
         "",

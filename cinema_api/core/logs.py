@@ -11,6 +11,7 @@ import json
 import logging
 import logging.handlers
 import queue
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -91,34 +92,45 @@ class BatchWriter:
                     batch.append(self.records.get_nowait())
                 except queue.Empty:
                     break
-            stop = batch[-1] is None or None in batch
             self.write([record for record in batch if record is not None])
-            if stop:
+            if None in batch:
                 return
 
     def write(self, records):
+        """Write ``records`` through every handler; a handler that fails loses its lines of
+        this batch (reported on stderr, as logging does), never the writer or the others."""
         for handler in self.handlers:
-            chosen = [record for record in records if record.levelno >= handler.level]
-            stream = getattr(handler, "stream", None)
-            if not isinstance(handler, logging.StreamHandler) or stream is None:
-                for record in chosen:
-                    handler.handle(record)
-                continue
-            lines = []
+            try:
+                self._write_to(handler, records)
+            except Exception as exc:
+                sys.stderr.write("cinema_api: a log handler failed: %r\n" % (exc,))
+
+    @staticmethod
+    def _write_to(handler, records):
+        chosen = [record for record in records if record.levelno >= handler.level]
+        stream = getattr(handler, "stream", None)
+        if not isinstance(handler, logging.StreamHandler) or stream is None:
             for record in chosen:
-                if handler.filter(record):
-                    try:
-                        lines.append(handler.format(record) + handler.terminator)
-                    except Exception:
-                        handler.handleError(record)
-            if not lines:
+                handler.handle(record)
+            return
+        lines = []
+        for record in chosen:
+            kept = handler.filter(record)  # a filter may return a replacement record
+            if not kept:
                 continue
-            with handler.lock:
-                try:
-                    stream.write("".join(lines))
-                    handler.flush()
-                except Exception:
-                    handler.handleError(chosen[-1])
+            record = kept if isinstance(kept, logging.LogRecord) else record
+            try:
+                lines.append(handler.format(record) + handler.terminator)
+            except Exception:
+                handler.handleError(record)
+        if not lines:
+            return
+        with handler.lock:
+            try:
+                stream.write("".join(lines))
+                handler.flush()
+            except Exception:
+                handler.handleError(chosen[-1])
 
     def stop(self):
         """Write what is queued, then end the thread."""
@@ -139,10 +151,17 @@ class RequestThreadHandler(logging.handlers.QueueHandler):
         atexit.register(self.stop_listener)  # what is queued is written before the process ends
 
     def stop_listener(self):
-        """Write what is queued and stop the writer's thread (once)."""
+        """Write what is queued and stop the writer's thread (once); what is logged afterwards
+        (by other exit handlers) is written at once."""
         if self.listening:
             self.listening = False
             self.listener.stop()
+
+    def enqueue(self, record):
+        if self.listening:
+            super().enqueue(record)
+        else:
+            self.listener.write([record])
 
     def prepare(self, record):
         # keep exc_info for the formatters (a JSON line has its own "exception" field); the

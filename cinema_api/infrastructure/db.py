@@ -72,21 +72,25 @@ def make_database(database_url, definers, timeout=5):
 
 class _ConnectionCloser:
     """Closes one connection when it is dropped: Pony keeps a connection per thread and leaves
-    it to the garbage collector when the thread ends or the database goes away."""
+    it to the garbage collector when the thread ends or the database goes away. Only in the
+    process that opened it: a forked child must never close (and so end on the server) its
+    parent's connection, which Pony's pool keeps aside for that reason."""
 
     def __init__(self, connection):
         self.connection = connection
+        self.pid = os.getpid()
 
     def __del__(self):
+        if os.getpid() != self.pid:
+            return
         try:
             self.connection.close()
-        except Exception:  # already closed or broken: nothing left to release
+        except Exception:  # already closed, broken, or (SQLite) owned by another thread
             pass
 
 
 def close_connections_with_their_thread(db):
-    """Every connection ``db`` opens is closed when its thread ends (or ``db`` is dropped),
-    instead of waiting for the garbage collector (Python 3.13 warns about such a SQLite
+    """Every connection ``db`` opens is closed when its thread ends, instead of waiting for the garbage collector (Python 3.13 warns about such a SQLite
     connection, and a PostgreSQL one would hold its server process until then)."""
     owners = threading.local()
 

@@ -17,7 +17,9 @@ class RecordingCursor(psycopg2.extensions.cursor):
     statements = []
 
     def execute(self, query, vars=None):
-        RecordingCursor.statements.append(query.decode() if isinstance(query, bytes) else query)
+        # psycopg2 sends BEGIN (and later COMMIT or ROLLBACK) by itself outside autocommit mode
+        mode = "autocommit" if self.connection.autocommit else "in a transaction"
+        RecordingCursor.statements.append((query.decode() if isinstance(query, bytes) else query, mode))
         return super().execute(query, vars)
 
 
@@ -35,6 +37,6 @@ def test_a_read_sends_its_query_and_nothing_else(fresh_postgres_url, tmp_path):
     for _ in range(3):
         with db_session:
             assert db.select("SELECT 2") == [2]
-    assert RecordingCursor.statements == ["SELECT 2"] * 3
+    assert RecordingCursor.statements == [("SELECT 2", "autocommit")] * 3
     db.disconnect()
 
