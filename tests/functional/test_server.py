@@ -359,3 +359,66 @@ def test_an_unreachable_database_stops_pserve_with_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("cinema_api: database unavailable: connection to server at")
     assert "Traceback" not in result.stderr
+
+
+def test_the_loop_leaves_a_running_tasks_output_to_its_thread():
+    """While a request thread writes a response, the I/O loop does not poll the connection for
+    writability (it found the output locked and polled again at once: a busy loop); it takes
+    over when the task ends, or when the output passes the high watermark."""
+    from waitress.adjustments import Adjustments
+
+    from cinema_api.server import Channel
+
+    channel = Channel.__new__(Channel)  # the rule only: no socket needed
+    channel.adj = Adjustments()
+    channel.will_close = channel.close_when_flushed = False
+    channel.total_outbufs_len = 301
+    channel.requests = ["a running task"]
+    assert not channel.writable()
+    channel.total_outbufs_len = channel.adj.outbuf_high_watermark + 1
+    assert channel.writable()
+    channel.total_outbufs_len = 301
+    channel.requests = []
+    assert channel.writable()
+    channel.requests = ["a running task"]
+    channel.will_close = True
+    assert channel.writable()
+
+
+def test_a_large_response_to_a_slow_reader_arrives_whole():
+    """What the request thread could not send while its task ran is sent by the loop after."""
+    import http.client
+    import threading
+    import time
+
+    from cinema_api.server import GracefulServer
+
+    chunk = b"x" * 65536
+    chunks = 64  # 4 MiB: far more than the socket buffers hold
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(chunk) * chunks))])
+        return (chunk for _ in range(chunks))
+
+    server = GracefulServer(app, 1.0, listen="127.0.0.1:0", threads=2)
+    runner = threading.Thread(target=server.serve_forever)
+    runner.start()
+    try:
+        port = next(d.socket.getsockname()[1] for d in server.map.values() if getattr(d, "accepting", False))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        received = 0
+        while True:
+            data = response.read(65536)
+            if not data:
+                break
+            received += len(data)
+            time.sleep(0.002)  # a slow reader: the socket buffers fill up
+        assert received == len(chunk) * chunks
+        connection.request("GET", "/")  # and the connection is still usable
+        assert len(connection.getresponse().read()) == len(chunk) * chunks
+        connection.close()
+    finally:
+        server.request_stop()
+        runner.join(10)
