@@ -353,20 +353,25 @@ def includeme(config):
     config.action(("cinema.db", "bind"), _bind, args=(config,), order=_BIND_ORDER)
 
 
+def on_sqlite(db):
+    """Whether ``db`` is bound to SQLite (else PostgreSQL): where raw SQL differs."""
+    return db.provider.dialect == "SQLite"
+
+
 def sql_uuid(db, value):
     """A UUID as a raw SQL parameter on this database (SQLite stores UUIDs as 16-byte blobs)."""
-    return value.bytes if db.provider.dialect == "SQLite" else value
+    return value.bytes if on_sqlite(db) else value
 
 
 def sql_datetime(db, value):
     """A naive UTC datetime as a raw SQL parameter: on SQLite, the text Pony stores (and compares
     as text), not the ISO form with a ``T`` that the driver would send."""
-    return datetime2timestamp(value) if db.provider.dialect == "SQLite" else value
+    return datetime2timestamp(value) if on_sqlite(db) else value
 
 
 def substring_condition(db, column, parameter):
     """SQL: ``column`` contains the value of ``$parameter`` literally (no LIKE wildcards)."""
-    function = "instr" if db.provider.dialect == "SQLite" else "strpos"
+    function = "instr" if on_sqlite(db) else "strpos"
     return "%s(%s, $%s) > 0" % (function, column, parameter)
 
 
@@ -397,7 +402,7 @@ def live_login_session(db, user_id, session_id, now):
     user not deleted), else None: one indexed read, which also serves the cache its version.
     On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
-    rows = db.select(_LIVE_LOGIN_SESSION if db.provider.dialect == "SQLite" else _LIVE_LOGIN_SESSION_CALL, params)
+    rows = db.select(_LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params)
     if not rows or rows[0] is None:
         return None
     return tuple(rows[0].split(":", 1))
