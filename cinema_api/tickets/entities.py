@@ -6,7 +6,14 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import sql_datetime, sql_uuid
+from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_datetime, sql_uuid
+
+# What a purchase needs to know, in one read: the session, its movie and the buyer's age.
+_PURCHASE_FACTS = (
+    'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", '
+    '"m"."id", "m"."title", "m"."age_restriction", (SELECT "u"."age" FROM "users" "u" WHERE "u"."id" = $uid) '
+    'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" WHERE "s"."id" = $sid'
+)
 
 
 def define_entities(db):
@@ -32,6 +39,35 @@ def define_entities(db):
                 {"true": True, "false": False, "now": sql_datetime(db, now), "tid": sql_uuid(db, ticket_id)},
             )
             return cursor.rowcount == 1
+
+        @classmethod
+        def purchase_facts(cls, user_id, session_id):
+            """``(date, timeslot, room number, seat rows, seats per row, movie id, title, age
+            restriction, buyer's age)`` of the session, read now as plain values (no entity is
+            loaded); None when there is no such session. The buyer's age is None without a buyer."""
+            rows = select_rows(db, _PURCHASE_FACTS, {"uid": sql_uuid(db, user_id), "sid": sql_uuid(db, session_id)})
+            row = rows[0] if rows else None
+            if row is None or not on_sqlite(db):
+                return row
+            # SQLite: UUIDs are 16-byte blobs and datetimes the text Pony stores
+            (day, *middle, movie_id, title, restriction, age) = row
+            return (datetime.fromisoformat(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age)
+
+        @classmethod
+        def sell(cls, ticket_id, user_id, session_id, now):
+            """Insert ticket ``ticket_id`` without a seat. The unique key refuses the buyer's second
+            ticket and the plan's trigger a session with a seat plan; both raise."""
+            db.execute(
+                'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
+                "VALUES ($tid, $uid, $sid, NULL, $now, $false)",
+                {
+                    "tid": sql_uuid(db, ticket_id),
+                    "uid": sql_uuid(db, user_id),
+                    "sid": sql_uuid(db, session_id),
+                    "now": sql_datetime(db, now),
+                    "false": False,
+                },
+            )
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

@@ -10,11 +10,16 @@ the database on every request.
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
-from pony.orm import desc, flush
+from pony.orm import desc
+from pony.orm.dbapiprovider import IntegrityError
 
 from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure.db import on_sqlite
 from cinema_api.movies.errors import ScreeningNotFound
+from cinema_api.rooms.entities import SeatPlan
 from cinema_api.tickets.errors import (
     CancelAfterStart,
     NoSeatPlan,
@@ -30,6 +35,41 @@ from cinema_api.tickets.errors import (
     TooYoung,
     UserNotFound,
 )
+
+
+@dataclass(frozen=True)
+class MovieFacts:
+    id: uuid.UUID
+    title: str
+    age_restriction: int
+
+
+@dataclass(frozen=True)
+class ScreeningFacts:
+    id: uuid.UUID
+    date: datetime
+    timeslot: str
+    room_number: int
+    movie: MovieFacts
+
+
+@dataclass(frozen=True)
+class Buyer:
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class SoldTicket:
+    """A ticket just sold, with the attributes of a ``Ticket`` that its answer shows, from the
+    values the purchase read and wrote: no entity is loaded for it."""
+
+    id: uuid.UUID
+    user: Buyer
+    screening: ScreeningFacts
+    seat: str | None
+    purchased_at: datetime
+    is_used: bool = False
+    used_at: datetime | None = None
 
 
 class SeatMap:
@@ -72,63 +112,73 @@ class Tickets:
         return ticket.user.id if ticket is not None else None
 
     def buy(self, buyer_id, screening_id, user_id=None, seat=None):
-        """A ticket for the buyer; the checks run in the order of docs/API.md sections 1 and 10.
+        """The ticket sold to the buyer (a :class:`SoldTicket`); the checks run in the order of
+        docs/API.md sections 1 and 10.
+
+        One read brings the session, its movie and the buyer's age; one insert sells, and the
+        database refuses what the checks cannot see: the buyer's second ticket (the unique key
+        on user and session), a seat sold meanwhile, a session deleted meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
         seat with the lowest row, then the lowest number."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
-        screening = self.db.Screening.get(id=uuid.UUID(screening_id))
-        if screening is None:
+        buyer, session_id = uuid.UUID(buyer_id), uuid.UUID(screening_id)
+        Ticket = self.db.Ticket
+        facts = Ticket.purchase_facts(buyer, session_id)
+        if facts is None:
             raise ScreeningNotFound()
-        if screening.date <= utcnow():  # started: the instant, not the calendar day
+        date, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age = facts
+        if date <= utcnow():  # started: the instant, not the calendar day
             raise ScreeningAlreadyStarted()
-        user = self.db.User.get(id=uuid.UUID(buyer_id))
-        if user is None:
+        if age is None:
             raise UserNotFound()
-        restriction = screening.movie.age_restriction
-        if user.age < restriction:
+        if age < restriction:
             raise TooYoung(restriction)
-        plan = screening.plan
+        plan = SeatPlan.of(seat_rows, seats_per_row)
         if seat is not None:
             if plan is None:
                 raise NoSeatPlan()
             if seat not in plan:
                 raise SeatNotInPlan(seat)
-        Ticket = self.db.Ticket
-        if Ticket.exists(user=user, screening=screening):
-            raise TicketAlreadyPurchased()
+        ticket_id, now = uuid.uuid4(), utcnow()
         if plan is None:
-            ticket = Ticket(user=user, screening=screening)
-            # a concurrent purchase, or the screening deleted meanwhile: the 409 or 404 of the
-            # constraint that fired (cinema_api.infrastructure.db)
-            flush()
-            return ticket
-        return Ticket[self._sell_seat(user.id, screening, plan, seat)]
+            try:
+                Ticket.sell(ticket_id, buyer, session_id, now)
+            except IntegrityError as exc:
+                # SQLite names no foreign key: the session was deleted since it was read (the
+                # buyer's own deletion revokes the token this request came with)
+                if on_sqlite(self.db) and "FOREIGN KEY constraint failed" in str(exc):
+                    raise ScreeningNotFound() from exc
+                raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
+        else:
+            seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
+        movie = MovieFacts(movie_id, title, restriction)
+        screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
+        return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)
 
-    def _sell_seat(self, user_id, screening, plan, seat):
-        """Sell ``seat``, or the first free seat, to the user: the new ticket's id.
+    def _sell_seat(self, ticket_id, user_id, session_id, plan, seat, now):
+        """Sell ``seat``, or the first free seat, to the user: the seat sold.
 
         A seat someone else bought meanwhile is seen when the conditional insert finds it sold
         (PostgreSQL: after waiting for that purchase to commit; SQLite: under the write lock the
         insert took); the free seats are then read again. A concurrent purchase by the same
         buyer wins over both: 409 already purchased."""
         Ticket = self.db.Ticket
-        ticket_id = uuid.uuid4()
         if seat is not None:
-            if Ticket.sell_seat(ticket_id, user_id, screening.id, seat, utcnow()):
-                return ticket_id
-            self._refuse_second_ticket(user_id, screening.id)
+            if Ticket.sell_seat(ticket_id, user_id, session_id, seat, now):
+                return seat
+            self._refuse_second_ticket(user_id, session_id)
             raise SeatAlreadyTaken(seat)
         # each round that loses a seat sees one more seat sold: at most capacity rounds
         for _ in range(plan.capacity + 1):
-            free = plan.first_free(set(Ticket.seats_sold(screening.id)))
+            free = plan.first_free(set(Ticket.seats_sold(session_id)))
             if free is None:
-                self._refuse_second_ticket(user_id, screening.id)
+                self._refuse_second_ticket(user_id, session_id)
                 raise SoldOut()
-            if Ticket.sell_seat(ticket_id, user_id, screening.id, free, utcnow()):
-                return ticket_id
-            self._refuse_second_ticket(user_id, screening.id)
+            if Ticket.sell_seat(ticket_id, user_id, session_id, free, now):
+                return free
+            self._refuse_second_ticket(user_id, session_id)
         raise SeatsChangedMeanwhile()
 
     def _refuse_second_ticket(self, user_id, screening_id):

@@ -40,3 +40,38 @@ def test_a_read_sends_its_query_and_nothing_else(fresh_postgres_url, tmp_path):
     assert RecordingCursor.statements == [("SELECT 2", "autocommit")] * 3
     db.disconnect()
 
+
+
+def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, monkeypatch):
+    """Authentication, one read of the session, its movie and the buyer, and the insert: the
+    unique key refuses a second ticket, so no statement checks for one beforehand."""
+    from webtest import TestApp
+
+    from cinema_api import make_app
+    from cinema_api.infrastructure import db as db_module
+    from tests.conftest import build_settings, ini_settings, register
+
+    bind_kwargs = db_module.postgres_bind_kwargs
+    monkeypatch.setattr(
+        db_module, "postgres_bind_kwargs", lambda *args: dict(bind_kwargs(*args), cursor_factory=RecordingCursor)
+    )
+    app = make_app(build_settings({"DATABASE_URL": fresh_postgres_url}, allow_manager_signup="true"), ini_settings())
+    client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    manager = register(client, "boss", role="manager", age=40)
+    customer = register(client, "buyer")
+    movie = client.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 0}, headers=manager.headers).json
+    session = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1}
+    session = client.post_json("/v1/movies/%s/sessions" % movie["id"], session, headers=manager.headers).json
+    RecordingCursor.statements.clear()
+    client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=201)
+    sent = [(query.split("(")[0].split(" FROM ")[0], mode) for query, mode in RecordingCursor.statements]
+    assert sent == [
+        ('SELECT "live_login_session"', "autocommit"),
+        ('SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", ', "autocommit"),
+        ('INSERT INTO "tickets" ', "in a transaction"),
+    ]
+    RecordingCursor.statements.clear()
+    again = client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=409)
+    assert again.json["message"] == "Ticket already purchased for this session"
+    assert len(RecordingCursor.statements) == 3
+    app.registry["cinema.db"].disconnect()
