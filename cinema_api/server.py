@@ -264,6 +264,25 @@ def raise_open_file_limit(wanted=WANTED_OPEN_FILES):
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+#: glibc's mallopt parameter for the number of malloc arenas.
+M_ARENA_MAX = -8
+#: Arenas for the whole process: glibc's default gives each request thread one of its own, up to
+#: eight per core, and memory freed in one is never reused by the others.
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas=MALLOC_ARENAS):
+    """Bound glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would), before the request threads
+    start: True when the C library took the setting (glibc), False elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except (AttributeError, OSError):  # not glibc (musl, macOS, Windows)
+        return False
+
+
 def serve(app, global_conf, **kwargs):
     """``paste.server_runner``: waitress on ``HOST``:``PORT``, stopped gracefully.
 
@@ -299,6 +318,7 @@ def run_server(
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
     raise_open_file_limit()
+    limit_malloc_arenas()
     try:
         server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
     except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown

@@ -6,9 +6,12 @@ that slips between the check and the insert gets the same 409 from the integrity
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
-from pony.orm import desc, flush, raw_sql, select
-from cinema_api.infrastructure.db import sql_uuid, substring_condition
+from pony.orm import desc, flush, select
+
+from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_uuid, sqlite_datetime, substring_condition
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
     MovieAlreadyExists,
@@ -81,19 +84,62 @@ class Movies:
             self.db.execute('DELETE FROM "movies" WHERE "id" = $mid', {"mid": sql_uuid(self.db, movie_id)})
 
     def page(self, page, sort="createdAt", order="asc", title=None, age_restriction=None):
-        """``(movies, total)`` for one page of the catalogue."""
-        Movie = self.db.Movie
-        query = select(m for m in Movie)
+        """``(movies, total)`` for one page of the catalogue, the page's rows as plain values
+        (:class:`MovieRow`, no entity loaded).
+
+        A title search reads every title anyway (a substring match uses no index), so one query
+        brings the page and, beside each row, the count of every match; only a page past the
+        end, which has no row to carry it, is counted apart. Without a title the page comes
+        from an index in sorted order, which a count beside it would defeat: it is counted
+        apart."""
+        db = self.db
+        conditions, params = [], {}
         if title:
-            folded = fold_title(title)  # read by the raw SQL below as $folded
-            contains = substring_condition(self.db, '"m"."title_folded"', "folded")
-            query = query.filter(lambda m: raw_sql(contains))
+            params["folded"] = fold_title(title)
+            conditions.append(substring_condition(db, '"title_folded"', "folded"))
         if age_restriction is not None:
-            query = query.filter(lambda m: m.age_restriction >= age_restriction)
-        total = query.count()
-        column = {"title": Movie.title, "ageRestriction": Movie.age_restriction, "createdAt": Movie.created_at}[sort]
-        keys = (column, Movie.id) if order == "asc" else (desc(column), desc(Movie.id))
-        return list(query.order_by(*keys).page(page.number, page.size)), total
+            params["age"] = age_restriction
+            conditions.append('"age_restriction" >= $age')
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        direction = "ASC" if order == "asc" else "DESC"
+        params.update(limit=page.size, offset=(page.number - 1) * page.size)
+        count_beside = ", COUNT(*) OVER ()" if title else ""
+        rows = select_rows(
+            db,
+            'SELECT "id", "title", "age_restriction", "created_at", "updated_at"%s FROM "movies"%s '
+            'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset'
+            % (count_beside, where, MOVIE_SORT_COLUMNS[sort], direction, direction),
+            params,
+        )
+        if count_beside and rows:
+            total = rows[0][5]
+        elif count_beside and page.number == 1:
+            total = 0
+        else:
+            total = select_rows(db, 'SELECT COUNT(*) FROM "movies"' + where, params)[0][0]
+        return [MovieRow.of(db, row) for row in rows], total
+
+
+MOVIE_SORT_COLUMNS = {"title": "title", "ageRestriction": "age_restriction", "createdAt": "created_at"}
+
+
+@dataclass(frozen=True)
+class MovieRow:
+    """A movie as a list shows it: the attributes of a ``Movie`` that its body reads, from one
+    row of a raw query (no entity loaded)."""
+
+    id: uuid.UUID
+    title: str
+    age_restriction: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, db, row):
+        movie_id, title, age_restriction, created_at, updated_at = row[:5]
+        if on_sqlite(db):  # UUIDs as 16-byte blobs, datetimes as the text Pony stores
+            return cls(uuid.UUID(bytes=movie_id), title, age_restriction, sqlite_datetime(created_at), sqlite_datetime(updated_at))
+        return cls(movie_id, title, age_restriction, created_at, updated_at)
 
 
 class Screenings:

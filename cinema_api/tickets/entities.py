@@ -6,7 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_datetime, sql_uuid
+from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_datetime, sql_uuid, sqlite_datetime
 
 # What a purchase needs to know, in one read: the session, its movie and the buyer's age.
 _PURCHASE_FACTS = (
@@ -51,7 +51,7 @@ def define_entities(db):
                 return row
             # SQLite: UUIDs are 16-byte blobs and datetimes the text Pony stores
             (day, *middle, movie_id, title, restriction, age) = row
-            return (datetime.fromisoformat(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age)
+            return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age)
 
         @classmethod
         def sell(cls, ticket_id, user_id, session_id, now):

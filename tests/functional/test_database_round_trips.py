@@ -9,7 +9,7 @@ what a request left open.
 import psycopg2.extensions
 from pony.orm import db_session
 
-from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.db import make_database, select_rows
 from cinema_api.settings import parse_database_url
 
 
@@ -75,3 +75,13 @@ def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, mo
     assert again.json["message"] == "Ticket already purchased for this session"
     assert len(RecordingCursor.statements) == 3
     app.registry["cinema.db"].disconnect()
+
+
+def test_each_sqlite_connection_keeps_a_small_page_cache(fresh_sqlite_url, tmp_path):
+    """Every request thread has a connection of its own, each with its page cache: SQLite's
+    default (2 MiB) would cost the eight threads 16 MiB once a scan of a large catalogue filled
+    them. The operating system caches the file for all of them."""
+    db = make_database(parse_database_url(fresh_sqlite_url, str(tmp_path)), [])
+    with db_session:
+        assert select_rows(db, "PRAGMA cache_size", {}) == [(-512,)]
+    db.disconnect()

@@ -1,6 +1,7 @@
 """Movies: create, bulk, read, update, delete, list (docs/API.md sections 3-5)."""
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -98,6 +99,7 @@ def test_get_movie_errors(testapp, customer):
 
 def test_patch_changes_fields(testapp, manager):
     movie = create(testapp, manager).json
+    time.sleep(0.002)  # the answer shows milliseconds: the update is in a later one
     body = testapp.patch_json("/v1/movies/" + movie["id"], {"title": " Aliens ", "ageRestriction": 18}, headers=manager.headers).json
     assert body["title"] == "Aliens" and body["ageRestriction"] == 18
     assert body["createdAt"] == movie["createdAt"] and body["updatedAt"] > movie["updatedAt"]
@@ -285,6 +287,27 @@ def test_pages_never_repeat_or_skip(testapp, manager, customer):
             assert len(seen) == 23 and len(set(seen)) == 23
     past_end = testapp.get("/v1/movies?perPage=5&page=6", headers=customer.headers).json
     assert past_end["movies"] == [] and past_end["meta"]["totalPages"] == 5
+
+
+def test_a_title_search_counts_every_match_on_every_page(testapp, manager, customer):
+    """The page and its count come from one query; a page past the end is counted apart."""
+    items = [{"title": "Match %02d" % i, "ageRestriction": i % 3} for i in range(7)] + [{"title": "Other", "ageRestriction": 0}]
+    testapp.post_json("/v1/movies/bulk", {"movies": items}, headers=manager.headers)
+    for page, count in ((1, 3), (2, 3), (3, 1), (4, 0)):
+        body = testapp.get("/v1/movies", {"title": "match", "perPage": 3, "page": page}, headers=customer.headers).json
+        assert len(body["movies"]) == count
+        assert body["meta"] == {"currentPage": page, "totalPages": 3, "totalItems": 7, "perPage": 3}
+    body = testapp.get("/v1/movies", {"title": "match", "ageRestriction": 2, "page": 2}, headers=customer.headers).json
+    assert body["movies"] == [] and body["meta"]["totalItems"] == 2
+
+
+def test_list_items_are_the_movies_as_read_by_id(testapp, manager, customer):
+    created = testapp.post_json("/v1/movies", {"title": "Heat", "ageRestriction": 16}, headers=manager.headers).json
+    time.sleep(0.002)
+    updated = testapp.patch_json("/v1/movies/" + created["id"], {"ageRestriction": 18}, headers=manager.headers).json
+    for query in ({}, {"title": "hea"}):
+        assert testapp.get("/v1/movies", query, headers=customer.headers).json["movies"] == [updated]
+    assert testapp.get("/v1/movies/" + created["id"], headers=customer.headers).json == dict(updated, sessions=[])
 
 
 def test_empty_list_meta(testapp, customer):

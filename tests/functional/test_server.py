@@ -422,3 +422,12 @@ def test_a_large_response_to_a_slow_reader_arrives_whole():
     finally:
         server.request_stop()
         runner.join(10)
+
+
+def test_malloc_arenas_are_bounded_where_the_c_library_is_glibc():
+    """Eight request threads must not each keep an arena of freed memory (RSS of the scale case)."""
+    import platform
+
+    from cinema_api.server import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
