@@ -9,6 +9,7 @@ It serves the application with waitress and adds what waitress lacks:
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
 - A higher open-file limit, so that waitress's ``connection_limit`` is reached first.
+- One send per response where waitress makes two: the header goes out with the body.
 - Keep-alive after a 204 or a 304: waitress closes the connection after any HTTP/1.1
   response without ``Content-Length``, which those two must not carry (RFC 9110); their end
   is known without it, so the connection stays open unless the client asked otherwise.
@@ -173,6 +174,20 @@ class KeepAliveTask(WSGITask):
         if not self._bodiless:
             super().set_close_on_finish()
 
+    def write(self, data):
+        """The response's header goes out with its first body bytes, in one send: waitress
+        writes (and flushes) them one after the other, two sends per response."""
+        if self.wrote_header:
+            return super().write(data)
+        channel = self.channel
+        channel.gathered = []
+        try:
+            super().write(data)
+        finally:
+            gathered, channel.gathered = channel.gathered, None
+        if gathered:
+            channel.write_soon(b"".join(gathered))
+
 
 class Channel(HTTPChannel):
     """A connection: its tasks keep the connection open after a response without a body, and
@@ -189,6 +204,14 @@ class Channel(HTTPChannel):
     """
 
     task_class = KeepAliveTask
+    #: While a task writes its header, what it writes is gathered here (``KeepAliveTask.write``).
+    gathered = None
+
+    def write_soon(self, data):
+        if self.gathered is not None:
+            self.gathered.append(data)
+            return len(data)
+        return super().write_soon(data)
 
     def writable(self):
         if self.requests and not (self.will_close or self.close_when_flushed):

@@ -431,3 +431,46 @@ def test_malloc_arenas_are_bounded_where_the_c_library_is_glibc():
     from cinema_api.server import limit_malloc_arenas
 
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_response_leaves_in_one_send_with_its_header(monkeypatch):
+    """waitress sends a response's header and its body one after the other; ours go together."""
+    import http.client
+    import threading
+
+    from cinema_api.server import Channel, GracefulServer
+
+    sends = []
+    real_send = Channel.send
+
+    def counted_send(self, data, do_close=True):
+        sends.append(bytes(data))
+        return real_send(self, data, do_close)
+
+    monkeypatch.setattr(Channel, "send", counted_send)
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/empty":
+            start_response("204 No Content", [])
+            return []
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"hello"]
+
+    server = GracefulServer(app, 1.0, listen="127.0.0.1:0", threads=2)
+    runner = threading.Thread(target=server.serve_forever)
+    runner.start()
+    try:
+        port = next(d.socket.getsockname()[1] for d in server.map.values() if getattr(d, "accepting", False))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Content-Length"), response.read()) == (200, "5", b"hello")
+        assert len(sends) == 1 and sends[0].startswith(b"HTTP/1.1 200 OK\r\n") and sends[0].endswith(b"\r\n\r\nhello")
+        connection.request("GET", "/empty")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (204, b"")
+        assert len(sends) == 2 and sends[1].startswith(b"HTTP/1.1 204 No Content\r\n")
+        connection.close()
+    finally:
+        server.request_stop()
+        runner.join(10)
