@@ -1,5 +1,5 @@
 """Helpers for the project's own tests and benchmark: a real server in a child process, a
-private Redis server, a TCP proxy that slows a connection down."""
+private Redis server, a TCP proxy that slows a connection down, calls that race each other."""
 
 import json
 import os
@@ -22,6 +22,37 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER_VARIABLES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CINEMA_ADMIN_PASSWORD")
 #: What the suite takes from the environment it runs in: the storage it is pointed at.
 SELECTORS = ("DATABASE_URL", "CACHE_URL")
+
+
+def at_once(count, call, timeout=120):
+    """``[call(0), ..., call(count - 1)]``, each made on a thread of its own, all released
+    together by a barrier so that the race really happens. A call that raised raises here (the
+    barrier is broken, so no other call waits for it), and so do calls still running after
+    ``timeout`` seconds."""
+    results = [None] * count
+    errors = []
+    barrier = threading.Barrier(count)
+
+    def run(index):
+        try:
+            barrier.wait(timeout)
+            results[index] = call(index)
+        except BaseException as exc:  # noqa: B036 - re-raised on the caller's thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(index,), daemon=True) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0, deadline - time.monotonic()))
+    running = sum(thread.is_alive() for thread in threads)
+    if running:
+        raise AssertionError("%d of %d concurrent calls still running after %s s" % (running, count, timeout))
+    if errors:  # the call that failed, not the others' broken barrier
+        raise next((exc for exc in errors if not isinstance(exc, threading.BrokenBarrierError)), errors[0])
+    return results
 
 
 def child_environ(**variables):

@@ -10,6 +10,7 @@ from webtest import TestApp
 
 from cinema_api import make_app
 from cinema_api.infrastructure.passwords import PasswordHasher
+from cinema_api.testing import at_once
 from tests.conftest import PASSWORD, bearer, build_settings, ini_settings, register
 
 SECRET = "testing-only-secret-that-is-long-enough-0123456789"
@@ -303,20 +304,10 @@ def test_refresh_tokens_are_stored_hashed(testapp, app, customer):
 
 
 def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(app, testapp, customer):
-    results = []
-    barrier = threading.Barrier(8)
+    def attempt(_):
+        return TestApp(app).post_json("/v1/auth/refresh", {"refreshToken": customer.refresh_token}, expect_errors=True).status_int
 
-    def attempt():
-        client = TestApp(app)
-        barrier.wait()
-        results.append(client.post_json("/v1/auth/refresh", {"refreshToken": customer.refresh_token}, expect_errors=True).status_int)
-
-    threads = [threading.Thread(target=attempt) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(results) == [200] + [401] * 7
+    assert sorted(at_once(8, attempt, timeout=60)) == [200] + [401] * 7
 
 
 def test_logout_ends_every_access_token_at_once(testapp, customer):
@@ -474,21 +465,11 @@ def test_parallel_registrations_of_one_username_give_one_201(app, testapp, monke
 
     # a gate that admits all 20 at once: the race is on the username, not on the gate
     monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=20)))
-    results = []
-    barrier = threading.Barrier(20)
+    def attempt(_):
+        body = {"username": "racer", "password": PASSWORD, "age": 20}
+        return TestApp(app).post_json("/v1/auth/register", body, expect_errors=True).status_int
 
-    def attempt():
-        client = TestApp(app)
-        barrier.wait()
-        response = client.post_json("/v1/auth/register", {"username": "racer", "password": PASSWORD, "age": 20}, expect_errors=True)
-        results.append(response.status_int)
-
-    threads = [threading.Thread(target=attempt) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert sorted(results) == [201] + [409] * 19
+    assert sorted(at_once(20, attempt)) == [201] + [409] * 19
 
 
 def test_hashing_gate_refuses_at_once_when_the_queue_cannot_start_in_time():

@@ -85,9 +85,8 @@ def test_idle_and_slow_connections_leave_other_requests_answered_within_a_second
 @pytest.mark.slow
 def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
     import shutil
-    import threading
 
-    from cinema_api.testing import RedisServer
+    from cinema_api.testing import RedisServer, at_once
     from tests.conftest import PASSWORD
 
     if shutil.which("redis-server") is None:
@@ -98,16 +97,10 @@ def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
                    "BCRYPT_CONCURRENCY": "16", "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}
         with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
             assert first.request("POST", "/v1/auth/register", {"username": "alice", "password": PASSWORD, "age": 30})[0] == 201
-            barrier = threading.Barrier(30)
-            statuses = []
 
-            def attempt(server):
-                barrier.wait()
-                statuses.append(server.request("POST", "/v1/auth/login", {"username": "alice", "password": "wrong1234"})[0])
+            def attempt(index):
+                server = first if index % 2 else second
+                return server.request("POST", "/v1/auth/login", {"username": "alice", "password": "wrong1234"})[0]
 
-            threads = [threading.Thread(target=attempt, args=(first if i % 2 else second,)) for i in range(30)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
+            statuses = at_once(30, attempt, timeout=60)
     assert sorted(statuses) == [401] * 10 + [429] * 20

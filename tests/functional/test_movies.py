@@ -7,6 +7,8 @@ import uuid
 import pytest
 from webtest import TestApp
 
+from cinema_api.testing import at_once
+
 UNKNOWN = "0b7e6f2a-1c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
@@ -340,20 +342,7 @@ def test_unknown_query_parameters_are_ignored(testapp, customer, catalogue):
 
 
 def run_parallel(app, count, request):
-    results = []
-    barrier = threading.Barrier(count)
-
-    def attempt():
-        client = TestApp(app)
-        barrier.wait()
-        results.append(request(client).status_int)
-
-    threads = [threading.Thread(target=attempt) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return sorted(results)
+    return sorted(at_once(count, lambda _: request(TestApp(app)).status_int))
 
 
 def test_parallel_creates_of_one_title_give_one_201(app, testapp, manager):

@@ -5,11 +5,10 @@ Buyers are real threads released together by a barrier, each with its own connec
 PostgreSQL and a Redis of the test's own, the buyers split between them.
 """
 
-import threading
 
 import pytest
 
-from cinema_api.testing import ServerProcess
+from cinema_api.testing import ServerProcess, at_once
 from tests.conftest import PASSWORD, bearer
 from tests.functional.test_truth_across_processes import private_redis, register_manager, server_environ  # noqa: F401 (a fixture)
 
@@ -46,21 +45,12 @@ def seated_session(server, auth, rows, seats_per_row, title):
 
 def race(servers, buyers, body):
     """Every buyer posts ``body`` at once, through the servers in turn: ``[(status, answer)]``."""
-    results = [None] * len(buyers)
-    barrier = threading.Barrier(len(buyers))
 
     def buy(index):
-        server = servers[index % len(servers)]
-        barrier.wait()
-        status, _, answer = server.request("POST", "/v1/tickets", body, buyers[index])
-        results[index] = (status, answer)
+        status, _, answer = servers[index % len(servers)].request("POST", "/v1/tickets", body, buyers[index])
+        return status, answer
 
-    threads = [threading.Thread(target=buy, args=(index,)) for index in range(len(buyers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return results
+    return at_once(len(buyers), buy)
 
 
 def seat_map(server, auth, session):

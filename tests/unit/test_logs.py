@@ -3,9 +3,9 @@
 import io
 import logging
 import queue
-import threading
 
 from cinema_api.core.logs import BatchWriter
+from cinema_api.testing import at_once
 
 
 class CountingStream(io.StringIO):
@@ -27,18 +27,12 @@ def test_what_was_queued_is_written_whole_and_in_order_in_one_write():
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     records = queue.SimpleQueue()
-    barrier = threading.Barrier(4)
 
-    def log(thread):
-        barrier.wait()
+    def log(n):
         for index in range(250):
-            records.put(record(thread, index))
+            records.put(record("t%d" % n, index))
 
-    threads = [threading.Thread(target=log, args=("t%d" % n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(4, log)
     BatchWriter(records, [handler]).stop()  # the 1,000 records were queued before it started
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1000
