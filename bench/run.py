@@ -796,9 +796,10 @@ def main(argv=None):
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
             setups[-1].run()
+    text = report(setups, args)  # before the report's file is opened: it may be a tracked file
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:
-        out.write(report(setups, args))
+        out.write(text)
     print("written: %s" % args.output)
 
 
