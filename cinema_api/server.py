@@ -14,6 +14,9 @@ It serves the application with waitress and adds what waitress lacks:
   response without ``Content-Length``, which those two must not carry (RFC 9110); their end
   is known without it, so the connection stays open unless the client asked otherwise.
 - An I/O loop that does not spin while request threads write their responses (``Channel``).
+- At most ``busy_threads`` requests (default: half the threads) compute at once: a request
+  running longer than 0.1 s is waiting (a slow database, a slow Redis) and gives its place to
+  the next, so a stalled dependency still gets every thread, as before.
 - Requests that wait for password hashing (``slow_paths``: login and registration) are served
   on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
   queue of their own, holding no thread, so a flood of logins never takes the threads that
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
 DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
+#: A request running longer than this is waiting, not computing (``FairTaskDispatcher``).
+YOUNG_SEC = 0.1
 
 
 def _override(global_conf, name, value):
@@ -86,13 +91,23 @@ def read_shutdown_timeout(global_conf, value):
 
 
 class FairTaskDispatcher(ThreadedTaskDispatcher):
-    """waitress's thread pool, serving POSTs to ``slow_paths`` on at most ``slow_threads``
-    threads at once. waitress hands the pool a connection with its parsed requests; a slow one
-    beyond that number waits in a queue of ours, and joins waitress's queue when a slow one
-    ends. One predicted (from the recent duration of slow requests) to wait longer than
-    ``max_wait`` joins at once: the hashing gate then refuses it with a 503, as it must."""
+    """waitress's thread pool, with two limits of ours in front of it.
 
-    def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic):
+    - POSTs to ``slow_paths`` are served on at most ``slow_threads`` threads at once. waitress
+      hands the pool a connection with its parsed requests; a slow one beyond that number
+      waits in a queue of ours, and joins waitress's queue when a slow one ends. One predicted
+      (from the recent duration of slow requests) to wait longer than ``max_wait`` joins at
+      once: the hashing gate then refuses it with a 503, as it must.
+    - Any other request runs on at most ``busy_threads`` threads at once while it is young
+      (at most ``young_sec`` old). Python runs one thread at a time: more requests computing at
+      once only hand the interpreter lock to each other more often, each at a cost. A request
+      older than that is waiting on something (a frozen database, a slow Redis) and computing
+      nothing: its place goes to the next one (``tick``, called by the I/O loop), so a stalled
+      dependency still gets every thread of the pool, as before, after ``young_sec``.
+    """
+
+    def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic, busy_threads=None,
+                 young_sec=YOUNG_SEC):
         super().__init__()
         self.slow_paths = frozenset(slow_paths)
         self.slow_threads = slow_threads
@@ -102,6 +117,11 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         self.slow_queue = deque()
         self.slow_running = 0
         self.slow_duration = 0.0  # seconds per slow request, smoothed
+        self.busy_threads = busy_threads
+        self.young_sec = young_sec
+        self.busy_lock = threading.Lock()
+        self.busy_queue = deque()
+        self.young = {}  # the running requests that count against busy_threads: id(task) -> start, oldest first
 
     def is_slow(self, task):
         requests = getattr(task, "requests", None)
@@ -110,7 +130,7 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
 
     def add_task(self, task):
         if not self.is_slow(task):
-            return super().add_task(task)
+            return self._add_busy(task)
         with self.slow_lock:
             if self.slow_running < self.slow_threads:
                 self.slow_running += 1
@@ -144,12 +164,86 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         if following is not None:
             self._serve_in_turn(following)
 
+    # -------------------------------------------------------- the busy limit
+
+    def _add_busy(self, task):
+        if self.busy_threads is None:
+            return super().add_task(task)
+        with self.busy_lock:
+            if len(self.young) >= self.busy_threads:
+                self.busy_queue.append(task)
+                return
+            turn = self._young_turn(task)
+        super().add_task(turn)
+
+    def _young_turn(self, task):
+        """One run of ``task``, counted as young from now (under ``busy_lock``)."""
+        turn = _Turn(task, self)
+        self.young[turn] = self.clock()
+        return turn
+
+    def _turn_ended(self, turn):
+        """The next queued request, as a young turn, if ``turn`` was still counted (under the
+        lock): the thread that served ``turn`` serves it next, as a pool of ``busy_threads``
+        threads would, without waking another."""
+        with self.busy_lock:
+            # a request that outlived young_sec has already given its place away
+            if self.young.pop(turn, None) is None or not self.busy_queue:
+                return None
+            return self._young_turn(self.busy_queue.popleft())
+
+    def _pool_add(self, task):
+        super().add_task(task)
+
+    def tick(self):
+        """Give the places of requests older than ``young_sec`` to queued ones."""
+        if not self.busy_queue:
+            return
+        started = []
+        with self.busy_lock:
+            now = self.clock()
+            for turn, began in list(self.young.items()):
+                if now - began < self.young_sec or not self.busy_queue:
+                    break  # oldest first: the others are younger
+                del self.young[turn]
+                started.append(self._young_turn(self.busy_queue.popleft()))
+        for turn in started:
+            super().add_task(turn)
+
     def shutdown(self, cancel_pending=True, timeout=5):
         with self.slow_lock:
             waiting, self.slow_queue = list(self.slow_queue), deque()
+        with self.busy_lock:
+            waiting, self.busy_queue = waiting + list(self.busy_queue), deque()
         for task in waiting:
             task.cancel()
         return super().shutdown(cancel_pending, timeout)
+
+
+class _Turn:
+    """What the pool runs for one request of the busy limit: the connection's ``service``, then
+    the next request waiting for a place, on the same thread. A connection may queue itself
+    again while it is served (its next request, already read): each run is a turn of its own."""
+
+    __slots__ = ("task", "dispatcher")
+
+    def __init__(self, task, dispatcher):
+        self.task, self.dispatcher = task, dispatcher
+
+    def service(self):
+        turn = self
+        while turn is not None:
+            try:
+                turn.task.service()
+            except BaseException:
+                following = self.dispatcher._turn_ended(turn)
+                if following is not None:
+                    self.dispatcher._pool_add(following)
+                raise
+            turn = self.dispatcher._turn_ended(turn)
+
+    def cancel(self):
+        self.task.cancel()
 
 
 class KeepAliveTask(WSGITask):
@@ -222,10 +316,13 @@ class Channel(HTTPChannel):
 class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
-    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, **kwargs):
+    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, busy_threads=None, **kwargs):
         threads = Adjustments(**kwargs).threads
-        dispatcher = FairTaskDispatcher(slow_paths, slow_threads or max(1, threads // 2))
+        dispatcher = FairTaskDispatcher(
+            slow_paths, slow_threads or max(1, threads // 2), busy_threads=busy_threads or max(1, threads // 2)
+        )
         dispatcher.set_thread_count(threads)
+        self.dispatcher = dispatcher
         # the socket map is ours (create_server's map parameter), whatever it listens on:
         # one address, several (``localhost`` as ::1 and 127.0.0.1), ``listen``, IPv6
         self.map = {}
@@ -243,6 +340,7 @@ class GracefulServer:
 
     def _loop_once(self):
         wasyncore.loop(timeout=LOOP_TIMEOUT, map=self.map, use_poll=True, count=1)
+        self.dispatcher.tick()
 
     def serve_forever(self):
         self.server.print_listen("Serving on http://{}:{}")
@@ -332,6 +430,7 @@ def run_server(
     shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT,
     slow_paths=DEFAULT_SLOW_PATHS,
     slow_threads=None,
+    busy_threads=None,
     **kwargs,
 ):
     """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
@@ -340,10 +439,14 @@ def run_server(
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
+    if busy_threads is not None:
+        busy_threads = _checked(busy_threads, int, 1, "busy_threads must be a positive integer")
     raise_open_file_limit()
     limit_malloc_arenas()
     try:
-        server = GracefulServer(app, timeout, slow_paths.split(), slow_threads, host=host, port=port, **kwargs)
+        server = GracefulServer(
+            app, timeout, slow_paths.split(), slow_threads, busy_threads, host=host, port=port, **kwargs
+        )
     except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown
         raise SystemExit("cinema_api: cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc)) from None
     signal.signal(signal.SIGTERM, server.request_stop)

@@ -214,6 +214,77 @@ def test_shutdown_cancels_slow_requests_still_waiting():
     assert logins[0].finished and all(login.cancelled or login.finished for login in logins[1:])
 
 
+def test_at_most_busy_threads_requests_compute_at_once():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher([], slow_threads=1, busy_threads=2, young_sec=60)
+    dispatcher.set_thread_count(6)
+    release = threading.Event()
+    try:
+        reads = [FakeChannel("GET", "/v1/movies", release) for _ in range(5)]
+        for read in reads:
+            dispatcher.add_task(read)
+        wait_until(lambda: sum(read.started for read in reads) == 2)
+        dispatcher.tick()  # none is older than young_sec: the three others still wait
+        assert sum(read.started for read in reads) == 2 and len(dispatcher.busy_queue) == 3
+        release.set()
+        wait_until(lambda: all(read.finished for read in reads))  # each end let the next one in
+        assert not dispatcher.young and not dispatcher.busy_queue
+    finally:
+        release.set()
+        dispatcher.shutdown(timeout=5)
+
+
+def test_a_request_waiting_longer_than_young_sec_gives_its_place_away():
+    """A frozen database must not hold the limit: requests waiting on it stop counting, and the
+    pool's other threads serve what needs no database."""
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    now = [100.0]
+    dispatcher = FairTaskDispatcher([], slow_threads=1, clock=lambda: now[0], busy_threads=2, young_sec=0.1)
+    dispatcher.set_thread_count(6)
+    frozen = threading.Event()
+    try:
+        stuck = [FakeChannel("GET", "/v1/users", frozen) for _ in range(3)]
+        for channel in stuck:
+            dispatcher.add_task(channel)
+        home = FakeChannel("GET", "/")
+        dispatcher.add_task(home)
+        wait_until(lambda: sum(channel.started for channel in stuck) == 2)
+        assert not home.started
+        now[0] += 0.2  # the two running are now waiting, not computing
+        dispatcher.tick()
+        wait_until(lambda: home.finished and stuck[2].started)
+        assert not dispatcher.busy_queue
+        frozen.set()
+        wait_until(lambda: all(channel.finished for channel in stuck))
+        assert not dispatcher.young  # the turns that gave their place away did not count again
+    finally:
+        frozen.set()
+        dispatcher.shutdown(timeout=5)
+
+
+def test_shutdown_cancels_requests_waiting_for_a_busy_thread():
+    import threading
+
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher([], slow_threads=1, busy_threads=1, young_sec=60)
+    dispatcher.set_thread_count(2)
+    release = threading.Event()
+    reads = [FakeChannel("GET", "/v1/movies", release) for _ in range(3)]
+    for read in reads:
+        dispatcher.add_task(read)
+    wait_until(lambda: reads[0].started)
+    release.set()
+    dispatcher.shutdown(timeout=5)
+    assert reads[0].finished and all(read.cancelled or read.finished for read in reads[1:])
+
+
 @pytest.mark.slow
 def test_reads_are_served_while_logins_flood_the_server(tmp_path):
     """Logins waiting for bcrypt hold at most half of the threads; a read does not queue behind them."""
