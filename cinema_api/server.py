@@ -121,7 +121,7 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         self.young_sec = young_sec
         self.busy_lock = threading.Lock()
         self.busy_queue = deque()
-        self.young = {}  # the running requests that count against busy_threads: id(task) -> start, oldest first
+        self.young = {}  # the running turns that count against busy_threads: turn -> start, oldest first
 
     def is_slow(self, task):
         requests = getattr(task, "requests", None)
