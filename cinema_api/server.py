@@ -142,18 +142,7 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         self._serve_in_turn(task)
 
     def _serve_in_turn(self, task):
-        service = task.service
-
-        def service_then_the_next():
-            began = self.clock()
-            try:
-                service()
-            finally:
-                del task.service  # the connection may carry more requests: unwrapped again
-                self._finished(self.clock() - began)
-
-        task.service = service_then_the_next
-        super().add_task(task)
+        super().add_task(_SlowRun(task, self))
 
     def _finished(self, duration):
         with self.slow_lock:
@@ -220,6 +209,27 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         return super().shutdown(cancel_pending, timeout)
 
 
+class _SlowRun:
+    """What the pool runs for one slow request: the connection's ``service``, then the next
+    slow request's turn. A connection may queue itself again while it is served (its next
+    request, already read): each run is one of its own."""
+
+    __slots__ = ("task", "dispatcher")
+
+    def __init__(self, task, dispatcher):
+        self.task, self.dispatcher = task, dispatcher
+
+    def service(self):
+        began = self.dispatcher.clock()
+        try:
+            self.task.service()
+        finally:
+            self.dispatcher._finished(self.dispatcher.clock() - began)
+
+    def cancel(self):
+        self.task.cancel()
+
+
 class _Turn:
     """What the pool runs for one request of the busy limit: the connection's ``service``, then
     the next request waiting for a place, on the same thread. A connection may queue itself
@@ -277,10 +287,14 @@ class KeepAliveTask(WSGITask):
         channel.gathered = []
         try:
             super().write(data)
+            gathered = b"".join(channel.gathered)
+        except BaseException:
+            self.wrote_header = False  # nothing was sent: waitress may still answer 500
+            raise
         finally:
-            gathered, channel.gathered = channel.gathered, None
+            channel.gathered = None
         if gathered:
-            channel.write_soon(b"".join(gathered))
+            channel.write_soon(gathered)
 
 
 class Channel(HTTPChannel):

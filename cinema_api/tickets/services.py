@@ -142,17 +142,17 @@ class Tickets:
             if seat not in plan:
                 raise SeatNotInPlan(seat)
         ticket_id, now = uuid.uuid4(), utcnow()
-        if plan is None:
-            try:
+        try:
+            if plan is None:
                 Ticket.sell(ticket_id, buyer, session_id, now)
-            except IntegrityError as exc:
-                # SQLite names no foreign key: the session was deleted since it was read (the
-                # buyer's own deletion revokes the token this request came with)
-                if on_sqlite(self.db) and "FOREIGN KEY constraint failed" in str(exc):
-                    raise ScreeningNotFound() from exc
-                raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
-        else:
-            seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
+            else:
+                seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
+        except IntegrityError as exc:
+            # SQLite names no foreign key: the session was deleted since it was read (the buyer's
+            # own deletion revokes the token this request came with)
+            if on_sqlite(self.db) and "FOREIGN KEY constraint failed" in str(exc):
+                raise ScreeningNotFound() from exc
+            raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
         movie = MovieFacts(movie_id, title, restriction)
         screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
         return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)

@@ -175,6 +175,57 @@ def test_slow_requests_never_take_the_threads_other_requests_need():
         dispatcher.shutdown(timeout=5)
 
 
+def test_a_connection_that_queues_its_next_login_while_served_is_counted_once_per_run():
+    """waitress queues a connection again from inside its service when it already read the next
+    request (pipelining): each run is counted, and every place is given back."""
+    from cinema_api.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2, busy_threads=2)
+    dispatcher.set_thread_count(4)
+
+    class Pipelined(FakeChannel):
+        runs = 0
+
+        def service(self):
+            self.runs += 1
+            if self.runs < 3:  # two more requests of the connection already read
+                dispatcher.add_task(self)
+            super().service()
+
+    try:
+        channels = [Pipelined("POST", "/v1/auth/login"), Pipelined("GET", "/v1/movies")]
+        for channel in channels:
+            dispatcher.add_task(channel)
+        wait_until(lambda: all(channel.runs == 3 for channel in channels))
+        wait_until(lambda: dispatcher.slow_running == 0 and not dispatcher.young)
+        assert not dispatcher.slow_queue and not dispatcher.busy_queue
+    finally:
+        dispatcher.shutdown(timeout=5)
+
+
+def test_an_error_while_the_header_is_gathered_still_lets_waitress_answer_500():
+    from cinema_api.server import KeepAliveTask
+
+    class Channel:
+        gathered = None
+        written = []
+
+        def write_soon(self, data):
+            if self.gathered is not None:
+                self.gathered.append(data)
+            else:
+                self.written.append(data)
+            return len(data)
+
+    task = KeepAliveTask.__new__(KeepAliveTask)
+    task.channel, task.wrote_header, task.complete = Channel(), False, True
+    task.build_response_header = lambda: b"HTTP/1.1 200 OK\r\n\r\n"
+    task.status, task.chunked_response, task.content_length = "200 OK", False, None
+    with pytest.raises(TypeError):
+        task.write("not bytes")  # an application's bug
+    assert not task.wrote_header and task.channel.written == [] and task.channel.gathered is None
+
+
 def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
     import threading
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg2
+import pytest
 from pony.orm import db_session
 from webtest import TestApp
 
@@ -187,8 +188,12 @@ def test_a_session_that_started_earlier_today_cannot_be_sold(app, testapp, manag
     assert response.json["message"] == "Cannot buy a ticket for a past session"
 
 
-def test_a_purchase_racing_its_sessions_deletion_is_404(app, testapp, manager, customer, monkeypatch):
-    """The foreign key that fired decides the answer, not the error the code expected."""
+@pytest.mark.parametrize("seat_plan, seat", [(False, None), (True, None), (True, "A1")])
+def test_a_purchase_racing_its_sessions_deletion_is_404(app, testapp, manager, customer, monkeypatch, seat_plan, seat):
+    """The foreign key that fired decides the answer, not the error the code expected; with a
+    seat plan (a seat chosen or the first free one) as without."""
+    if seat_plan:
+        testapp.put_json("/v1/rooms/1", {"rows": 2, "seatsPerRow": 2}, headers=manager.headers)
     movie = testapp.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 0}, headers=manager.headers).json
     session = testapp.post_json("/v1/movies/%s/sessions" % movie["id"], SESSION, headers=manager.headers).json
     read = app.registry["cinema.db"].Ticket.purchase_facts
@@ -199,7 +204,8 @@ def test_a_purchase_racing_its_sessions_deletion_is_404(app, testapp, manager, c
         return found
 
     monkeypatch.setattr(app.registry["cinema.db"].Ticket, "purchase_facts", deleted_meanwhile)
-    response = testapp.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=404)
+    body = {"sessionId": session["id"], **({"seat": seat} if seat else {})}
+    response = testapp.post_json("/v1/tickets", body, headers=customer.headers, status=404)
     assert response.json["message"] == "Movie session not found"
     monkeypatch.undo()
     assert testapp.get("/v1/tickets", headers=manager.headers).json == []
