@@ -248,21 +248,29 @@ def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
         dispatcher.shutdown(timeout=5)
 
 
-def test_shutdown_cancels_slow_requests_still_waiting():
+@pytest.mark.parametrize(
+    "method, path, limits",
+    [("POST", "/v1/auth/login", {}), ("GET", "/v1/movies", {"busy_threads": 1, "young_sec": 60})],
+    ids=["slow requests", "busy requests"],
+)
+def test_shutdown_cancels_requests_still_waiting_for_a_thread(method, path, limits):
     import threading
 
     from cinema_api.server import FairTaskDispatcher
 
-    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1)
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1, **limits)
     dispatcher.set_thread_count(2)
     release = threading.Event()
-    logins = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(3)]
-    for login in logins:
-        dispatcher.add_task(login)
-    wait_until(lambda: logins[0].started)
+    channels = [FakeChannel(method, path, release) for _ in range(3)]
+    for channel in channels:
+        dispatcher.add_task(channel)
+    wait_until(lambda: channels[0].started)
+    stopping = threading.Thread(target=dispatcher.shutdown, kwargs={"timeout": 5})
+    stopping.start()  # while the first still runs: the two others are waiting for a thread
+    wait_until(lambda: all(channel.cancelled for channel in channels[1:]))
     release.set()
-    dispatcher.shutdown(timeout=5)
-    assert logins[0].finished and all(login.cancelled or login.finished for login in logins[1:])
+    stopping.join(10)
+    assert channels[0].finished and not any(channel.started for channel in channels[1:])
 
 
 def test_at_most_busy_threads_requests_compute_at_once():
@@ -317,23 +325,6 @@ def test_a_request_waiting_longer_than_young_sec_gives_its_place_away():
     finally:
         frozen.set()
         dispatcher.shutdown(timeout=5)
-
-
-def test_shutdown_cancels_requests_waiting_for_a_busy_thread():
-    import threading
-
-    from cinema_api.server import FairTaskDispatcher
-
-    dispatcher = FairTaskDispatcher([], slow_threads=1, busy_threads=1, young_sec=60)
-    dispatcher.set_thread_count(2)
-    release = threading.Event()
-    reads = [FakeChannel("GET", "/v1/movies", release) for _ in range(3)]
-    for read in reads:
-        dispatcher.add_task(read)
-    wait_until(lambda: reads[0].started)
-    release.set()
-    dispatcher.shutdown(timeout=5)
-    assert reads[0].finished and all(read.cancelled or read.finished for read in reads[1:])
 
 
 @pytest.mark.slow
