@@ -209,15 +209,24 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         return super().shutdown(cancel_pending, timeout)
 
 
-class _SlowRun:
-    """What the pool runs for one slow request: the connection's ``service``, then the next
-    slow request's turn. A connection may queue itself again while it is served (its next
-    request, already read): each run is one of its own."""
+class _Run:
+    """What the pool runs for one request of a connection that waited for a limit of ours. A
+    connection may queue itself again while it is served (its next request, already read):
+    each run is an object of its own, so the connection itself is never rewrapped."""
 
     __slots__ = ("task", "dispatcher")
 
     def __init__(self, task, dispatcher):
         self.task, self.dispatcher = task, dispatcher
+
+    def cancel(self):
+        self.task.cancel()
+
+
+class _SlowRun(_Run):
+    """A slow request: the connection's ``service``, then the next slow request's turn."""
+
+    __slots__ = ()
 
     def service(self):
         began = self.dispatcher.clock()
@@ -226,19 +235,12 @@ class _SlowRun:
         finally:
             self.dispatcher._finished(self.dispatcher.clock() - began)
 
-    def cancel(self):
-        self.task.cancel()
 
+class _Turn(_Run):
+    """A request of the busy limit: the connection's ``service``, then the next request waiting
+    for a place, on the same thread."""
 
-class _Turn:
-    """What the pool runs for one request of the busy limit: the connection's ``service``, then
-    the next request waiting for a place, on the same thread. A connection may queue itself
-    again while it is served (its next request, already read): each run is a turn of its own."""
-
-    __slots__ = ("task", "dispatcher")
-
-    def __init__(self, task, dispatcher):
-        self.task, self.dispatcher = task, dispatcher
+    __slots__ = ()
 
     def service(self):
         turn = self
@@ -251,9 +253,6 @@ class _Turn:
                     self.dispatcher._pool_add(following)
                 raise
             turn = self.dispatcher._turn_ended(turn)
-
-    def cancel(self):
-        self.task.cancel()
 
 
 class KeepAliveTask(WSGITask):
