@@ -54,27 +54,13 @@ def define_entities(db):
             return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age)
 
         @classmethod
-        def sell(cls, ticket_id, user_id, session_id, now):
-            """Insert ticket ``ticket_id`` without a seat. The unique key refuses the buyer's second
-            ticket and the plan's trigger a session with a seat plan; both raise."""
-            db.execute(
-                'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
-                "VALUES ($tid, $uid, $sid, NULL, $now, $false)",
-                {
-                    "tid": sql_uuid(db, ticket_id),
-                    "uid": sql_uuid(db, user_id),
-                    "sid": sql_uuid(db, session_id),
-                    "now": sql_datetime(db, now),
-                    "false": False,
-                },
-            )
-
-        @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):
             """Insert ticket ``ticket_id`` for ``seat`` unless that seat of the session is sold, in one
             conditional insert: of concurrent sales of one seat exactly one inserts a row (the others
             wait for it on the unique index, then insert nothing). True when this call sold the seat.
-            Other violations (the buyer's second ticket, a seat outside the plan) still raise."""
+            Other violations (the buyer's second ticket, a seat outside the plan) still raise.
+            ``seat`` None sells a ticket without a seat: several nulls never clash, so only the
+            other keys and the plan's trigger can refuse it."""
             cursor = db.execute(
                 'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
                 'VALUES ($tid, $uid, $sid, $seat, $now, $false) ON CONFLICT ("session_id", "seat") DO NOTHING',

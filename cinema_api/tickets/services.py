@@ -144,7 +144,7 @@ class Tickets:
         ticket_id, now = uuid.uuid4(), utcnow()
         try:
             if plan is None:
-                Ticket.sell(ticket_id, buyer, session_id, now)
+                Ticket.sell_seat(ticket_id, buyer, session_id, None, now)  # no seat: nothing to conflict on
             else:
                 seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
         except IntegrityError as exc:
