@@ -7,7 +7,10 @@ profiles of cached reads); here a missing attribute is looked up among the regis
 factories, built once and kept on the request.
 """
 
+from cornice.errors import Errors
+from cornice.pyramidhook import wrap_request
 from cornice.util import current_service
+from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRequestExtensions
 from pyramid.request import Request
 
@@ -43,7 +46,31 @@ def _serve_cornice_property_ourselves(config):
         config.registry.setdefault(SERVICES_KEY, {})["current_service"] = current_service
 
 
+def _serve_cornice_subscriber_ourselves(config):
+    """Cornice's ``NewRequest`` subscriber gives every request ``validated``, ``errors`` and
+    ``info`` and two response callbacks: its service filters and its CORS headers (we use
+    neither: CORS is ours, :mod:`cinema_api.core.cors`) and ``X-Content-Type-Options`` (set
+    by :mod:`cinema_api.core.trace`). Being the application's only subscriber, it also made
+    Pyramid notify five events per request. The three attributes are request services instead
+    (built on first use), and without a subscriber no event is sent."""
+    registry = config.registry
+    for service in registry.cornice_services.values():
+        filtered = any(args.get("filters") for _, _, args in service.definitions)
+        if filtered or service.cors_enabled:
+            raise ConfigurationError("service %s: Cornice filters and CORS are not served (see cinema_api.core.cors)" % service.name)
+    for registration in list(registry.registeredHandlers()):
+        # Pyramid registers a wrapper of a subscriber that takes the event only
+        if getattr(registration.handler, "__wrapped__", registration.handler) is wrap_request:
+            registry.unregisterHandler(registration.handler, registration.required)
+    services = registry.setdefault(SERVICES_KEY, {})
+    services["validated"] = lambda request: {}
+    services["errors"] = lambda request: Errors()
+    services["info"] = lambda request: {}
+    registry.has_listeners = any(True for _ in registry.registeredHandlers())
+
+
 def includeme(config):
     config.set_request_factory(CinemaRequest)
     config.add_directive("add_request_service", add_request_service)
     config.action(None, lambda: _serve_cornice_property_ourselves(config), order=_AFTER_INCLUDES)
+    config.action(None, lambda: _serve_cornice_subscriber_ourselves(config), order=_AFTER_INCLUDES)

@@ -214,12 +214,12 @@ def etag_matches(header, etag):
 
 
 def json_response(request, body, etag, cache_status):
-    headers = {"ETag": etag, "X-Cache": cache_status, "Cache-Control": "private, no-cache"}
-    if etag_matches(request.headers.get("If-None-Match"), etag):
-        return Response(status=304, headers=headers)
-    response = Response(body=body, content_type="application/json", charset="utf-8")
-    response.headers.update(headers)
-    return response
+    headers = [("ETag", etag), ("X-Cache", cache_status), ("Cache-Control", "private, no-cache")]
+    if etag_matches(request.environ.get("HTTP_IF_NONE_MATCH"), etag):
+        return Response(status=304, headerlist=headers)
+    # the header list in full: what WebOb would derive from a content type, for less work per hit
+    headers[:0] = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    return Response(app_iter=[body], headerlist=headers)
 
 
 class CachedRoute:

@@ -10,11 +10,11 @@ import logging
 import os
 import random
 import re
-import select
 import socket
 import sqlite3
 import threading
 import time
+import weakref
 from datetime import datetime
 
 import psycopg2
@@ -67,8 +67,6 @@ def make_database(database_url, definers, timeout=5):
 
         db.bind(**database_url.bind_kwargs)
     else:
-        # process-wide: psycopg2 then waits for the server through our callback, with a deadline
-        psycopg2.extensions.set_wait_callback(bounded_wait(timeout))
         db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
@@ -106,8 +104,8 @@ def close_connections_with_their_thread(db):
 def postgres_bind_kwargs(database_url, timeout):
     """libpq parameters that bound a connection: connect and statement timeouts, TCP keepalive
     (a vanished server or a partition is noticed). A server that is there but does not answer
-    (frozen, overloaded) is bounded on our side, by :func:`bounded_wait`."""
-    kwargs = dict(database_url.bind_kwargs, provider=PostgresProvider)
+    (frozen, overloaded) is bounded on our side, by a :class:`Watchdog`."""
+    kwargs = dict(database_url.bind_kwargs, provider=PostgresProvider, connection_factory=watched_connections(timeout))
     kwargs.setdefault("connect_timeout", timeout)
     kwargs.setdefault("keepalives", 1)
     kwargs.setdefault("keepalives_idle", max(1, timeout // 2))
@@ -148,29 +146,129 @@ class DatabaseTimeout(psycopg2.OperationalError):
     pgcode = "57014"
 
 
-def bounded_wait(timeout):
-    """A psycopg2 wait callback: each exchange with the server (connect, query, commit) ends
-    within ``timeout`` seconds, or the connection is broken off and :class:`DatabaseTimeout` raised."""
+class Watchdog:
+    """Bounds every exchange with a PostgreSQL server (a statement, a commit, a rollback): one
+    still waiting after ``timeout`` seconds has its connection broken off (the socket shut
+    down), which ends libpq's wait at once, and fails with :class:`DatabaseTimeout`.
 
-    def wait(connection):
-        deadline = time.monotonic() + timeout
+    libpq's own bounds do not cover a server that is there but does not answer (frozen,
+    overloaded): its socket stays open and quiet, and libpq would wait forever. psycopg2's
+    process-wide wait callback could bound it, but turns every exchange into a loop of
+    ``poll()`` and ``select()`` in Python; here the driver waits in C, without the interpreter
+    lock, and one thread of the process looks at the calls in progress of every watchdog
+    ``TICK_SEC`` times a second.
+    """
+
+    TICK_SEC = 0.1
+    _all = weakref.WeakSet()
+    _thread_pid = None
+    _thread_lock = threading.Lock()
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self.calls = {}  # Call -> None, oldest first (all have the same timeout)
+        self.lock = threading.Lock()
+        with Watchdog._thread_lock:
+            Watchdog._all.add(self)
+
+    def start(self, connection):
+        """A :class:`Call` on ``connection`` that ends within the timeout: ``done()`` it."""
+        if Watchdog._thread_pid != os.getpid():  # first use, or a forked child: no thread there
+            Watchdog._start_thread()
+        call = Call(self, connection.fileno(), time.monotonic() + self.timeout)
+        self.calls[call] = None
+        return call
+
+    @classmethod
+    def _start_thread(cls):
+        with cls._thread_lock:
+            if cls._thread_pid != os.getpid():
+                cls._thread_pid = os.getpid()
+                threading.Thread(target=cls._watch_all, name="db-watchdog", daemon=True).start()
+
+    @classmethod
+    def _watch_all(cls):
         while True:
-            state = connection.poll()
-            if state == psycopg2.extensions.POLL_OK:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                # Its state is unknown: break the connection so that it is never reused. (Closing
-                # it here would wait for the lock its own query holds.)
-                with socket.socket(fileno=os.dup(connection.fileno())) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
-                raise DatabaseTimeout("the database did not answer within %s s" % timeout)
-            if state == psycopg2.extensions.POLL_READ:
-                select.select([connection.fileno()], [], [], remaining)
-            else:
-                select.select([], [connection.fileno()], [], remaining)
+            time.sleep(cls.TICK_SEC)
+            with cls._thread_lock:
+                watchdogs = list(cls._all)
+            for watchdog in watchdogs:
+                watchdog.expire_late_calls(time.monotonic())
 
-    return wait
+    def expire_late_calls(self, now):
+        for call in list(self.calls):
+            if call.deadline > now:
+                break  # the others started later
+            with self.lock:
+                if self.calls.pop(call, False) is None:  # not done meanwhile
+                    call.expire()
+
+
+class Call:
+    __slots__ = ("watchdog", "fd", "deadline", "expired")
+
+    def __init__(self, watchdog, fd, deadline):
+        self.watchdog, self.fd, self.deadline, self.expired = watchdog, fd, deadline, False
+
+    def expire(self):
+        """Break the connection off (under the watchdog's lock): its state is unknown, so it
+        must never be reused. Closing it here would wait for the lock its own query holds."""
+        self.expired = True
+        try:
+            with socket.socket(fileno=os.dup(self.fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed meanwhile
+            pass
+
+    def done(self, exc=None):
+        """The call is over; ``exc``, what it raised, becomes :class:`DatabaseTimeout` when the
+        watchdog broke the connection. (An answer that came just before stands: the broken
+        connection fails its next call, and Pony replaces it.)"""
+        with self.watchdog.lock:
+            self.watchdog.calls.pop(self, None)
+        if self.expired and exc is not None:
+            raise DatabaseTimeout("the database did not answer within %s s" % self.watchdog.timeout) from exc
+
+
+def _watched(connection, method, *args):
+    """``method(*args)``, an exchange of ``connection`` with its server, under its watchdog."""
+    call = connection.watchdog.start(connection)
+    try:
+        result = method(*args)
+    except psycopg2.Error as exc:
+        call.done(exc)
+        raise
+    call.done()
+    return result
+
+
+class WatchedCursor(psycopg2.extensions.cursor):
+    def execute(self, query, vars=None):
+        return _watched(self.connection, super().execute, query, vars)
+
+    def executemany(self, query, vars_list):
+        return _watched(self.connection, super().executemany, query, vars_list)
+
+
+class WatchedConnection(psycopg2.extensions.connection):
+    """A connection whose statements, commits and rollbacks its class's ``watchdog`` bounds."""
+
+    watchdog = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cursor_factory = WatchedCursor
+
+    def commit(self):
+        _watched(self, super().commit)
+
+    def rollback(self):
+        _watched(self, super().rollback)
+
+
+def watched_connections(timeout):
+    """A psycopg2 ``connection_factory`` whose connections wait at most ``timeout`` seconds for the server."""
+    return type("WatchedConnection", (WatchedConnection,), {"watchdog": Watchdog(timeout)})
 
 
 def ping(db):
@@ -378,11 +476,46 @@ def sqlite_datetime(text):
     return datetime.fromisoformat(text)
 
 
+_PARAMETER = re.compile(r"\$(\w+)")
+_driver_statements = {}  # (sql, paramstyle) -> (the driver's SQL, the parameters' names in order)
+
+
+def _driver_statement(sql, paramstyle):
+    """``sql`` with ``$name`` parameters in the driver's style: ``?`` (SQLite, the names in order)
+    or ``%(name)s`` (psycopg2, ``%`` doubled)."""
+    statement = _driver_statements.get((sql, paramstyle))
+    if statement is None:
+        if paramstyle == "qmark":
+            statement = (_PARAMETER.sub("?", sql), _PARAMETER.findall(sql))
+        else:
+            statement = (_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")), None)
+        _driver_statements[(sql, paramstyle)] = statement
+    return statement
+
+
 def select_rows(db, sql, params):
-    """The rows of a raw ``SELECT`` with ``$name`` parameters, as plain tuples, in the request's
-    ``db_session`` and outside any transaction (as ``db.select``). ``db.select`` builds a new row
-    class for every result of several columns, a cost the hot paths need not pay."""
-    return db._exec_raw_sql(sql, params, None, 0).fetchall()
+    """The rows of a raw ``SELECT`` with ``$name`` parameters (values in ``params``), as plain
+    tuples, in the request's ``db_session`` and outside any transaction, as ``db.select``.
+
+    The hot paths' reads (the login-session check of every authenticated request, the movie
+    list) go to the driver's cursor on the session's connection: ``db.select`` evaluates its
+    parameters as Python expressions, keeps statistics and builds a new row class for every
+    result of several columns, costs these reads need not pay. As Pony's own queries, a query
+    on a pooled connection that broke is sent once more on a new one (Pony decides which
+    errors allow it); driver errors reach the error mapping unwrapped (:func:`driver_error`)."""
+    statement, names = _driver_statement(sql, db.provider.paramstyle)
+    arguments = params if names is None else [params[name] for name in names]
+    cache = db._get_cache()
+    connection = cache.prepare_connection_for_query_execution()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(statement, arguments)
+    except Exception as exc:
+        cursor = cache.reconnect(exc).cursor()  # re-raises unless the connection itself was lost
+        cursor.execute(statement, arguments)
+    if cache.immediate:
+        cache.in_transaction = True
+    return cursor.fetchall()
 
 
 def substring_condition(db, column, parameter):
@@ -395,8 +528,8 @@ def substring_condition(db, column, parameter):
 
 _CATALOG_VERSION = 'SELECT "version" FROM "catalog_version" WHERE "id" = 1'
 
-# One column (role and version joined by ":"): Pony builds a new row class for every result of
-# several columns, a cost the hottest query of the API need not pay.
+# One column, role and version joined by ":", as the PostgreSQL function of migration 0004
+# answers (a function returning a row would be a composite value to parse).
 _LIVE_LOGIN_SESSION = (
     'SELECT "u"."role" || \':\' || (%s) FROM "user_sessions" "s" JOIN "users" "u" ON "u"."id" = "s"."user_id" '
     'WHERE "s"."id" = $sid AND "s"."user_id" = $uid AND "s"."revoked_at" IS NULL AND "s"."expires_at" > $now'
@@ -418,7 +551,7 @@ def live_login_session(db, user_id, session_id, now):
     user not deleted), else None: one indexed read, which also serves the cache its version.
     On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
-    rows = db.select(_LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params)
-    if not rows or rows[0] is None:
+    rows = select_rows(db, _LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params)
+    if not rows or rows[0][0] is None:
         return None
-    return tuple(rows[0].split(":", 1))
+    return tuple(rows[0][0].split(":", 1))
