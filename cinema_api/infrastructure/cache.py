@@ -21,11 +21,17 @@ comes back with old entries can cost speed, never correctness.
 
 A body is immutable under its key, so a Redis region also keeps process-local copies of
 what it read (bounded, least recently used first): a repeated hit costs no Redis round trip.
+New entries are kept locally at once and reach Redis from a thread of their own, a few at a
+time in one round trip (:class:`RedisWriter`): a miss costs its request one Redis round trip,
+the lookup, not two.
 """
 
 import hashlib
 import logging
+import os
+import queue
 import threading
+import time
 import uuid
 from collections import OrderedDict
 
@@ -102,10 +108,63 @@ def redis_pool(url):
     )
 
 
+class RedisWriter:
+    """Stores the new entries of Redis regions from a thread of its own, off the request
+    threads: woken by an entry, it waits ``GATHER_SEC`` for more and sends what came, region
+    by region, in one pipeline. At most ``MAX_PENDING`` entries wait; more are dropped (they
+    are kept locally, and a cache can cost speed, never correctness), as are those a failing
+    Redis refused (the region's breaker hears of it)."""
+
+    GATHER_SEC = 0.005
+    MAX_PENDING = 1000
+    MAX_BATCH = 100
+
+    def __init__(self):
+        self.pending = queue.Queue(self.MAX_PENDING)
+        self.lock = threading.Lock()
+        self.pid = None
+
+    def store(self, region, key, value):
+        if self.pid != os.getpid():  # first use, or a forked child, where no thread survived
+            self._start()
+        try:
+            self.pending.put_nowait((region, key, value))
+        except queue.Full:
+            log.debug("cache region %s: %s not stored in Redis, too many pending", region.name, key)
+
+    def _start(self):
+        with self.lock:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.pending = queue.Queue(self.MAX_PENDING)
+                threading.Thread(target=self._run, name="cache-writer", daemon=True).start()
+
+    def _run(self):
+        pending = self.pending
+        while True:
+            batch = [pending.get()]
+            time.sleep(self.GATHER_SEC)
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            self.write(batch)
+
+    @staticmethod
+    def write(batch):
+        """Store ``(region, key, value)`` entries, one round trip per region."""
+        by_region = {}
+        for region, key, value in batch:
+            by_region.setdefault(region, {})[key] = value
+        for region, mapping in by_region.items():
+            region.store_many(mapping)
+
+
 class Region:
     """One named dogpile region of immutable entries; a failing backend reads as a miss."""
 
-    def __init__(self, config, pool=None):
+    def __init__(self, config, pool=None, writer=None):
         self.name = config.name
         self.enabled = config.backend != "null"
         self.local = None
@@ -115,6 +174,7 @@ class Region:
         elif config.backend == "redis":
             arguments = {"connection_pool": pool, "redis_expiration_time": config.expiration_time}
             self.local = LRUDict(config.max_entries)
+        self.writer = writer if config.backend == "redis" else None
         prefix = "%s:%s:" % (KEY_PREFIX, self.name)
         self.dogpile = make_region(name=self.name, key_mangler=lambda key: prefix + key)
         self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
@@ -145,8 +205,17 @@ class Region:
             self.local[key] = value
         if not self.enabled or self.breaker.is_open:
             return
+        if self.writer is not None:
+            self.writer.store(self, key, value)
+        else:
+            self.store_many({key: value})
+
+    def store_many(self, mapping):
+        """Store ``mapping`` in the backend (Redis: in one round trip)."""
+        if self.breaker.is_open:
+            return
         try:
-            self.dogpile.set(key, value)
+            self.dogpile.set_multi(mapping)
         except redis.RedisError as exc:
             self.breaker.failure(exc)
         else:
@@ -176,7 +245,8 @@ class Caches:
 
     def __init__(self, configs):
         pools = {config.url: redis_pool(config.url) for config in configs if config.backend == "redis"}
-        self.regions = {config.name: Region(config, pools.get(config.url)) for config in configs}
+        writer = RedisWriter() if pools else None
+        self.regions = {config.name: Region(config, pools.get(config.url), writer) for config in configs}
         self.default_config = configs[0]
 
     def region(self, name):
