@@ -140,7 +140,7 @@ def format_datetime(value):
     """Naive UTC ``datetime`` -> ``2026-12-23T20:00:00.000Z``."""
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (value.microsecond // 1000)
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 # ---------------------------------------------------------------- validators

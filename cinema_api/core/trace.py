@@ -46,9 +46,12 @@ def safe_path(request):
 
 def trace(request, event, **fields):
     """Log one trace line for ``event`` when trace logs are on."""
+    settings = request.registry.get("cinema.settings")
+    if settings is None or not settings.enable_trace_logs:
+        return
     trace_id = getattr(request, "trace_id", None)
     where = "%s %s [trace %s]" % (request.method, safe_path(request), trace_id or "-")
-    trace_event(request.registry.get("cinema.settings"), event, where, extra={"trace_id": trace_id}, **fields)
+    trace_event(settings, event, where, extra={"trace_id": trace_id}, **fields)
 
 
 def trace_event(settings, event, where="", extra=None, **fields):

@@ -480,9 +480,10 @@ _PARAMETER = re.compile(r"\$(\w+)")
 _driver_statements = {}  # (sql, paramstyle) -> (the driver's SQL, the parameters' names in order)
 
 
-def _driver_statement(sql, paramstyle):
-    """``sql`` with ``$name`` parameters in the driver's style: ``?`` (SQLite, the names in order)
-    or ``%(name)s`` (psycopg2, ``%`` doubled)."""
+def _driver_statement(db, sql, params):
+    """``sql`` with ``$name`` parameters and their values in ``params``, in the driver's style:
+    ``?`` and a tuple (SQLite), or ``%(name)s`` (``%`` doubled) and the mapping (psycopg2)."""
+    paramstyle = db.provider.paramstyle
     statement = _driver_statements.get((sql, paramstyle))
     if statement is None:
         if paramstyle == "qmark":
@@ -490,7 +491,8 @@ def _driver_statement(sql, paramstyle):
         else:
             statement = (_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%")), None)
         _driver_statements[(sql, paramstyle)] = statement
-    return statement
+    text, names = statement
+    return text, params if names is None else tuple([params[name] for name in names])
 
 
 def select_rows(db, sql, params):
@@ -503,8 +505,7 @@ def select_rows(db, sql, params):
     result of several columns, costs these reads need not pay. As Pony's own queries, a query
     on a pooled connection that broke is sent once more on a new one (Pony decides which
     errors allow it); driver errors reach the error mapping unwrapped (:func:`driver_error`)."""
-    statement, names = _driver_statement(sql, db.provider.paramstyle)
-    arguments = params if names is None else [params[name] for name in names]
+    statement, arguments = _driver_statement(db, sql, params)
     cache = db._get_cache()
     connection = cache.prepare_connection_for_query_execution()
     try:
@@ -516,6 +517,31 @@ def select_rows(db, sql, params):
     if cache.immediate:
         cache.in_transaction = True
     return cursor.fetchall()
+
+
+def execute_alone(db, sql, params):
+    """Run one writing statement with ``$name`` parameters as a transaction of its own, and
+    return its cursor (``rowcount``). A single statement is atomic by itself: on PostgreSQL it
+    runs in autocommit mode, without the round trips of ``BEGIN`` and ``COMMIT`` that
+    ``db.execute`` costs; on SQLite under Pony's write lock, as Pony's transactions (writers
+    queue on it instead of polling SQLite's lock). Inside a transaction the request already
+    opened, it is one more statement of that transaction. Errors are Pony's, as from
+    ``db.execute``."""
+    cache = db._get_cache()
+    if cache.in_transaction or cache.modified:
+        return db._exec_raw_sql(sql, params, None, 0, start_transaction=True)
+    statement, arguments = _driver_statement(db, sql, params)
+    connection = cache.prepare_connection_for_query_execution()
+    cursor = connection.cursor()
+    sqlite = on_sqlite(db)
+    if sqlite:
+        db.provider.acquire_lock()
+    try:
+        db.provider.execute(cursor, statement, arguments)
+    finally:
+        if sqlite:
+            db.provider.release_lock()
+    return cursor
 
 
 def substring_condition(db, column, parameter):

@@ -6,7 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_datetime, sql_uuid, sqlite_datetime
+from cinema_api.infrastructure.db import execute_alone, on_sqlite, select_rows, sql_datetime, sql_uuid, sqlite_datetime
 
 # What a purchase needs to know, in one read: the session, its movie and the buyer's age.
 _PURCHASE_FACTS = (
@@ -61,7 +61,8 @@ def define_entities(db):
             Other violations (the buyer's second ticket, a seat outside the plan) still raise.
             ``seat`` None sells a ticket without a seat: several nulls never clash, so only the
             other keys and the plan's trigger can refuse it."""
-            cursor = db.execute(
+            cursor = execute_alone(
+                db,
                 'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
                 'VALUES ($tid, $uid, $sid, $seat, $now, $false) ON CONFLICT ("session_id", "seat") DO NOTHING',
                 {

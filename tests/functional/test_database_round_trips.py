@@ -43,7 +43,8 @@ def test_a_read_sends_its_query_and_nothing_else(fresh_postgres_url, tmp_path):
 
 
 def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, monkeypatch):
-    """Authentication, one read of the session, its movie and the buyer, and the insert: the
+    """Authentication, one read of the session, its movie and the buyer, and the insert, alone in
+    autocommit mode (no BEGIN and COMMIT round trips, a single statement being atomic): the
     unique key refuses a second ticket, so no statement checks for one beforehand."""
     from webtest import TestApp
 
@@ -68,7 +69,7 @@ def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, mo
     assert sent == [
         ('SELECT "live_login_session"', "autocommit"),
         ('SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", ', "autocommit"),
-        ('INSERT INTO "tickets" ', "in a transaction"),
+        ('INSERT INTO "tickets" ', "autocommit"),  # one statement: its own transaction
     ]
     RecordingCursor.statements.clear()
     again = client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=409)
