@@ -40,7 +40,7 @@ class JWTSecurityPolicy:
         self._identity = RequestLocalCache(self._load_identity)
 
     def _load_identity(self, request):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if not token and not scheme:
             return None
         if scheme.lower() != "bearer" or not token.strip():

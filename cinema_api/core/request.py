@@ -11,8 +11,9 @@ from cornice.errors import Errors
 from cornice.pyramidhook import wrap_request
 from cornice.util import current_service
 from pyramid.exceptions import ConfigurationError
-from pyramid.interfaces import IRequestExtensions
+from pyramid.interfaces import IRequestExtensions, IRoutesMapper
 from pyramid.request import Request
+from pyramid.urldispatch import RoutesMapper
 
 SERVICES_KEY = "cinema.request_services"
 #: After every include: Cornice's own request property is registered by then.
@@ -30,6 +31,17 @@ class CinemaRequest(Request):
         value = factory(self)
         setattr(self, name, value)
         return value
+
+
+class RoutingOnce(RoutesMapper):
+    """Pyramid's routes mapper, which answers each request once: the cache tween routes a GET
+    to know whether it is a cached read, and Pyramid's router would route it again."""
+
+    def __call__(self, request):
+        info = request.__dict__.get("_cinema_route")
+        if info is None:
+            info = request.__dict__["_cinema_route"] = super().__call__(request)
+        return info
 
 
 def add_request_service(config, factory, name):
@@ -71,6 +83,8 @@ def _serve_cornice_subscriber_ourselves(config):
 
 def includeme(config):
     config.set_request_factory(CinemaRequest)
+    # before any route is added: Pyramid would register its own mapper with the first
+    config.registry.registerUtility(RoutingOnce(), IRoutesMapper)
     config.add_directive("add_request_service", add_request_service)
     config.action(None, lambda: _serve_cornice_property_ourselves(config), order=_AFTER_INCLUDES)
     config.action(None, lambda: _serve_cornice_subscriber_ourselves(config), order=_AFTER_INCLUDES)

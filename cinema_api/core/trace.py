@@ -34,7 +34,7 @@ new_trace_id = TraceIds().new
 
 
 def incoming_trace_id(request):
-    value = request.headers.get(TRACE_HEADER, "")
+    value = request.environ.get("HTTP_X_TRACE_ID", "")
     return value if _VALID_TRACE_ID.fullmatch(value) else new_trace_id()
 
 
