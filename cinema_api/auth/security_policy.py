@@ -15,7 +15,7 @@ from pyramid.request import RequestLocalCache
 
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.cache import CATALOG_VERSION_KEY
+from cinema_api.infrastructure.cache import CATALOG_VERSION_KEY, LOGIN_SESSION_KEY
 from cinema_api.infrastructure.db import live_login_session
 from cinema_api.infrastructure.tokens import AccessTokens, InvalidToken
 
@@ -51,7 +51,13 @@ class JWTSecurityPolicy:
         except InvalidToken as exc:
             request.environ[AUTH_ERROR_KEY] = str(exc)
             return None
-        live = live_login_session(request.db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow())
+        checked = request.environ.pop(LOGIN_SESSION_KEY, None)
+        if checked is not None and checked[0] == token:  # read by the cached reads' fast path
+            live = checked[1]
+            if isinstance(live, Exception):
+                raise live
+        else:
+            live = live_login_session(request.db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow())
         if live is None:
             request.environ[AUTH_ERROR_KEY] = "Token has been revoked"
             return None

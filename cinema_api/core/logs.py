@@ -200,6 +200,23 @@ def flush_logs():
     logging.shutdown()
 
 
+def log_access(method, path, status, started, trace_id=None):
+    """The access log line of a request that began at ``started`` (``time.perf_counter()``).
+    ``trace_id`` when no request context is set (see :class:`RequestContextFilter`)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    duration = (time.perf_counter() - started) * 1000
+    extra = {"status": status, "duration_ms": round(duration, 1)}
+    if trace_id is not None:
+        extra.update(trace_id=trace_id, method=method, path=path)
+    # The record is made here, not by access_log.info(), which would first look up its
+    # caller's frame: the same line, for about a third of its cost.
+    record = access_log.makeRecord(
+        access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms", (method, path, status, duration), None, extra=extra
+    )
+    access_log.handle(record)
+
+
 def request_context_tween_factory(handler, registry):
     """Sets the logging context of a request and writes its access log line."""
 
@@ -213,16 +230,7 @@ def request_context_tween_factory(handler, registry):
             status = response.status_code
             return response
         finally:
-            duration = (time.perf_counter() - started) * 1000
-            if access_log.isEnabledFor(logging.INFO):
-                # The record is made here, not by access_log.info(), which would first look
-                # up its caller's frame: the same line, for about a third of its cost.
-                record = access_log.makeRecord(
-                    access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms",
-                    (request.method, path, status, duration), None,
-                    extra={"status": status, "duration_ms": round(duration, 1)},
-                )
-                access_log.handle(record)
+            log_access(request.method, path, status, started)
             current_request.reset(token)
 
     return request_context_tween

@@ -34,13 +34,20 @@ class CinemaRequest(Request):
 
 
 class RoutingOnce(RoutesMapper):
-    """Pyramid's routes mapper, which answers each request once: the cache tween routes a GET
-    to know whether it is a cached read, and Pyramid's router would route it again."""
+    """Pyramid's routes mapper, which routes each request once: the fast path of cached hits
+    and the cache tween route a GET to know whether it is a cached read, and Pyramid's router
+    would route it again. The answer is kept in the WSGI environ, with the path it is for."""
+
+    KEY = "cinema.route"
 
     def __call__(self, request):
-        info = request.__dict__.get("_cinema_route")
-        if info is None:
-            info = request.__dict__["_cinema_route"] = super().__call__(request)
+        environ = request.environ
+        path = environ.get("PATH_INFO")
+        kept = environ.get(self.KEY)
+        if kept is not None and kept[0] == path:
+            return kept[1]
+        info = super().__call__(request)
+        environ[self.KEY] = (path, info)
         return info
 
 

@@ -33,8 +33,8 @@ class TraceIds:
 new_trace_id = TraceIds().new
 
 
-def incoming_trace_id(request):
-    value = request.environ.get("HTTP_X_TRACE_ID", "")
+def incoming_trace_id(environ):
+    value = environ.get("HTTP_X_TRACE_ID", "")
     return value if _VALID_TRACE_ID.fullmatch(value) else new_trace_id()
 
 
@@ -64,7 +64,7 @@ def trace_event(settings, event, where="", extra=None, **fields):
 
 def trace_id_tween_factory(handler, registry):
     def trace_id_tween(request):
-        request.trace_id = incoming_trace_id(request)
+        request.trace_id = incoming_trace_id(request.environ)
         response = handler(request)
         response.headers[TRACE_HEADER] = request.trace_id
         # every response, cached and 304 answers included: never sniff a JSON body as HTML

@@ -98,8 +98,11 @@ def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
     with ServerProcess(args=("-q",), **environ) as server:
         server.request("GET", "/v1/health", headers={"X-Trace-Id": "trace-health-0001"})
         server.request("GET", "/nowhere", headers={"X-Trace-Id": "trace-missing-0002"})
-        server.request("POST", "/v1/auth/register", {"username": "alice", "password": "secret123", "age": 30}, {"X-Trace-Id": "trace-register-0003"})
+        _, _, alice = server.request("POST", "/v1/auth/register", {"username": "alice", "password": "secret123", "age": 30}, {"X-Trace-Id": "trace-register-0003"})
         server.request("POST", "/v1/auth/login", {"username": "alice", "password": "wrong1234"}, {"X-Trace-Id": "trace-login-0004"})
+        for trace_id in ("trace-miss-0005", "trace-hit-0006"):  # a hit is answered by the fast path
+            _, headers, _ = server.request("GET", "/v1/movies", headers={"Authorization": "Bearer " + alice["accessToken"], "X-Trace-Id": trace_id})
+        assert headers["X-Cache"] == "HIT" and headers["X-Trace-Id"] == "trace-hit-0006"
         output = server.stop()
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert records and all({"time", "level", "logger", "message", "trace_id"} <= set(r) for r in records)
@@ -109,6 +112,8 @@ def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
         ("trace-missing-0002", "GET", "/nowhere", 404),
         ("trace-register-0003", "POST", "/v1/auth/register", 201),
         ("trace-login-0004", "POST", "/v1/auth/login", 401),
+        ("trace-miss-0005", "GET", "/v1/movies", 200),
+        ("trace-hit-0006", "GET", "/v1/movies", 200),
     ]
     assert all(isinstance(r["duration_ms"], float) for r in access)
     traced = [r for r in records if r["logger"] == "cinema_api.trace" and r["trace_id"]]
