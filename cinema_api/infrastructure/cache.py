@@ -66,6 +66,8 @@ CATALOG_VERSION_KEY = "cinema.catalog_version"
 #: Where the fast path of cached reads leaves ``(token, what the login-session check answered
 #: or raised)`` for the security policy, when it hands the request on.
 LOGIN_SESSION_KEY = "cinema.login_session"
+#: The cache key the fast path of cached reads looked up in vain.
+MISSED_KEY = "cinema.cache_missed"
 
 BACKENDS = {
     "memory": "dogpile.cache.memory",
@@ -362,7 +364,9 @@ def cache_tween_factory(handler, registry):
         version = catalog_version(request)
         key = route.key(version, info["match"], request.GET.items()) if version else None
         region = caches.region(route.region)
-        stored = region.get(key) if key is not None else None
+        # a key the fast path of cached hits just missed is not looked up again (Redis: a round trip)
+        missed = key is None or request.environ.get(MISSED_KEY) == key
+        stored = None if missed else region.get(key)
         if stored is not None:
             if trace_hits:
                 hit_log.info("cache hit %s [trace %s]", key, request.trace_id)
@@ -478,6 +482,7 @@ class CachedHits:
             key = route.key(live[1], info["match"], parse_qsl(query, keep_blank_values=True))
             stored = self.caches.region(route.region).get(key) if key is not None else None
             if stored is None:
+                environ[MISSED_KEY] = key
                 return None
         finally:
             self.in_flight.add(-1)

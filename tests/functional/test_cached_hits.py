@@ -118,3 +118,12 @@ def test_where_cors_is_configured_a_hit_varies_on_origin_as_the_whole_way(testap
     granted = cors.get("/v1/movies", headers=dict(customer.headers, Origin=allowed))  # the CORS tween answers it
     assert requests_built == ["/v1/movies"] * 2 and granted.headers["Access-Control-Allow-Origin"] == allowed
     assert granted.headers["X-Cache"] == "HIT"
+
+
+def test_a_miss_is_looked_up_once(testapp, customer, movie, monkeypatch):
+    lookups = []
+    get = cache.Region.get
+    monkeypatch.setattr(cache.Region, "get", lambda region, key: lookups.append(key) or get(region, key))
+    assert testapp.get("/v1/movies?title=ali", headers=customer.headers).headers["X-Cache"] == "MISS"
+    assert testapp.get("/v1/movies?title=ali", headers=customer.headers).headers["X-Cache"] == "HIT"
+    assert len(lookups) == 2 and lookups[0] == lookups[1]
