@@ -8,16 +8,13 @@ backend. The same read brings the catalogue version the cache keys on. The ident
 computed once per request; roles become principals here and nowhere else.
 """
 
-import uuid
-
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.request import RequestLocalCache
 
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
-from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.cache import CATALOG_VERSION_KEY, LOGIN_SESSION_KEY
-from cinema_api.infrastructure.db import live_login_session
-from cinema_api.infrastructure.tokens import AccessTokens, InvalidToken
+from cinema_api.infrastructure.db import live_login_session_of
+from cinema_api.infrastructure.tokens import AccessTokens, InvalidToken, bearer_token
 
 AUTH_ERROR_KEY = "cinema.auth_error"
 
@@ -40,14 +37,16 @@ class JWTSecurityPolicy:
         self._identity = RequestLocalCache(self._load_identity)
 
     def _load_identity(self, request):
-        scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if not token and not scheme:
+        header = request.environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, rest = header.partition(" ")
+        if not rest and not scheme:
             return None
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(header)
+        if token is None:
             request.environ[AUTH_ERROR_KEY] = "Authorization header must be: Bearer <token>"
             return None
         try:
-            claims = self.tokens.decode(token.strip())
+            claims = self.tokens.decode(token)
         except InvalidToken as exc:
             request.environ[AUTH_ERROR_KEY] = str(exc)
             return None
@@ -57,7 +56,7 @@ class JWTSecurityPolicy:
             if isinstance(live, Exception):
                 raise live
         else:
-            live = live_login_session(request.db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow())
+            live = live_login_session_of(request.db, claims)
         if live is None:
             request.environ[AUTH_ERROR_KEY] = "Token has been revoked"
             return None

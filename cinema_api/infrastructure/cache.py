@@ -47,12 +47,11 @@ from pyramid.router import default_execution_policy
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cinema_api.core.clock import utcnow
 from cinema_api.core.logs import log_access
 from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
 from cinema_api.infrastructure.breaker import CircuitBreaker
-from cinema_api.infrastructure.db import live_login_session, read_catalog_version
-from cinema_api.infrastructure.tokens import InvalidToken
+from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version
+from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
 
 log = logging.getLogger(__name__)
 hit_log = logging.getLogger("cinema_api.cache")
@@ -456,23 +455,22 @@ class CachedHits:
             return None
         if self.cors and environ.get("HTTP_ORIGIN"):
             return None
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
+        if token is None:
             return None
         info = self.mapper(_Path(environ, path or "/"))
         route = self.routes.get(info["route"].name) if info["route"] is not None else None
         if route is None:
             return None
         try:
-            claims = self.tokens.decode(token.strip())
-            user_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
-        except (InvalidToken, KeyError, ValueError):
+            claims = self.tokens.decode(token)
+        except InvalidToken:
             return None
         self.in_flight.add(1)
         try:
             try:
                 with db_session(strict=True):
-                    live = live_login_session(self.db, user_id, session_id, utcnow())
+                    live = live_login_session_of(self.db, claims)
             except Exception as exc:
                 environ[LOGIN_SESSION_KEY] = (token, exc)  # the whole way answers it (503)
                 return None

@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from pony.utils import datetime2timestamp
 from pyramid.exceptions import ConfigurationExecutionError
 from pyramid.tweens import EXCVIEW
 
+from cinema_api.core.clock import utcnow
 from cinema_api.core.errors import domain_error_view, error_response
 from cinema_api.infrastructure import migrate
 
@@ -570,6 +572,11 @@ def read_catalog_version(db):
     sessions; see migration 0002), or None if it cannot be read."""
     rows = db.select(_CATALOG_VERSION)
     return rows[0] if rows else None
+
+
+def live_login_session_of(db, claims):
+    """:func:`live_login_session` of the login session an access token's checked claims name, now."""
+    return live_login_session(db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow())
 
 
 def live_login_session(db, user_id, session_id, now):

@@ -85,6 +85,13 @@ class AccessTokens:
         return claims
 
 
+def bearer_token(header):
+    """The token of an ``Authorization`` header of the form ``Bearer <token>``, else None."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def new_refresh_token():
     """32 random bytes in base64url (no padding): the value handed to the client."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")

@@ -79,9 +79,9 @@ def test_a_revoked_token_is_refused_the_whole_way_with_one_check(testapp, custom
     testapp.get("/v1/movies", headers=customer.headers)  # cached
     testapp.post_json("/v1/auth/logout", {}, headers=customer.headers, status="*")
     checks = []
-    check = cache.live_login_session
-    monkeypatch.setattr(cache, "live_login_session", lambda *args: checks.append("fast") or check(*args))
-    monkeypatch.setattr(security_policy, "live_login_session", lambda *args: checks.append("whole") or check(*args))
+    check = cache.live_login_session_of
+    monkeypatch.setattr(cache, "live_login_session_of", lambda *args: checks.append("fast") or check(*args))
+    monkeypatch.setattr(security_policy, "live_login_session_of", lambda *args: checks.append("whole") or check(*args))
     refused = testapp.get("/v1/movies", headers=customer.headers, status=401)
     assert refused.json["message"] == "Token has been revoked" and checks == ["fast"]
 
@@ -94,8 +94,8 @@ def test_a_database_error_in_the_fast_path_is_answered_whole_without_asking_agai
         checks.append(args)
         raise OperationalError(sqlite3.OperationalError("disk I/O error"))
 
-    monkeypatch.setattr(cache, "live_login_session", failing)
-    monkeypatch.setattr(security_policy, "live_login_session", failing)
+    monkeypatch.setattr(cache, "live_login_session_of", failing)
+    monkeypatch.setattr(security_policy, "live_login_session_of", failing)
     answer = testapp.get("/v1/movies", headers=customer.headers, status=503)
     assert answer.json["message"] == "Database unavailable" and len(checks) == 1
 
