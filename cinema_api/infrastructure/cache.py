@@ -40,7 +40,6 @@ from urllib.parse import parse_qsl
 import redis
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
-from pony.orm import db_session
 from pyramid.interfaces import IRoutesMapper
 from pyramid.response import Response
 from pyramid.router import default_execution_policy
@@ -50,7 +49,7 @@ from redis.retry import Retry
 from cinema_api.core.logs import log_access
 from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
 from cinema_api.infrastructure.breaker import CircuitBreaker
-from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version
+from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version, select_without_session
 from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
 
 log = logging.getLogger(__name__)
@@ -469,8 +468,7 @@ class CachedHits:
         self.in_flight.add(1)
         try:
             try:
-                with db_session(strict=True):
-                    live = live_login_session_of(self.db, claims)
+                live = live_login_session_of(self.db, claims, select_without_session)
             except Exception as exc:
                 environ[LOGIN_SESSION_KEY] = (token, exc)  # the whole way answers it (503)
                 return None

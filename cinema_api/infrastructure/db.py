@@ -521,6 +521,30 @@ def select_rows(db, sql, params):
     return cursor.fetchall()
 
 
+def select_without_session(db, sql, params):
+    """The rows of a raw ``SELECT`` (as :func:`select_rows`) where no ``db_session`` is open: on
+    this thread's pooled connection, in autocommit mode, without the work of opening and closing
+    a session around one read. For the reads made before Pyramid sees a request (the fast path
+    of cached hits). A pooled connection that broke is replaced and the read sent once more,
+    as Pony does; other errors reach the caller as from :func:`select_rows`."""
+    statement, arguments = _driver_statement(db, sql, params)
+    provider = db.provider
+    for attempt in (1, 2):
+        connection, is_new = provider.connect()
+        try:
+            if is_new:
+                db.call_on_connect(connection)
+            if not on_sqlite(db) and not connection.autocommit:
+                connection.autocommit = True  # Pony sets the mode each session needs when it starts
+            cursor = connection.cursor()
+            cursor.execute(statement, arguments)
+            return cursor.fetchall()
+        except Exception as exc:
+            if attempt == 2 or not provider.should_reconnect(exc):
+                raise  # in autocommit mode a failed read leaves no transaction behind
+            provider.pool.drop(connection)
+
+
 def execute_alone(db, sql, params):
     """Run one writing statement with ``$name`` parameters as a transaction of its own, and
     return its cursor (``rowcount``). A single statement is atomic by itself: on PostgreSQL it
@@ -574,17 +598,17 @@ def read_catalog_version(db):
     return rows[0] if rows else None
 
 
-def live_login_session_of(db, claims):
+def live_login_session_of(db, claims, select=select_rows):
     """:func:`live_login_session` of the login session an access token's checked claims name, now."""
-    return live_login_session(db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow())
+    return live_login_session(db, uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), utcnow(), select)
 
 
-def live_login_session(db, user_id, session_id, now):
+def live_login_session(db, user_id, session_id, now, select=select_rows):
     """``(role, catalog_version)`` while the login session is live (not revoked, not expired, its
     user not deleted), else None: one indexed read, which also serves the cache its version.
     On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
-    rows = select_rows(db, _LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params)
+    rows = select(db, _LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params)
     if not rows or rows[0][0] is None:
         return None
     return tuple(rows[0][0].split(":", 1))

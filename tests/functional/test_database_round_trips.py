@@ -6,10 +6,15 @@ login-session check). The application sets no session state, so the pool only ro
 what a request left open.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
+import pytest
 from pony.orm import db_session
 
-from cinema_api.infrastructure.db import make_database, select_rows
+from cinema_api.infrastructure.db import make_database, select_rows, select_without_session
 from cinema_api.settings import parse_database_url
 
 
@@ -38,6 +43,54 @@ def test_a_read_sends_its_query_and_nothing_else(fresh_postgres_url, tmp_path):
         with db_session:
             assert db.select("SELECT 2") == [2]
     assert RecordingCursor.statements == [("SELECT 2", "autocommit")] * 3
+    db.disconnect()
+
+
+def test_a_read_without_a_session_is_its_query_alone_on_the_threads_connection(fresh_postgres_url, tmp_path):
+    """The fast path of cached hits reads outside any db_session: after a session that wrote (in
+    a transaction), on the same connection, its query alone in autocommit mode; the next
+    session still gets its transaction."""
+    db = recording_database(fresh_postgres_url, tmp_path)
+    with db_session:
+        db.execute("CREATE TABLE t (x int)")
+        db.execute("INSERT INTO t VALUES (1)")
+    RecordingCursor.statements.clear()
+    assert select_without_session(db, "SELECT count(*) FROM t WHERE x = $x", {"x": 1}) == [(1,)]
+    assert RecordingCursor.statements == [("SELECT count(*) FROM t WHERE x = %(x)s", "autocommit")]
+    with db_session:
+        db.execute("INSERT INTO t VALUES (2)")
+        assert RecordingCursor.statements[-1] == ("INSERT INTO t VALUES (2)", "in a transaction")
+    assert select_without_session(db, "SELECT count(*) FROM t", {}) == [(2,)]
+    db.disconnect()
+
+
+def test_a_read_without_a_session_survives_a_lost_connection_and_its_own_errors(fresh_postgres_url, tmp_path):
+    db = recording_database(fresh_postgres_url, tmp_path)
+    pid = select_without_session(db, "SELECT pg_backend_pid()", {})[0][0]
+    admin = psycopg2.connect(fresh_postgres_url)
+    admin.autocommit = True
+    admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    # the pooled connection is gone: replaced, and the read sent again on the new one
+    assert select_without_session(db, "SELECT pg_backend_pid()", {})[0][0] != pid
+    with pytest.raises(psycopg2.errors.UndefinedTable):
+        select_without_session(db, "SELECT * FROM missing", {})
+    # a failed read leaves nothing open: the connection still answers, in and out of sessions
+    assert select_without_session(db, "SELECT 3", {}) == [(3,)]
+    with db_session:
+        assert db.select("SELECT 4") == [4]
+    db.disconnect()
+
+
+def test_a_read_without_a_session_on_sqlite(fresh_sqlite_url, tmp_path):
+    db = make_database(parse_database_url(fresh_sqlite_url, str(tmp_path)), [])
+    # a new connection (another thread's) gets the project's settings first (db.on_connect)
+    with ThreadPoolExecutor(1) as thread:
+        assert thread.submit(select_without_session, db, "PRAGMA cache_size", {}).result() == [(-512,)]
+    with db_session:
+        db.execute("CREATE TABLE t (x int)")
+        db.execute("INSERT INTO t VALUES (1)")
+    assert select_without_session(db, "SELECT x FROM t WHERE x = $x", {"x": 1}) == [(1,)]
     db.disconnect()
 
 
