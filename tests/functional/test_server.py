@@ -546,9 +546,48 @@ def test_malloc_arenas_are_bounded_where_the_c_library_is_glibc():
     """Eight request threads must not each keep an arena of freed memory (RSS of the scale case)."""
     import platform
 
-    from cinema_api.server import limit_malloc_arenas
+    from cinema_api.server import tune_malloc
 
-    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
+
+
+# Forty request bodies of a megabyte, each followed on the heap by a block of 100 kB that lives on
+# (below the threshold: on the heap either way), then freed: what the process's RSS (MiB) kept.
+LARGE_BLOCKS = """
+import sys
+from cinema_api.server import tune_malloc
+
+def rss():
+    with open("/proc/self/status") as status:
+        return [int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")][0]
+
+if sys.argv[1] == "tuned":
+    tune_malloc()
+before = rss()
+block = b"x" * (4 << 20)
+del block  # glibc maps it and unmaps it, then (untuned) serves blocks up to 4 MiB from the heap
+bodies, kept = [], []
+for index in range(40):
+    bodies.append(b"x" * (1 << 20))
+    kept.append(b"y" * 100_000)
+del bodies[:]
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc (Linux)")
+def test_large_blocks_give_their_memory_back_once_freed():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc only")
+
+    def kept_mib(mode):
+        run = subprocess.run([sys.executable, "-c", LARGE_BLOCKS, mode], capture_output=True, text=True, check=True)
+        return float(run.stdout)
+
+    tuned, untuned = kept_mib("tuned"), kept_mib("untuned")
+    assert tuned < 8 and untuned - tuned > 30, (tuned, untuned)  # 40 x 100 kB stay in both
 
 
 def test_a_response_leaves_in_one_send_with_its_header(monkeypatch):
