@@ -28,7 +28,6 @@ the lookup, not two.
 
 import hashlib
 import logging
-import os
 import queue
 import re
 import threading
@@ -47,6 +46,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cinema_api.core.logs import log_access
+from cinema_api.core.threads import ProcessThread
 from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
 from cinema_api.infrastructure.breaker import CircuitBreaker
 from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version, select_without_session
@@ -131,24 +131,18 @@ class RedisWriter:
     MAX_BATCH = 100
 
     def __init__(self):
-        self.pending = queue.Queue(self.MAX_PENDING)
-        self.lock = threading.Lock()
-        self.pid = None
+        self.pending = None  # the queue of this process's thread
+        self.thread = ProcessThread("cache-writer", self._run, on_start=self._new_queue)
 
     def store(self, region, key, value):
-        if self.pid != os.getpid():  # first use, or a forked child, where no thread survived
-            self._start()
+        self.thread.ensure()
         try:
             self.pending.put_nowait((region, key, value))
         except queue.Full:
             log.debug("cache region %s: %s not stored in Redis, too many pending", region.name, key)
 
-    def _start(self):
-        with self.lock:
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                self.pending = queue.Queue(self.MAX_PENDING)
-                threading.Thread(target=self._run, name="cache-writer", daemon=True).start()
+    def _new_queue(self):
+        self.pending = queue.Queue(self.MAX_PENDING)
 
     def _run(self):
         pending = self.pending

@@ -30,6 +30,7 @@ from pyramid.tweens import EXCVIEW
 
 from cinema_api.core.clock import utcnow
 from cinema_api.core.errors import domain_error_view, error_response
+from cinema_api.core.threads import ProcessThread
 from cinema_api.infrastructure import migrate
 
 log = logging.getLogger(__name__)
@@ -163,36 +164,27 @@ class Watchdog:
 
     TICK_SEC = 0.1
     _all = weakref.WeakSet()
-    _thread_pid = None
-    _thread_lock = threading.Lock()
+    _all_lock = threading.Lock()
 
     def __init__(self, timeout):
         self.timeout = timeout
         self.calls = {}  # Call -> None, oldest first (all have the same timeout)
         self.lock = threading.Lock()
-        with Watchdog._thread_lock:
+        with Watchdog._all_lock:
             Watchdog._all.add(self)
 
     def start(self, connection):
         """A :class:`Call` on ``connection`` that ends within the timeout: ``done()`` it."""
-        if Watchdog._thread_pid != os.getpid():  # first use, or a forked child: no thread there
-            Watchdog._start_thread()
+        _WATCHING.ensure()
         call = Call(self, connection.fileno(), time.monotonic() + self.timeout)
         self.calls[call] = None
         return call
 
     @classmethod
-    def _start_thread(cls):
-        with cls._thread_lock:
-            if cls._thread_pid != os.getpid():
-                cls._thread_pid = os.getpid()
-                threading.Thread(target=cls._watch_all, name="db-watchdog", daemon=True).start()
-
-    @classmethod
-    def _watch_all(cls):
+    def watch_all(cls):
         while True:
             time.sleep(cls.TICK_SEC)
-            with cls._thread_lock:
+            with cls._all_lock:
                 watchdogs = list(cls._all)
             for watchdog in watchdogs:
                 watchdog.expire_late_calls(time.monotonic())
@@ -204,6 +196,9 @@ class Watchdog:
             with self.lock:
                 if self.calls.pop(call, False) is None:  # not done meanwhile
                     call.expire()
+
+
+_WATCHING = ProcessThread("db-watchdog", Watchdog.watch_all)
 
 
 class Call:

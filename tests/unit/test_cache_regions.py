@@ -1,6 +1,5 @@
 """The backend contract: one set of cache tests run on every backend (memory, redis, null)."""
 
-import os
 import time
 import uuid
 
@@ -70,7 +69,7 @@ def test_new_entries_reach_redis_off_the_request_thread_a_batch_in_one_round_tri
 
 def test_entries_beyond_the_pending_bound_are_kept_locally_only():
     writer = RedisWriter()
-    writer.pid = os.getpid()  # no thread takes them
+    writer.thread.target = lambda: None  # no thread takes them
     region = Caches([RegionConfig("bounded", "redis", 60, 100, "redis://127.0.0.1:9/0")]).region("bounded")
     for index in range(RedisWriter.MAX_PENDING + 10):
         writer.store(region, "key%d" % index, ("etag", b"body"))
