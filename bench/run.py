@@ -96,7 +96,7 @@ MOVIES, SESSIONS_PER_MOVIE, MIN_CUSTOMERS = 200, 5, 50
 SEATED_ROOMS, SEATED_ROWS, SEATED_SEATS_PER_ROW = range(51, 101), 10, 20
 SEAT_COST_MINIMUM = 2 / 3  # purchases with seats, at TARGET_CONNECTIONS, as a share of those without
 BULK_SIZE, SCALE_MOVIES = 1000, 100_000
-PAIR_GAP = 100  # pairs skipped between purchase runs: more than the requests wrk leaves in flight
+PAIR_GAP = 100  # pairs of headroom when customers are added for a purchase run
 TIMESLOTS = ["10:00-12:00", "12:00-14:00", "14:00-16:00", "16:00-18:00", "18:00-20:00", "20:00-22:00", "22:00-00:00"]
 
 #: The NestJS service's figures, as ratios to a floor measured with them (never absolute).
@@ -209,6 +209,7 @@ class Figures:
     status_503: int
     cache_hits: int
     cache_misses: int
+    next_pair: int  # purchase: the first pair index no request of the run took
     timeouts: int
     socket_errors: int  # connect, read and write errors
 
@@ -501,8 +502,8 @@ class Setup:
         offset = 0
         for connections in CONNECTIONS:
             figures = self.purchase_run(server, seed, PURCHASES, seed.sessions, offset, connections)
-            # the next run starts past every pair this one sent, answered or not
-            offset += figures.requests + figures.timeouts + figures.socket_errors + PAIR_GAP
+            # the next run starts past every pair this one sent, answered or not, by either thread
+            offset = figures.next_pair
         # the sessions with a seat plan have pairs of their own: fresh from the first
         self.purchase_run(server, seed, SEATED_PURCHASES, seed.seated_sessions, 0, TARGET_CONNECTIONS)
 

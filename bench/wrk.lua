@@ -9,10 +9,12 @@
 --   BENCH_EXPECT   the status a request should get (default 200)
 --   BENCH_THREADS  wrk's -t (a thread's script cannot count the threads)
 --   BENCH_SEED     seed of the random substrings
--- At the end it prints one line with what it counted in the responses.
+-- At the end it prints one line with what it counted in the responses, and next_pair: the
+-- first pair index that no thread sent (the threads take turns, but need not send as many).
 
 local threads = {}
 local thread_count = 0
+local offset_of_run = tonumber(os.getenv("BENCH_OFFSET") or "0")
 local counters = {"unexpected", "status_5xx", "status_503", "cache_hits", "cache_misses"}
 local letters = "abcdefghijklmnopqrstuvwxyz"
 
@@ -112,5 +114,10 @@ function done(summary, latency, requests)
     end
     table.insert(line, name .. "=" .. total)
   end
+  local most = 0
+  for _, thread in ipairs(threads) do
+    most = math.max(most, thread:get("sent"))
+  end
+  table.insert(line, "next_pair=" .. string.format("%d", offset_of_run + most * thread_count))
   io.write(table.concat(line, " ") .. "\n")
 end
