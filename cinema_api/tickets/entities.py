@@ -45,7 +45,8 @@ def define_entities(db):
             """``(date, timeslot, room number, seat rows, seats per row, movie id, title, age
             restriction, buyer's age)`` of the session, read now as plain values (no entity is
             loaded); None when there is no such session. The buyer's age is None without a buyer."""
-            rows = select_rows(db, _PURCHASE_FACTS, {"uid": sql_uuid(db, user_id), "sid": sql_uuid(db, session_id)})
+            params = {"uid": sql_uuid(db, user_id), "sid": sql_uuid(db, session_id)}
+            rows = select_rows(db, _PURCHASE_FACTS, params, prepared=True)
             row = rows[0] if rows else None
             if row is None or not on_sqlite(db):
                 return row
@@ -73,6 +74,7 @@ def define_entities(db):
                     "now": sql_datetime(db, now),
                     "false": False,
                 },
+                prepared=True,
             )
             return cursor.rowcount == 1
 

@@ -14,17 +14,24 @@ import psycopg2.extensions
 import pytest
 from pony.orm import db_session
 
-from cinema_api.infrastructure.db import make_database, select_rows, select_without_session
+from pony.orm.dbapiprovider import IntegrityError
+
+from cinema_api.infrastructure.db import execute_alone, make_database, select_rows, select_without_session
 from cinema_api.settings import parse_database_url
 
 
 class RecordingCursor(psycopg2.extensions.cursor):
     statements = []
+    prepared = {}  # name -> statement, of every PREPARE seen
 
     def execute(self, query, vars=None):
         # psycopg2 sends BEGIN (and later COMMIT or ROLLBACK) by itself outside autocommit mode
         mode = "autocommit" if self.connection.autocommit else "in a transaction"
-        RecordingCursor.statements.append((query.decode() if isinstance(query, bytes) else query, mode))
+        query = query.decode() if isinstance(query, bytes) else query
+        RecordingCursor.statements.append((query, mode))
+        if query.startswith("PREPARE "):
+            name, _, body = query[len("PREPARE "):].partition(" AS ")
+            RecordingCursor.prepared[name] = body
         return super().execute(query, vars)
 
 
@@ -95,10 +102,26 @@ def test_a_read_without_a_session_on_sqlite(fresh_sqlite_url, tmp_path):
 
 
 
+def sent_statements():
+    """What ``RecordingCursor`` saw, a prepared statement's ``EXECUTE`` shown as the statement it
+    runs (its ``PREPARE``, recorded before, names it), each cut to its first words."""
+    sent = []
+    for query, mode in RecordingCursor.statements:
+        if query.startswith("PREPARE "):
+            sent.append(("PREPARE", mode))
+        elif query.startswith("EXECUTE "):
+            body = RecordingCursor.prepared[query.split()[1]]
+            sent.append(("EXECUTE " + body.split("(")[0].split(" FROM ")[0], mode))
+        else:
+            sent.append((query.split("(")[0].split(" FROM ")[0], mode))
+    return sent
+
+
 def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, monkeypatch):
     """Authentication, one read of the session, its movie and the buyer, and the insert, alone in
     autocommit mode (no BEGIN and COMMIT round trips, a single statement being atomic): the
-    unique key refuses a second ticket, so no statement checks for one beforehand."""
+    unique key refuses a second ticket, so no statement checks for one beforehand. The server
+    plans each of the three once per connection (prepared statements), not on every purchase."""
     from webtest import TestApp
 
     from cinema_api import make_app
@@ -112,23 +135,95 @@ def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, mo
     app = make_app(build_settings({"DATABASE_URL": fresh_postgres_url}, allow_manager_signup="true"), ini_settings())
     client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     manager = register(client, "boss", role="manager", age=40)
-    customer = register(client, "buyer")
+    first, second = register(client, "buyer"), register(client, "another")
     movie = client.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 0}, headers=manager.headers).json
     session = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1}
     session = client.post_json("/v1/movies/%s/sessions" % movie["id"], session, headers=manager.headers).json
     RecordingCursor.statements.clear()
-    client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=201)
-    sent = [(query.split("(")[0].split(" FROM ")[0], mode) for query, mode in RecordingCursor.statements]
-    assert sent == [
-        ('SELECT "live_login_session"', "autocommit"),
-        ('SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", ', "autocommit"),
-        ('INSERT INTO "tickets" ', "autocommit"),  # one statement: its own transaction
+    client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=first.headers, status=201)
+    facts = 'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", '
+    # the connection planned the login check for the manager's requests; the purchase's statements now
+    assert sent_statements() == [
+        ('EXECUTE SELECT "live_login_session"', "autocommit"),
+        ("PREPARE", "autocommit"),
+        ("EXECUTE " + facts, "autocommit"),
+        ("PREPARE", "autocommit"),
+        ('EXECUTE INSERT INTO "tickets" ', "autocommit"),  # one statement: its own transaction
     ]
     RecordingCursor.statements.clear()
-    again = client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, status=409)
+    client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=second.headers, status=201)
+    assert sent_statements() == [
+        ('EXECUTE SELECT "live_login_session"', "autocommit"),
+        ("EXECUTE " + facts, "autocommit"),
+        ('EXECUTE INSERT INTO "tickets" ', "autocommit"),
+    ]
+    RecordingCursor.statements.clear()
+    again = client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=first.headers, status=409)
     assert again.json["message"] == "Ticket already purchased for this session"
     assert len(RecordingCursor.statements) == 3
     app.registry["cinema.db"].disconnect()
+
+
+def test_a_prepared_statement_is_planned_once_per_connection(fresh_postgres_url, tmp_path):
+    """``PREPARE`` the first time a connection runs it, then only ``EXECUTE``; a new connection
+    (the old one lost) prepares again. Reads with and without a session and lone writes share
+    the connection's prepared statements."""
+    db = recording_database(fresh_postgres_url, tmp_path)
+    with db_session:
+        db.execute("CREATE TABLE t (x int PRIMARY KEY, y text)")
+    read = "SELECT y FROM t WHERE x = $x"
+    RecordingCursor.statements.clear()
+    for x in (1, 2):
+        with db_session:
+            assert execute_alone(db, "INSERT INTO t VALUES ($x, $y)", {"x": x, "y": "v%d" % x}, prepared=True).rowcount == 1
+        assert select_without_session(db, read, {"x": x}, prepared=True) == [("v%d" % x,)]
+        with db_session:
+            assert select_rows(db, read, {"x": x}, prepared=True) == [("v%d" % x,)]
+    kinds = [query.split()[0] for query, mode in RecordingCursor.statements]
+    assert kinds == ["PREPARE", "EXECUTE", "PREPARE", "EXECUTE", "EXECUTE", "EXECUTE", "EXECUTE", "EXECUTE"]
+    # the same statement is refused as it was without preparing: Pony's error, as db.execute
+    with db_session, pytest.raises(IntegrityError):
+        execute_alone(db, "INSERT INTO t VALUES ($x, $y)", {"x": 1, "y": "again"}, prepared=True)
+    pid = select_without_session(db, "SELECT pg_backend_pid()", {})[0][0]
+    admin = psycopg2.connect(fresh_postgres_url)
+    admin.autocommit = True
+    admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    RecordingCursor.statements.clear()
+    assert select_without_session(db, read, {"x": 2}, prepared=True) == [("v2",)]
+    assert [query.split()[0] for query, mode in RecordingCursor.statements][-2:] == ["PREPARE", "EXECUTE"]
+    db.disconnect()
+
+
+def test_a_prepared_statement_follows_a_change_of_its_table(fresh_postgres_url, tmp_path):
+    """A migration run beside the server may change the columns a prepared statement reads; the
+    server then refuses its plan. Alone (autocommit), the statement is prepared again and
+    answers; inside a transaction that refusal fails the transaction, and the next use
+    prepares it again."""
+    db = recording_database(fresh_postgres_url, tmp_path)
+    with db_session:
+        db.execute("CREATE TABLE t (x int, y int)")
+        db.execute("INSERT INTO t VALUES (1, 10)")
+    read = "SELECT * FROM t WHERE x = $x"
+    assert select_without_session(db, read, {"x": 1}, prepared=True) == [(1, 10)]
+    with db_session:
+        assert select_rows(db, read, {"x": 1}, prepared=True) == [(1, 10)]
+    admin = psycopg2.connect(fresh_postgres_url)
+    admin.autocommit = True
+    admin.cursor().execute("ALTER TABLE t ADD COLUMN z text DEFAULT 'z'")
+    assert select_without_session(db, read, {"x": 1}, prepared=True) == [(1, 10, "z")]
+    admin.cursor().execute("ALTER TABLE t DROP COLUMN z")
+    with pytest.raises(Exception), db_session:
+        db.execute("INSERT INTO t VALUES (2, 20)")  # a transaction is open
+        select_rows(db, read, {"x": 1}, prepared=True)
+    with db_session:
+        assert select_rows(db, "SELECT count(*) FROM t", {}) == [(1,)]  # the transaction was rolled back
+    with db_session:
+        db.execute("INSERT INTO t VALUES (2, 20)")  # in a transaction again: prepared anew first
+        assert select_rows(db, read, {"x": 2}, prepared=True) == [(2, 20)]
+    assert select_without_session(db, read, {"x": 1}, prepared=True) == [(1, 10)]
+    admin.close()
+    db.disconnect()
 
 
 def test_each_sqlite_connection_keeps_a_small_page_cache(fresh_sqlite_url, tmp_path):
