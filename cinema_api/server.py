@@ -14,9 +14,10 @@ It serves the application with waitress and adds what waitress lacks:
   response without ``Content-Length``, which those two must not carry (RFC 9110); their end
   is known without it, so the connection stays open unless the client asked otherwise.
 - An I/O loop that does not spin while request threads write their responses (``Channel``).
-- At most ``busy_threads`` requests (default: half the threads) compute at once: a request
-  running longer than 0.1 s is waiting (a slow database, a slow Redis) and gives its place to
-  the next, so a stalled dependency still gets every thread, as before.
+- At most ``busy_threads`` requests compute at once (``auto``, the default: 2 on SQLite, half
+  the threads on PostgreSQL, whose requests spend part of their time waiting on the server): a
+  request running longer than 0.1 s is waiting (a slow database, a slow Redis) and gives its
+  place to the next, so a stalled dependency still gets every thread, as before.
 - Requests that wait for password hashing (``slow_paths``: login and registration) are served
   on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
   queue of their own, holding no thread, so a flood of logins never takes the threads that
@@ -54,6 +55,8 @@ LOOP_TIMEOUT = 0.2
 DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
 #: A request running longer than this is waiting, not computing (``FairTaskDispatcher``).
 YOUNG_SEC = 0.1
+#: ``busy_threads = auto`` on SQLite (:func:`read_busy_threads`).
+SQLITE_BUSY_THREADS = 2
 
 
 def _override(global_conf, name, value):
@@ -83,6 +86,20 @@ def _checked(raw, convert, minimum, message):
     except (TypeError, ValueError):
         raise SystemExit("cinema_api: configuration error: " + message) from None
     return value
+
+
+def read_busy_threads(app, value, threads):
+    """``busy_threads`` of ``[server:main]``: a positive integer, or ``auto`` (also when unset):
+    :data:`SQLITE_BUSY_THREADS` where the application's database is SQLite, whose calls run in
+    the process and hold the interpreter lock most of their time, else half the threads. A
+    PostgreSQL request waits on the server's round trips, without the lock; a place held while
+    waiting is one the computing could have used."""
+    if value is not None and str(value).strip() != "auto":
+        return _checked(value, int, 1, "busy_threads must be a positive integer or auto")
+    settings = getattr(app, "registry", {}).get("cinema.settings")
+    if settings is not None and settings.database_url.is_sqlite:
+        return min(SQLITE_BUSY_THREADS, max(1, threads // 2))
+    return max(1, threads // 2)
 
 
 def read_shutdown_timeout(global_conf, value):
@@ -460,8 +477,7 @@ def run_server(
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
-    if busy_threads is not None:
-        busy_threads = _checked(busy_threads, int, 1, "busy_threads must be a positive integer")
+    busy_threads = read_busy_threads(app, busy_threads, Adjustments(**kwargs).threads)
     raise_open_file_limit()
     tune_malloc()
     try:

@@ -631,3 +631,49 @@ def test_a_response_leaves_in_one_send_with_its_header(monkeypatch):
     finally:
         server.request_stop()
         runner.join(10)
+
+
+class _App:
+    """What ``read_busy_threads`` looks at: the registry of a Pyramid application."""
+
+    def __init__(self, database_url):
+        from tests.conftest import build_settings
+
+        self.registry = {"cinema.settings": build_settings({"DATABASE_URL": database_url})}
+
+
+SQLITE_URL, POSTGRES_URL = "sqlite:///busy.sqlite", "postgresql://postgres@127.0.0.1:5432/busy"
+
+
+@pytest.mark.parametrize(
+    "url, value, threads, expected",
+    [
+        (SQLITE_URL, "auto", 8, 2),
+        (SQLITE_URL, None, 8, 2),
+        (SQLITE_URL, "auto", 2, 1),  # never more than half the threads
+        (POSTGRES_URL, "auto", 8, 4),
+        (POSTGRES_URL, None, 8, 4),
+        (SQLITE_URL, "3", 8, 3),
+        (POSTGRES_URL, " 6 ", 8, 6),
+    ],
+)
+def test_busy_threads_auto_follows_the_database(url, value, threads, expected):
+    """SQLite's calls run in the process and hold the interpreter lock: two places; a PostgreSQL
+    request also waits on the server's round trips, without the lock: half the threads."""
+    from cinema_api.server import read_busy_threads
+
+    assert read_busy_threads(_App(url), value, threads) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "2.5"])
+def test_busy_threads_that_are_neither_auto_nor_a_positive_integer_stop_the_start(value):
+    from cinema_api.server import read_busy_threads
+
+    with pytest.raises(SystemExit, match="busy_threads must be a positive integer or auto"):
+        read_busy_threads(_App(SQLITE_URL), value, 8)
+
+
+def test_busy_threads_auto_without_the_applications_settings_is_half_the_threads():
+    from cinema_api.server import read_busy_threads
+
+    assert read_busy_threads(object(), "auto", 8) == 4
