@@ -55,7 +55,7 @@ class Root:
     ]
 
     def __init__(self, request):
-        self.request = request
+        pass  # the request keeps its context: a context keeping the request would be a cycle
 
 
 def owner_of_path(name):

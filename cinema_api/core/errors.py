@@ -102,7 +102,19 @@ def error_response(request, status, message, headers=None, errors=None):
         response.headers.update(headers)
     if request is not None:
         trace(request, "error", status=status, message=message if isinstance(message, str) else "; ".join(message))
+        request.add_finished_callback(release_exception)
     return response
+
+
+def release_exception(request):
+    """Let go of the request's exception once the request is answered.
+
+    ``request.exception`` and ``request.exc_info`` hold the traceback, whose frames hold their
+    locals, the request among them: a cycle that only the garbage collector's next pass over
+    old objects would free, and with it the request's body and whatever those frames read (a
+    refused body of 1 MiB, three times: WebOb's copy, bytes and text). A server refusing ten
+    such bodies in a row kept several MiB."""
+    request.exception = request.exc_info = None
 
 
 def unauthorized_headers():
