@@ -349,7 +349,7 @@ class GracefulServer:
     def __init__(self, app, timeout, slow_paths=(), slow_threads=None, busy_threads=None, **kwargs):
         threads = Adjustments(**kwargs).threads
         dispatcher = FairTaskDispatcher(
-            slow_paths, slow_threads or max(1, threads // 2), busy_threads=busy_threads or max(1, threads // 2)
+            slow_paths, slow_threads or max(1, threads // 2), busy_threads=read_busy_threads(app, busy_threads, threads)
         )
         dispatcher.set_thread_count(threads)
         self.dispatcher = dispatcher
@@ -477,7 +477,6 @@ def run_server(
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
-    busy_threads = read_busy_threads(app, busy_threads, Adjustments(**kwargs).threads)
     raise_open_file_limit()
     tune_malloc()
     try:

@@ -513,15 +513,15 @@ class Prepared:
         self.names = list(dict.fromkeys(_PARAMETER.findall(sql)))
         self.name = "cinema_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
         self.body = _PARAMETER.sub(lambda match: "$%d" % (self.names.index(match.group(1)) + 1), sql)
-        self.call = "EXECUTE %s (%s)" % (self.name, ", ".join(["%s"] * len(self.names))) if self.names else "EXECUTE " + self.name
+        values = " (%s)" % ", ".join(["%s"] * len(self.names)) if self.names else ""
+        self.call = "EXECUTE " + self.name + values
 
-    def execute(self, cursor, arguments, execute=None):
-        """Run it on ``cursor`` (through ``execute(cursor, sql, arguments)``, if given). A
-        connection prepares it once. If a table it reads has changed its columns since (a
+    def execute(self, cursor, arguments, execute):
+        """Run it on ``cursor`` through ``execute(cursor, sql, arguments)``. A connection
+        prepares it once. If a table it reads has changed its columns since (a
         migration run beside the server), the server refuses the old plan: it is prepared
         again, and run once more where no transaction was open to be spoilt by the refusal
         (in one, the request fails and the next use prepares it again)."""
-        execute = execute or _cursor_execute
         prepared = cursor.connection.prepared  # name -> True, or False once its plan went stale
         if not prepared.get(self.name):
             self._prepare(cursor, prepared)
@@ -554,11 +554,12 @@ def _cursor_execute(cursor, sql, arguments):
     return cursor.execute(sql, arguments)
 
 
-def _execute(cursor, statement, arguments):
-    """``cursor.execute`` of a statement from :func:`_driver_statement`."""
+def _execute(cursor, statement, arguments, execute=_cursor_execute):
+    """Run a statement from :func:`_driver_statement` on ``cursor``, through
+    ``execute(cursor, sql, arguments)`` (the cursor's own, or Pony's ``provider.execute``)."""
     if isinstance(statement, Prepared):
-        return statement.execute(cursor, arguments)
-    return cursor.execute(statement, arguments)
+        return statement.execute(cursor, arguments, execute)
+    return execute(cursor, statement, arguments)
 
 
 def select_rows(db, sql, params, prepared=False):
@@ -628,10 +629,7 @@ def execute_alone(db, sql, params, prepared=False):
     if sqlite:
         db.provider.acquire_lock()
     try:
-        if isinstance(statement, Prepared):
-            statement.execute(cursor, arguments, db.provider.execute)
-        else:
-            db.provider.execute(cursor, statement, arguments)
+        _execute(cursor, statement, arguments, db.provider.execute)
     finally:
         if sqlite:
             db.provider.release_lock()
