@@ -75,7 +75,7 @@ sys.path.insert(0, ROOT)
 
 from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
 from cinema_api.settings import SCHEMA  # noqa: E402
-from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port  # noqa: E402
+from cinema_api.testing import ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port  # noqa: E402
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 SCRIPTS = os.path.dirname(sys.executable)
@@ -546,6 +546,7 @@ class Setup:
         self.scale["title search p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?title=fill%20042%2000099", token)
         self.scale["page 5,000 p50 at 100,000 movies (ms)"] = p50_ms(server, "/v1/movies?page=5000&perPage=20", token)
         self.scale.update(json_cap_costs(server))
+        self.scale.update(hostile_body_costs(server))
 
 
 def json_cap_costs(server):
@@ -574,6 +575,28 @@ def json_cap_costs(server):
         timings.append((time.perf_counter() - started) * 1000)
     figures["POST /v1/auth/refresh with 330,000 empty arrays (~1 MiB), refused: p50 (ms)"] = statistics.median(timings)
     return figures
+
+
+def hostile_body_costs(server):
+    """The server's CPU for each body of cinema_api.testing.adversarial_bodies (about 1 MiB, built
+    to defeat a backtracking check), sent to login and refresh: the worst, and the body it was."""
+    worst, worst_name = 0.0, None
+    for name, text in adversarial_bodies().items():
+        body = text.encode("utf-8", "surrogatepass")
+        for path in ("/v1/auth/refresh", "/v1/auth/login"):
+            request = urllib.request.Request(server.url + path, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            before = cpu_seconds(server.process.pid)
+            try:
+                urllib.request.urlopen(request, timeout=30).read()
+            except urllib.error.HTTPError as error:
+                error.read()
+                if error.code not in (400, 401):
+                    raise RuntimeError("%s to %s answered %d" % (name, path, error.code)) from None
+            spent = cpu_seconds(server.process.pid) - before
+            if spent >= worst:
+                worst, worst_name = spent, "%s, %s" % (name, path)
+    return {"worst hostile body of ~1 MiB (%s): server CPU (ms, target < 100)" % worst_name: worst * 1000}
 
 
 def best_ms(function, repeat=20):

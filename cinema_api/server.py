@@ -18,6 +18,15 @@ It serves the application with waitress and adds what waitress lacks:
   the threads on PostgreSQL, whose requests spend part of their time waiting on the server): a
   request running longer than 0.1 s is waiting (a slow database, a slow Redis) and gives its
   place to the next, so a stalled dependency still gets every thread, as before.
+- A client that does not read cannot hold a thread: a connection whose unsent output passed
+  ``outbuf_high_watermark`` is not served its next (pipelined) request until the client has
+  taken it below; its thread goes back to the pool at once, where waitress would wait for the
+  client. So the output a client leaves unread is bounded per connection (the watermark plus one
+  response), and a connection that takes none of it for ``channel_timeout`` seconds is closed,
+  a request in progress or not (waitress closes only connections without one).
+- At most ``connections_per_address`` connections from one client address (default 128):
+  waitress's ``connection_limit`` is for the whole process, and one address could take it all.
+  Behind a proxy its address is the one counted: its own ``limit_conn`` caps each client.
 - Requests that wait for password hashing (``slow_paths``: login and registration) are served
   on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
   queue of their own, holding no thread, so a flood of logins never takes the threads that
@@ -57,6 +66,10 @@ DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
 YOUNG_SEC = 0.1
 #: ``busy_threads = auto`` on SQLite (:func:`read_busy_threads`).
 SQLITE_BUSY_THREADS = 2
+#: ``connections_per_address`` when ``[server:main]`` does not set it.
+DEFAULT_CONNECTIONS_PER_ADDRESS = 128
+#: How often the I/O loop looks for connections whose client takes none of their output.
+STALL_CHECK_SEC = 1.0
 
 
 def _override(global_conf, name, value):
@@ -146,6 +159,8 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
 
     def add_task(self, task):
+        if isinstance(task, Channel) and task.wait_for_client():
+            return  # the I/O loop queues it again once the client has read enough
         if not self.is_slow(task):
             return self._add_busy(task)
         with self.slow_lock:
@@ -314,8 +329,9 @@ class KeepAliveTask(WSGITask):
 
 
 class Channel(HTTPChannel):
-    """A connection: its tasks keep the connection open after a response without a body, and
-    the I/O loop leaves its output to the task's thread while a task runs.
+    """A connection: its tasks keep the connection open after a response without a body, the
+    I/O loop leaves its output to the task's thread while a task runs, a client that does not
+    read its answers holds no thread, and one address holds a bounded number of connections.
 
     waitress asks the loop to poll for writability whenever a connection has output, also
     while its task runs on a request thread. That thread writes and flushes the response
@@ -325,28 +341,120 @@ class Channel(HTTPChannel):
     the GIL held, and throughput at 64 connections fell to a quarter of that at 8. When the
     task ends its thread wakes the loop, which then sends whatever is left; a task whose output
     passed the high watermark waits for the loop to flush it, so it is polled then, as before.
+
+    Between two pipelined requests waitress's thread waits, without a bound, until the
+    client has taken the output below ``outbuf_high_watermark``: eight clients that pipeline
+    requests for a large asset and read nothing held eight threads, and every other request
+    waited. Here the connection is set aside instead (:meth:`wait_for_client`, asked by the
+    dispatcher) and queued again by the loop once the client has read enough (:meth:`handle_write`).
     """
 
     task_class = KeepAliveTask
     #: While a task writes its header, what it writes is gathered here (``KeepAliveTask.write``).
     gathered = None
+    #: Set aside until the client takes its output below the watermark (under ``outbuf_lock``).
+    waiting_for_client = False
+    #: The client address counted against ``connections_per_address``, once admitted.
+    counted_address = None
+
+    def __init__(self, server, sock, addr, adj, map=None):
+        super().__init__(server, sock, addr, adj, map)
+        counter = getattr(server, "connections_per_address", None)
+        address = addr[0] if isinstance(addr, tuple) else None  # a Unix socket has no address
+        if counter is None or address is None:
+            return
+        if counter.admit(address):
+            self.counted_address = address
+        else:
+            self.handle_close()
+
+    def del_channel(self, map=None):
+        if self.counted_address is not None:
+            self.server.connections_per_address.release(self.counted_address)
+            self.counted_address = None
+        super().del_channel(map)
 
     def write_soon(self, data):
         if self.gathered is not None:
             self.gathered.append(data)
             return len(data)
+        if data:
+            # within one response a task still waits for the client (bounded by channel_timeout:
+            # the loop closes a connection whose client takes nothing, which wakes it)
+            HTTPChannel._flush_outbufs_below_high_watermark(self)
         return super().write_soon(data)
+
+    def _flush_outbufs_below_high_watermark(self):
+        """Between two requests (``service``): no wait on a request thread, see :meth:`wait_for_client`."""
+
+    def wait_for_client(self):
+        """True (and set aside) when the client has not taken the output below the watermark:
+        the connection's next request waits without a thread. Asked by the dispatcher when the
+        connection is queued for it."""
+        if self.total_outbufs_len <= self.adj.outbuf_high_watermark:
+            return False
+        with self.outbuf_lock:
+            self.waiting_for_client = self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark
+            return self.waiting_for_client
+
+    def handle_write(self):
+        super().handle_write()
+        if self.waiting_for_client:
+            with self.outbuf_lock:
+                resume = self.connected and self.total_outbufs_len <= self.adj.outbuf_high_watermark
+                self.waiting_for_client = self.waiting_for_client and not resume
+            if resume and self.requests:
+                self.server.add_task(self)
 
     def writable(self):
         if self.requests and not (self.will_close or self.close_when_flushed):
             return self.total_outbufs_len > self.adj.outbuf_high_watermark
         return super().writable()
 
+    def stalled(self, now):
+        """True when the client has taken none of the output waiting for it for ``channel_timeout``."""
+        return self.total_outbufs_len > 0 and now - self.last_activity > self.adj.channel_timeout
+
+
+class ConnectionsPerAddress:
+    """How many connections each client address holds, at most ``limit`` each. Used by the
+    I/O loop and, when a connection ends, by whichever thread closes it. The first refusal of
+    an address is logged, not each one: a flood would write a line per connection."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.refusing = set()  # addresses refused since they last held no connection
+
+    def admit(self, address):
+        with self.lock:
+            count = self.counts.get(address, 0)
+            if count < self.limit:
+                self.counts[address] = count + 1
+                return True
+            first = address not in self.refusing
+            self.refusing.add(address)
+        if first:
+            log.warning("%s holds %d connections, the most one address may (connections_per_address): "
+                        "more are closed at once", address, self.limit)
+        return False
+
+    def release(self, address):
+        with self.lock:
+            count = self.counts.get(address, 0) - 1
+            if count > 0:
+                self.counts[address] = count
+            else:
+                self.counts.pop(address, None)
+                self.refusing.discard(address)
+
 
 class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
-    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, busy_threads=None, **kwargs):
+    def __init__(self, app, timeout, slow_paths=(), slow_threads=None, busy_threads=None,
+                 connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS, **kwargs):
         threads = Adjustments(**kwargs).threads
         dispatcher = FairTaskDispatcher(
             slow_paths, slow_threads or max(1, threads // 2), busy_threads=read_busy_threads(app, busy_threads, threads)
@@ -357,9 +465,12 @@ class GracefulServer:
         # one address, several (``localhost`` as ::1 and 127.0.0.1), ``listen``, IPv6
         self.map = {}
         self.server = waitress.create_server(app, map=self.map, _dispatcher=dispatcher, **kwargs)
+        connections = ConnectionsPerAddress(connections_per_address)
         for listener in self.listeners():
             listener.channel_class = Channel
+            listener.connections_per_address = connections
         self.timeout = timeout
+        self.next_stall_check = 0.0
         self.stopping = threading.Event()
 
     def listeners(self):
@@ -371,6 +482,20 @@ class GracefulServer:
     def _loop_once(self):
         wasyncore.loop(timeout=LOOP_TIMEOUT, map=self.map, use_poll=True, count=1)
         self.dispatcher.tick()
+        now = time.monotonic()
+        if now >= self.next_stall_check:
+            self.next_stall_check = now + STALL_CHECK_SEC
+            self.close_stalled()
+
+    def close_stalled(self):
+        """Close the connections whose client took none of their output for ``channel_timeout``,
+        a request in progress or not: a task waiting for that client wakes and ends."""
+        now = time.time()  # waitress's clock for last_activity
+        for channel in [d for d in list(self.map.values()) if isinstance(d, Channel)]:
+            if channel.stalled(now):
+                log.info("closing the connection of %s: it took none of its answers for %d s",
+                         channel.addr[0] if isinstance(channel.addr, tuple) else channel.addr, channel.adj.channel_timeout)
+                channel.handle_close()
 
     def serve_forever(self):
         self.server.print_listen("Serving on http://{}:{}")
@@ -469,6 +594,7 @@ def run_server(
     slow_paths=DEFAULT_SLOW_PATHS,
     slow_threads=None,
     busy_threads=None,
+    connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS,
     **kwargs,
 ):
     """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
@@ -477,11 +603,15 @@ def run_server(
     timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
+    connections_per_address = _checked(
+        connections_per_address, int, 1, "connections_per_address must be a positive integer"
+    )
     raise_open_file_limit()
     tune_malloc()
     try:
         server = GracefulServer(
-            app, timeout, slow_paths.split(), slow_threads, busy_threads, host=host, port=port, **kwargs
+            app, timeout, slow_paths.split(), slow_threads, busy_threads, connections_per_address,
+            host=host, port=port, **kwargs
         )
     except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown
         raise SystemExit("cinema_api: cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc)) from None

@@ -15,6 +15,33 @@ import time
 import urllib.error
 import urllib.request
 
+def repeated(unit, size):
+    """``unit`` repeated to ``size`` characters."""
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def adversarial_bodies(size=1024 * 1024):
+    """Bodies of about ``size`` characters built to defeat a backtracking or recursive check of a
+    body, by name (the tests of linear checks, and the benchmark's hostile bodies)."""
+    return {
+        "unterminated string of escaped quotes and commas": '{"refreshToken":"' + repeated('\\",', size - 20),
+        "quotes only": '"' * size,
+        "backslashes in an unterminated string": '{"a":"' + "\\" * (size - 6),
+        "escaped quotes, terminated": '{"a":"' + repeated('\\"', size - 8) + '"}',
+        "escaped backslash then quote": '{"a":"' + repeated('\\\\"', size - 8),
+        "backslash before a newline": repeated('"\\\n', size),
+        "commas": "[" + "," * (size - 2) + "]",
+        "opening brackets": "[" * size,
+        "opening braces": repeated('{"a":', size),
+        "many small strings": "[" + repeated('"a",', size - 5) + '"a"]',
+        "many numbers": "[" + repeated("1,", size - 4) + "1]",
+        "one long string": '{"username":"' + "a" * (size - 20) + '"}',
+        "lone surrogates": '{"username":"' + repeated("\\ud800", size - 20) + '"}',
+        "unicode escapes, unterminated": '{"a":"' + repeated("\\u00e9", size - 6),
+        "white space": "{" + " " * (size - 2) + "}",
+    }
+
+
 #: The directory of the ini files (the source checkout).
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

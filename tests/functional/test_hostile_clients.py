@@ -34,9 +34,17 @@ def test_a_request_cannot_forge_a_text_log_line(tmp_path, ini):
     assert "\\r\\n" + FORGED in output  # the access line keeps the path, escaped
 
 
-def open_idle(port, count):
-    """``count`` connections that never send a byte."""
-    return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+def open_idle(port, count, per_address=100):
+    """``count`` connections that never send a byte, ``per_address`` from each loopback address
+    (127.0.1.x; one address may hold only so many, see test_connection_limits)."""
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.settimeout(10)
+        sock.bind(("127.0.1.%d" % (index // per_address + 1), 0))
+        sock.connect(("127.0.0.1", port))
+        sockets.append(sock)
+    return sockets
 
 
 def trickle(sockets, stop, every=1.0):
@@ -104,3 +112,46 @@ def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
 
             statuses = at_once(30, attempt, timeout=60)
     assert sorted(statuses) == [401] * 10 + [429] * 20
+
+
+#: The body that froze a process: an unterminated string of escaped quotes and commas, 1 MiB.
+ATTACK_BODY = ('{"refreshToken":"' + '\\",' * 349_519).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ini", ["development.ini", "production.ini"])
+def test_a_body_built_to_backtrack_is_refused_at_once_and_holds_up_no_other_request(tmp_path, ini):
+    import http.client
+    import threading
+    import time
+
+    environ = {
+        "DATABASE_URL": "sqlite:///" + str(tmp_path / "body.sqlite"),
+        "ENVIRONMENT": "development",
+        "JWT_SECRET": secrets.token_urlsafe(48),
+    }
+    assert len(ATTACK_BODY) <= 1024 * 1024
+    answers = {}
+
+    def attack(path):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        started = time.monotonic()
+        connection.request("POST", path, ATTACK_BODY, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answers[path] = (response.status, response.read(), time.monotonic() - started)
+        connection.close()
+
+    with ServerProcess(ini=ini, **environ) as server:
+        attackers = [threading.Thread(target=attack, args=(path,)) for path in ("/v1/auth/refresh", "/v1/auth/login")]
+        for thread in attackers:
+            thread.start()
+        try:
+            for _ in range(5):
+                started = time.monotonic()
+                status = server.request("GET", "/v1/health")[0]
+                assert status == 200 and time.monotonic() - started < 1.0, time.monotonic() - started
+        finally:
+            for thread in attackers:
+                thread.join(60)
+    for path, (status, body, seconds) in answers.items():
+        assert status == 400 and b"Malformed JSON" in body and seconds < 2.0, (path, status, body[:200], seconds)
