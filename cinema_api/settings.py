@@ -501,7 +501,7 @@ def secret_entropy_bits(secret):
 
     It is an estimate: it knows a few words, not a dictionary, so a passphrase of words it does
     not know estimates high. Its figures: the published ``passwordpassword1234567890abcdef`` and
-    ``0123456789abcdef0123456789abcdef`` estimate 35 and 30 bits, random 32-byte keys as generated
+    ``0123456789abcdef0123456789abcdef`` estimate 34.6 and 30 bits, random 32-byte keys as generated
     above 230 (see :data:`MIN_SECRET_ENTROPY_BITS`).
     """
     size = len(secret)
