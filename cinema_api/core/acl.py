@@ -58,17 +58,27 @@ class Root:
         pass  # the request keeps its context: a context keeping the request would be a cycle
 
 
+def canonical_id(value):
+    """The id as a :class:`uuid.UUID` when ``value`` is in the form the schemas accept (the
+    canonical 8-4-4-4-12 hex form, either case), else None.
+
+    ``uuid.UUID()`` alone also takes braces, no dashes and ``urn:uuid:``: an ACL built from
+    such a form would answer the ownership 403 where the contract puts the schema's 400 first.
+    Ownership only ever compares ids that passed this check."""
+    if isinstance(value, str) and UUID_RE.fullmatch(value):
+        return uuid.UUID(value)
+    return None
+
+
 def owner_of_path(name):
     """A context factory for routes whose ``{name}`` path segment names the owning user."""
 
     class OwnedByPathUser(Root):
         def __init__(self, request):
             super().__init__(request)
-            try:
-                owner = user_principal(uuid.UUID(request.matchdict[name]))
-            except (KeyError, ValueError):
-                # A malformed id is the schema's 400, which comes before the ownership 403.
-                owner = Authenticated
+            owner_id = canonical_id(request.matchdict.get(name))
+            # A malformed id is the schema's 400, which comes before the ownership 403.
+            owner = user_principal(owner_id) if owner_id is not None else Authenticated
             self.__acl__ = Root.__acl__ + [(Allow, owner, VIEW_ACCOUNT)]
 
     return OwnedByPathUser
@@ -86,12 +96,9 @@ def owned_resource(name, find_owner, permission):
     class OwnedResource(Root):
         def __init__(self, request):
             super().__init__(request)
-            value = request.matchdict.get(name)
+            resource_id = canonical_id(request.matchdict.get(name))
             # only the canonical form the schema accepts: any other is its 400
-            if value is not None and UUID_RE.fullmatch(value):
-                owner = find_owner(request, uuid.UUID(value))
-            else:
-                owner = None
+            owner = find_owner(request, resource_id) if resource_id is not None else None
             grantee = user_principal(owner) if owner is not None else Authenticated
             self.__acl__ = Root.__acl__ + [(Allow, grantee, permission)]
 

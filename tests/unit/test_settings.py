@@ -1,5 +1,6 @@
 """Settings: names, precedence (OS environment > .env > ini > default), checks."""
 
+import re
 import secrets
 import shutil
 
@@ -180,10 +181,29 @@ def test_a_secret_published_in_an_ini_file_beside_the_one_in_use_is_refused(tmp_
         load_settings(ini(jwt_secret=published), str(tmp_path), environ={})
 
 
-@pytest.mark.parametrize("secret", ["a" * 40, "ab" * 20, "0123456789abcde" * 3])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "a" * 40,
+        "ab" * 20,
+        "0123456789abcde" * 3,
+        # 16 distinct bytes and more: the rule this estimate replaced let these through
+        "0123456789abcdef0123456789abcdef",
+        "abcdefghijklmnopqrstuvwxyz012345",
+        "passwordpassword1234567890abcdef",
+    ],
+)
 def test_production_refuses_low_entropy_secrets(tmp_path, secret):
-    with pytest.raises(SettingsError, match="JWT_SECRET has fewer than 16 distinct bytes"):
+    with pytest.raises(SettingsError) as info:
         load_settings(ini(jwt_secret=secret), str(tmp_path), environ={})
+    assert re.fullmatch(
+        r"JWT_SECRET has low entropy \(estimate \d+ bits, need 128\): production needs a random secret, "
+        r"e\.g\. python3 -c 'import secrets; print\(secrets\.token_urlsafe\(48\)\)'",
+        str(info.value),
+    )
+    # development and testing accept what they accepted before
+    for environment in ("development", "testing"):
+        assert load_settings(ini(jwt_secret=secret, environment=environment), str(tmp_path), environ={}).jwt_secret == secret
 
 
 def test_main_stops_with_one_line_naming_the_setting(tmp_path):
