@@ -26,9 +26,11 @@ import pytest
 from cinema_api.settings import SettingsError, load_settings, secret_entropy_bits
 from tests.conftest import HERE
 
-SECRET_NAME_RE = re.compile(r"secret", re.IGNORECASE)
+#: A name whose last word is "secret" (``JWT_SECRET``, ``other_secret``, ``SECRET_KEY``), not one that
+#: merely mentions it (``SECRET_LINE_RE``, a pattern that finds secrets).
+SECRET_NAME_RE = re.compile(r"secret(?:s|_?key|_?value)?$", re.IGNORECASE)
 #: In tests, keys too: ``key=`` of ``jwt.encode``, ``SIGNING_KEY = ...``
-TEST_SECRET_NAME_RE = re.compile(r"secret|(?:^|_)key$", re.IGNORECASE)
+TEST_SECRET_NAME_RE = re.compile(r"secret(?:s|_?key|_?value)?$|(?:^|_)key$", re.IGNORECASE)
 #: ``JWT_SECRET=value``, ``cinema.jwt_secret = value``, ``"JWT_SECRET": "value"``, ``secret: value``
 TEXT_ASSIGNMENT_RE = re.compile(
     r"""(?i)(?<![\w.])((?:cinema\.)?[a-z_]*secret)["']?[ \t]*[:=][ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"',;)}\]\\]+))"""
