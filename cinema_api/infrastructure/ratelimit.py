@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 WINDOW_SEC = 15 * 60
 KEY_PREFIX = "cinema:login:"
+#: While the storage fails, one login tries it this often: the throttle is back within a second
+#: of the storage answering again (a try costs at most the Redis timeout, 0.25 s).
+PROBE_SEC = 0.5
 #: What the storage raises when it cannot answer (down, frozen, loading, refusing writes). Any
 #: other exception is a bug of ours: raised, never taken for an outage that bypasses the throttle.
 STORAGE_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.exceptions.OutOfMemoryError, OSError)
@@ -124,7 +127,7 @@ class LoginLimiter:
         self.attempts = attempts
         self.limits = (per_address, per_username)
         self.clock = clock
-        self.breaker = CircuitBreaker("login limiter storage")
+        self.breaker = CircuitBreaker("login limiter storage", PROBE_SEC)
 
     @staticmethod
     def _keys(address, username):
@@ -133,7 +136,7 @@ class LoginLimiter:
         return (KEY_PREFIX + "address:" + _digest(address), KEY_PREFIX + "username:" + _digest(username))
 
     def _guarded(self, action, default):
-        if self.breaker.is_open:
+        if not self.breaker.allows():
             return default
         try:
             result = action()

@@ -84,3 +84,57 @@ def test_a_storage_failure_lets_the_login_proceed(exc):
     limiter = LoginLimiter(FailingAttempts(exc), 10, 10)
     retry_after, reservation = limiter.reserve("10.53.0.1", "alice")
     assert retry_after is None and reservation is not None
+
+
+# ---------------------------------------------------------------- back as soon as the storage is
+
+
+def restarted(server):
+    """A new private redis-server on the port of ``server``, which was stopped."""
+    again = RedisServer()
+    again.port, again.url = server.port, server.url
+    return again.__enter__()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["frozen", "stopped"])
+def test_the_throttle_is_back_within_a_second_of_redis_answering_again(test_environ, caplog, outage):
+    caplog.set_level(logging.WARNING, "cinema_api.infrastructure.breaker")
+    servers = [RedisServer().__enter__()]
+    try:
+        app = make_app(build_settings(dict(test_environ, CACHE_URL=servers[0].url)), ini_settings())
+        client = TestApp(app)
+        servers[0].freeze() if outage == "frozen" else servers[0].stop()
+        for _ in range(12):  # unthrottled while Redis cannot answer
+            fail_login(client, "during", "10.60.0.1")
+        assert any("login limiter storage is unavailable" in r.getMessage() for r in caplog.records)
+        if outage == "frozen":
+            servers[0].thaw()
+        else:
+            servers.append(restarted(servers[0]))
+        time.sleep(1.0)
+        for _ in range(10):
+            fail_login(client, "after", "10.60.0.2")
+        fail_login(client, "after", "10.60.0.2", status=429)
+        app.registry["cinema.login_limiter"].attempts.client.connection_pool.disconnect()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_an_open_breaker_lets_one_caller_probe_each_cooldown():
+    from cinema_api.infrastructure.breaker import CircuitBreaker
+
+    now = [100.0]
+    breaker = CircuitBreaker("storage", cooldown=0.5, clock=lambda: now[0])
+    assert breaker.allows()
+    breaker.failure(OSError("down"))
+    assert not breaker.allows()
+    now[0] += 0.5
+    assert breaker.allows()  # the probe
+    assert not breaker.allows()  # the others bypass while it tries
+    breaker.failure(OSError("still down"))
+    now[0] += 0.5
+    assert breaker.allows()
+    breaker.success()
+    assert breaker.allows() and breaker.allows()
