@@ -145,3 +145,58 @@ def test_every_client_holds_at_least_one_place_and_one_waiting_place():
     assert (gate.client_places, gate.client_queue) == (1, 1)
     gate = HashingGate(concurrency=8)
     assert (gate.client_places, gate.client_queue) == (2, 2)
+
+
+def give_up_early(port, body, forwarded_for, after):
+    """A login whose client closes the connection ``after`` seconds without reading its answer."""
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=after)
+    try:
+        headers = {"Content-Type": "application/json", "X-Forwarded-For": forwarded_for}
+        connection.request("POST", "/v1/auth/login", json.dumps(body), headers)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_real_server_flooded_from_one_address_answers_another_within_the_bound(tmp_path):
+    import secrets
+
+    from cinema_api.testing import ServerProcess
+
+    # production.ini: its waitress leaves X-Forwarded-For to the application (TRUSTED_PROXIES)
+    environ = {
+        "DATABASE_URL": "sqlite:///" + str(tmp_path / "flood.sqlite"), "ENVIRONMENT": "development",
+        "JWT_SECRET": secrets.token_urlsafe(48), "BCRYPT_ROUNDS": "10", "BCRYPT_CONCURRENCY": "4",
+        "TRUSTED_PROXIES": "127.0.0.1",
+    }
+    with ServerProcess(ini="production.ini", **environ) as server:
+        flooder, bob = ({"username": name, "password": PASSWORD} for name in ("flooder", "bob"))
+        for body in (flooder, bob):
+            assert server.request("POST", "/v1/auth/register", dict(body, age=30))[0] == 201
+        until = time.monotonic() + 4
+
+        def call(index):
+            if index < 30:  # valid logins, each given up after 0.3 s
+                statuses = []
+                while time.monotonic() < until:
+                    statuses.append(give_up_early(server.port, flooder, "203.0.113.1", 0.3))
+                return statuses
+            time.sleep(0.5)
+            answers = []
+            while time.monotonic() < until:
+                started = time.monotonic()
+                status = server.request("POST", "/v1/auth/login", bob, {"X-Forwarded-For": "203.0.113.2"})[0]
+                answers.append((status, time.monotonic() - started))
+            return answers
+
+        results = at_once(31, call)
+    statuses = [status for status, _ in results[30]]
+    slowest = max(elapsed for _, elapsed in results[30])
+    assert statuses and set(statuses) == {200}, statuses
+    assert slowest < 5, "a login waited %.1f s" % slowest
