@@ -3,6 +3,7 @@
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
 from cinema_api.infrastructure.passwords import HashingGate, PasswordHasher, RequestsInFlight
+from cinema_api.infrastructure.ratelimit import client_address
 
 
 def authentication(request):
@@ -19,6 +20,13 @@ def authentication(request):
     )
 
 
+def password_hasher(request):
+    """The hasher on behalf of this request's client (the address the login throttle counts):
+    its share of the hashing gate, which it leaves once waitress says the client has gone."""
+    address = client_address(request, request.registry["cinema.settings"].trusted_proxies)
+    return request.registry["cinema.password_hasher"].for_client(address, request.environ.get("waitress.client_disconnected"))
+
+
 def includeme(config):
     from cinema_api.auth import views
 
@@ -33,7 +41,7 @@ def includeme(config):
     config.include("cinema_api.auth.security_policy")
     config.include("cinema_api.infrastructure.ratelimit")
     config.add_entities(define_entities)
-    config.add_request_service(lambda request: request.registry["cinema.password_hasher"], "password_hasher")
+    config.add_request_service(password_hasher, "password_hasher")
     config.add_request_service(authentication, "authentication")
     for service in (views.register, views.login, views.refresh, views.logout):
         config.add_cornice_service(service)

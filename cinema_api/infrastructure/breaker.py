@@ -2,6 +2,8 @@
 
 After a failure the dependency is bypassed for ``cooldown`` seconds before the next try,
 so an outage degrades to uncached (or unthrottled) answers instead of errors or hangs.
+Callers that ask :meth:`CircuitBreaker.allows` send one caller at a time to try (a half-open
+probe) once the cooldown has passed; the others keep bypassing until it has answered.
 """
 
 import logging
@@ -25,12 +27,27 @@ class CircuitBreaker:
         """True while the dependency is being bypassed."""
         return self.clock() < self._open_until
 
+    def allows(self):
+        """Whether to call the dependency now: while closed, yes; while open, only the one
+        caller that finds the cooldown over (the probe), which holds the others off for another
+        cooldown. Its success closes the breaker; its failure keeps it open."""
+        if not self._open_until:
+            return True
+        with self._lock:
+            now = self.clock()
+            if not self._open_until:
+                return True
+            if now < self._open_until:
+                return False
+            self._open_until = now + self.cooldown
+            return True
+
     def failure(self, exc):
         with self._lock:
             was_closed = not self._open_until
             self._open_until = self.clock() + self.cooldown
         if was_closed:
-            log.warning("%s is unavailable (%s): bypassed for %.0f s", self.name, exc, self.cooldown)
+            log.warning("%s is unavailable (%s): bypassed, tried again every %g s", self.name, exc, self.cooldown)
             if self.on_change:
                 self.on_change("outage", self.name)
 

@@ -14,10 +14,18 @@ requests are at the gate (hashing or waiting, by default twice the hashing threa
 request that finds it full, or that could not start hashing within ``wait`` seconds (from the
 recent duration of a hash), is refused at once with a 503 and ``Retry-After``. The other
 request threads stay free for everything else.
+
+The gate is fair between clients (a hasher bound with :meth:`PasswordHasher.for_client`): one
+client address holds at most a ``share`` (a quarter) of the hashing places and of the waiting
+places, at least one of each, so a flood from one address (valid logins included) is refused at
+once beyond that while others still get in. A waiting request whose client has gone away
+(waitress's ``waitress.client_disconnected``) leaves at once and is never hashed.
 """
 
+import copy
 import threading
 import time
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -28,69 +36,149 @@ from cinema_api.core.schemas import is_storable
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
 YIELD_SEC = 0.005
+#: How often a waiting request looks whether its client is still there.
+GONE_POLL_SEC = 0.05
+#: The part of the hashing places, and of the waiting places, one client address may hold.
+CLIENT_SHARE = 0.25
 
 
 def _busy():
     return ServiceUnavailable("Too many password checks in progress, retry later", {"Retry-After": "5"})
 
 
+def _gone():
+    return ServiceUnavailable("The client closed the connection before its password check", {"Retry-After": "5"})
+
+
+class _Waiter:
+    __slots__ = ("client",)
+
+    def __init__(self, client):
+        self.client = client
+
+
 class HashingGate:
     """The hashing threads, shared by every ``PasswordHasher`` of an application."""
 
-    def __init__(self, concurrency, max_admitted=None):
+    def __init__(self, concurrency, max_admitted=None, share=CLIENT_SHARE):
         self.concurrency = concurrency
         self.max_admitted = max_admitted or 2 * concurrency
+        self.client_places = max(1, int(concurrency * share))
+        self.client_queue = max(1, int((self.max_admitted - concurrency) * share))
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt")
         self.admitted = 0  # hashing or waiting
-        self.hashing = 0
+        self.hashing = 0  # places taken
         self.lock = threading.Lock()
+        self.place_freed = threading.Condition(self.lock)
+        self.waiting = deque()  # _Waiter, oldest first
+        self.held = Counter()  # client -> requests at the gate
+        self.placed = Counter()  # client -> places taken
         self.typical = None  # seconds per hash, smoothed
 
-    def is_full(self, wait):
+    def is_full(self, wait, client=None):
         """Whether a request arriving now would be refused: no room at the gate, or no start
-        within ``wait`` seconds at the recent pace. A cheap look, before any other work."""
+        within ``wait`` seconds at the recent pace, or its client's share of the waiting places
+        taken. A cheap look, before any other work."""
+        if client is not None and self.held[client] - self.placed[client] >= self.client_queue:
+            return True
         return self.admitted >= self.max_admitted or self.predicted_start() > wait
 
     def predicted_start(self):
         waiting = max(0, self.admitted - self.concurrency)
         return (waiting // self.concurrency + 1) * self.typical if waiting else 0.0
 
-    def run(self, wait, busy, func, *args):
+    def run(self, wait, busy, func, *args, client=None, gone=None):
         """``func(*args)`` on a hashing thread, refused (503) unless it can start within ``wait`` s.
 
         While ``busy()`` says other requests are being served, it waits for no other hash to
-        run (yet starts within ``wait`` s all the same)."""
+        run (yet starts within ``wait`` s all the same). ``client`` (an address) holds at most
+        its share of the gate; once ``gone()`` is true the request leaves it (503, never sent)."""
         deadline = time.monotonic() + wait
         with self.lock:
-            if self.is_full(wait):
+            if self.is_full(wait, client):
                 raise _busy()
             self.admitted += 1
+            self.held[client] += 1
         try:
-            started = threading.Event()
-
-            def job():
-                started.set()
-                while True:
-                    with self.lock:
-                        if not (busy is not None and self.hashing and busy() and time.monotonic() < deadline):
-                            self.hashing += 1
-                            break
-                    time.sleep(YIELD_SEC)
-                begin = time.perf_counter()
-                try:
-                    return func(*args)
-                finally:
-                    self.typical = 0.8 * self.typical + 0.2 * (time.perf_counter() - begin)
-                    with self.lock:
-                        self.hashing -= 1
-
-            future = self.pool.submit(job)
-            if not started.wait(wait) and future.cancel():
-                raise _busy()
-            return future.result()
+            self._take_place(client, busy, gone, deadline)
+            return self._hash(client, gone, deadline, func, args)
         finally:
             with self.lock:
                 self.admitted -= 1
+                self._forget(self.held, client)
+
+    def _take_place(self, client, busy, gone, deadline):
+        waiter = _Waiter(client)
+        with self.lock:
+            self.waiting.append(waiter)
+            try:
+                while True:
+                    blocked = self._blocked(waiter, busy, deadline)
+                    if not blocked:
+                        break
+                    if gone is not None and gone():
+                        raise _gone()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _busy()
+                    self.place_freed.wait(min(remaining, YIELD_SEC if blocked == "busy" else GONE_POLL_SEC))
+            finally:
+                self.waiting.remove(waiter)
+                self.place_freed.notify_all()  # a later waiter may be first in line now
+            self.hashing += 1
+            self.placed[client] += 1
+
+    def _blocked(self, waiter, busy, deadline):
+        """Why ``waiter`` may not take a place now (under the lock), or None: no place free, its
+        client's share taken, an older waiter first in line, or other requests being served
+        while a hash runs ("busy")."""
+        if self.hashing >= self.concurrency or not self._may_place(waiter.client):
+            return "full"
+        for earlier in self.waiting:
+            if earlier is waiter:
+                break
+            if self._may_place(earlier.client):
+                return "full"
+        if busy is not None and self.hashing and time.monotonic() < deadline and busy():
+            return "busy"
+        return None
+
+    def _may_place(self, client):
+        return client is None or self.placed[client] < self.client_places
+
+    def _hash(self, client, gone, deadline, func, args):
+        """``func(*args)`` on a hashing thread, in the place taken; the place is given back."""
+        started = threading.Event()
+
+        def job():
+            started.set()
+            try:
+                if gone is not None and gone():
+                    raise _gone()
+                begin = time.perf_counter()
+                result = func(*args)
+                self.typical = 0.8 * self.typical + 0.2 * (time.perf_counter() - begin)
+                return result
+            finally:
+                self._give_back_place(client)
+
+        future = self.pool.submit(job)
+        if not started.wait(max(deadline - time.monotonic(), GONE_POLL_SEC)) and future.cancel():
+            self._give_back_place(client)
+            raise _busy()
+        return future.result()
+
+    def _give_back_place(self, client):
+        with self.lock:
+            self.hashing -= 1
+            self._forget(self.placed, client)
+            self.place_freed.notify_all()
+
+    @staticmethod
+    def _forget(counter, client):
+        counter[client] -= 1
+        if not counter[client]:
+            del counter[client]
 
 
 class PasswordHasher:
@@ -98,6 +186,8 @@ class PasswordHasher:
         self.rounds = rounds
         self.wait = wait
         self.busy = busy
+        self.client = None
+        self.gone = None
         self.gate = gate or HashingGate(concurrency)
         if dummy_hash is None:
             started = time.perf_counter()
@@ -106,15 +196,25 @@ class PasswordHasher:
             self.gate.typical = time.perf_counter() - started
         self._dummy_hash = dummy_hash
 
+    def for_client(self, client, gone=None):
+        """This hasher on behalf of one client: ``client`` (its address) holds at most its share
+        of the gate, and its request leaves the gate once ``gone()`` says it has disconnected."""
+        bound = copy.copy(self)
+        bound.client, bound.gone = client, gone
+        return bound
+
     def refuse_if_full(self):
         """503 at once when the gate could not take one more check: a login flood then costs
         as little as possible before it is turned away."""
-        if self.gate.is_full(self.wait):
+        if self.gate.is_full(self.wait, self.client):
             raise _busy()
+
+    def _run(self, func, *args):
+        return self.gate.run(self.wait, self.busy, func, *args, client=self.client, gone=self.gone)
 
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
-        hashed = self.gate.run(self.wait, self.busy, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
+        hashed = self._run(bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
         return hashed.decode("ascii")
 
     def verify(self, password, password_hash):
@@ -124,7 +224,7 @@ class PasswordHasher:
         if not usable:
             secret = secret[:MAX_PASSWORD_BYTES]
         stored = password_hash.encode("ascii") if usable else self._dummy_hash
-        matches = self.gate.run(self.wait, self.busy, bcrypt.checkpw, secret, stored)
+        matches = self._run(bcrypt.checkpw, secret, stored)
         return usable and matches
 
 

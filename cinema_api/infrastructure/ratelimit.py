@@ -6,9 +6,11 @@ most 10 are checked, in every process sharing the storage. A successful login gi
 reservation back and clears the username's count. The counts live in Redis when the cache is
 Redis (a sorted set of attempt times per key, changed by one Lua script), otherwise in process
 memory. If the storage is unreachable, logins proceed and a warning is logged: a throttle
-outage must not lock everybody out.
+outage must not lock everybody out. Only a storage failure counts as one (:data:`STORAGE_FAILURES`):
+keys are digests, so no username or address a client sends can fail to make a key.
 """
 
+import hashlib
 import ipaddress
 import logging
 import math
@@ -26,6 +28,12 @@ log = logging.getLogger(__name__)
 
 WINDOW_SEC = 15 * 60
 KEY_PREFIX = "cinema:login:"
+#: While the storage fails, one login tries it this often: the throttle is back within a second
+#: of the storage answering again (a try costs at most the Redis timeout, 0.25 s).
+PROBE_SEC = 0.5
+#: What the storage raises when it cannot answer (down, frozen, loading, refusing writes). Any
+#: other exception is a bug of ours: raised, never taken for an outage that bypasses the throttle.
+STORAGE_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.exceptions.OutOfMemoryError, OSError)
 
 #: KEYS: the budgets' keys; ARGV: now, window, member, then each key's limit. Returns 0 when
 #: the attempt was added to every key, else the seconds until the oldest failure of a spent
@@ -119,18 +127,20 @@ class LoginLimiter:
         self.attempts = attempts
         self.limits = (per_address, per_username)
         self.clock = clock
-        self.breaker = CircuitBreaker("login limiter storage")
+        self.breaker = CircuitBreaker("login limiter storage", PROBE_SEC)
 
     @staticmethod
     def _keys(address, username):
-        return (KEY_PREFIX + "address:" + address, KEY_PREFIX + "username:" + username)
+        """The keys of both budgets: SHA-256 digests, so any text (a lone surrogate, a NUL,
+        a megabyte) makes a short key every storage can hold."""
+        return (KEY_PREFIX + "address:" + _digest(address), KEY_PREFIX + "username:" + _digest(username))
 
     def _guarded(self, action, default):
-        if self.breaker.is_open:
+        if not self.breaker.allows():
             return default
         try:
             result = action()
-        except Exception as exc:  # storage outage: fail open
+        except STORAGE_FAILURES as exc:  # storage outage: fail open
             self.breaker.failure(exc)
             return default
         self.breaker.success()
@@ -171,6 +181,10 @@ class LoginLimiter:
         """Forget every count now and say how many there were; a storage failure is raised
         (an operator's command must not report a reset that did not happen)."""
         return self.attempts.reset()
+
+
+def _digest(text):
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def client_address(request, trusted_proxies):

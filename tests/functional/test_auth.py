@@ -463,8 +463,8 @@ def test_hashing_gate_answers_503_with_retry_after(testapp, app, monkeypatch):
 def test_parallel_registrations_of_one_username_give_one_201(app, testapp, monkeypatch):
     from cinema_api.infrastructure.passwords import HashingGate
 
-    # a gate that admits all 20 at once: the race is on the username, not on the gate
-    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=20)))
+    # a gate that admits all 20 at once, from one address: the race is on the username, not on the gate
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=20, share=1)))
     def attempt(_):
         body = {"username": "racer", "password": PASSWORD, "age": 20}
         return TestApp(app).post_json("/v1/auth/register", body, expect_errors=True).status_int
@@ -523,8 +523,8 @@ def test_thirty_simultaneous_failures_from_one_address_get_at_most_ten_password_
     from cinema_api.infrastructure.passwords import HashingGate
     from tests.functional.test_movies import run_parallel
 
-    # a gate that admits every attempt: what limits the checks here is the budget alone
-    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=30)))
+    # a gate that admits every attempt, from one address: what limits the checks here is the budget alone
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=30, share=1)))
     register(testapp, "alice")
     attempt = lambda client: client.post_json(  # noqa: E731
         "/v1/auth/login", {"username": "alice", "password": "wrong1234"}, extra_environ={"REMOTE_ADDR": "10.7.7.7"}, expect_errors=True
