@@ -27,6 +27,9 @@ It serves the application with waitress and adds what waitress lacks:
 - At most ``connections_per_address`` connections from one client address (default 128):
   waitress's ``connection_limit`` is for the whole process, and one address could take it all.
   Behind a proxy its address is the one counted: its own ``limit_conn`` caps each client.
+- Requests that need no database (GETs of ``quick_paths``: the root, the documentation, the
+  liveness check, the metrics) run on ``quick_threads`` threads of their own (default 2), never
+  queued behind requests that wait on a frozen database.
 - Requests that wait for password hashing (``slow_paths``: login and registration) are served
   on at most ``slow_threads`` threads at once (default: half of them). The others wait in a
   queue of their own, holding no thread, so a flood of logins never takes the threads that
@@ -62,6 +65,11 @@ log = logging.getLogger(__name__)
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 LOOP_TIMEOUT = 0.2
 DEFAULT_SLOW_PATHS = "/v1/auth/login /v1/auth/register"
+#: GETs that need no database; a trailing ``*`` matches any rest of the path.
+DEFAULT_QUICK_PATHS = (
+    "/ /v1/api /api /v1/api/assets/* /v1/api-json /api-json /v1/api-yaml /api-yaml /v1/health/live /metrics"
+)
+DEFAULT_QUICK_THREADS = 2
 #: A request running longer than this is waiting, not computing (``FairTaskDispatcher``).
 YOUNG_SEC = 0.1
 #: ``busy_threads = auto`` on SQLite (:func:`read_busy_threads`).
@@ -137,8 +145,14 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
     """
 
     def __init__(self, slow_paths, slow_threads, max_wait=GATE_WAIT_SEC, clock=time.monotonic, busy_threads=None,
-                 young_sec=YOUNG_SEC):
+                 young_sec=YOUNG_SEC, quick_paths=(), quick_threads=DEFAULT_QUICK_THREADS):
         super().__init__()
+        self.quick_exact = frozenset(path for path in quick_paths if not path.endswith("*"))
+        self.quick_prefixes = tuple(path[:-1] for path in quick_paths if path.endswith("*"))
+        self.quick = None
+        if quick_paths:
+            self.quick = ThreadedTaskDispatcher()
+            self.quick.set_thread_count(quick_threads)
         self.slow_paths = frozenset(slow_paths)
         self.slow_threads = slow_threads
         self.max_wait = max_wait
@@ -158,9 +172,19 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         request = requests[0] if requests else None
         return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
 
+    def is_quick(self, task):
+        requests = getattr(task, "requests", None)
+        request = requests[0] if requests else None
+        if getattr(request, "command", None) not in ("GET", "HEAD"):
+            return False
+        path = getattr(request, "path", None) or ""
+        return path in self.quick_exact or path.startswith(self.quick_prefixes)
+
     def add_task(self, task):
         if isinstance(task, Channel) and task.wait_for_client():
             return  # the I/O loop queues it again once the client has read enough
+        if self.quick is not None and self.is_quick(task):
+            return self.quick.add_task(task)
         if not self.is_slow(task):
             return self._add_busy(task)
         with self.slow_lock:
@@ -238,6 +262,8 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
             waiting, self.busy_queue = waiting + list(self.busy_queue), deque()
         for task in waiting:
             task.cancel()
+        if self.quick is not None:
+            self.quick.shutdown(cancel_pending, timeout)
         return super().shutdown(cancel_pending, timeout)
 
 
@@ -454,10 +480,12 @@ class GracefulServer:
     """A waitress server whose loop we drive, so that a stop can drain it first."""
 
     def __init__(self, app, timeout, slow_paths=(), slow_threads=None, busy_threads=None,
-                 connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS, **kwargs):
+                 connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS, quick_paths=(),
+                 quick_threads=DEFAULT_QUICK_THREADS, **kwargs):
         threads = Adjustments(**kwargs).threads
         dispatcher = FairTaskDispatcher(
-            slow_paths, slow_threads or max(1, threads // 2), busy_threads=read_busy_threads(app, busy_threads, threads)
+            slow_paths, slow_threads or max(1, threads // 2), busy_threads=read_busy_threads(app, busy_threads, threads),
+            quick_paths=quick_paths, quick_threads=quick_threads,
         )
         dispatcher.set_thread_count(threads)
         self.dispatcher = dispatcher
@@ -595,6 +623,8 @@ def run_server(
     slow_threads=None,
     busy_threads=None,
     connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS,
+    quick_paths=DEFAULT_QUICK_PATHS,
+    quick_threads=DEFAULT_QUICK_THREADS,
     **kwargs,
 ):
     """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
@@ -606,12 +636,13 @@ def run_server(
     connections_per_address = _checked(
         connections_per_address, int, 1, "connections_per_address must be a positive integer"
     )
+    quick_threads = _checked(quick_threads, int, 1, "quick_threads must be a positive integer")
     raise_open_file_limit()
     tune_malloc()
     try:
         server = GracefulServer(
             app, timeout, slow_paths.split(), slow_threads, busy_threads, connections_per_address,
-            host=host, port=port, **kwargs
+            quick_paths.split(), quick_threads, host=host, port=port, **kwargs
         )
     except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown
         raise SystemExit("cinema_api: cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc)) from None

@@ -2,16 +2,21 @@
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from cinema_api.core.api import ApiService, reply
+from cinema_api.core.api import ApiService, RetryAfterHeaders, reply
 from cinema_api.health.schemas import HealthCheck
 from cinema_api.health.services import check_health
+from cinema_api.infrastructure.db import RETRY_AFTER_SEC
 
 health = ApiService(name="health", path="/health")
 health_alias = ApiService(name="health_alias", path="/health", prefix="", documented=False)
 
 HEALTH_RESPONSES = {
     "200": reply(HealthCheck(), "The database is up (the cache may be down)"),
-    "503": reply(HealthCheck(), "The database is down: `status` is `error` and the database is listed under `error`"),
+    "503": reply(
+        HealthCheck(),
+        "The database is down: `status` is `error` and the database is listed under `error`",
+        RetryAfterHeaders(),
+    ),
 }
 
 
@@ -25,6 +30,7 @@ def get_health(request):
     healthy, body = check_health(request.db, request.registry["cinema.caches"])
     if not healthy:
         request.response.status = 503
+        request.response.headers["Retry-After"] = RETRY_AFTER_SEC
     return body
 
 

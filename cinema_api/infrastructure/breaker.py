@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class CircuitBreaker:
-    def __init__(self, name, cooldown=30.0, clock=time.monotonic, on_change=None):
+    def __init__(self, name, cooldown=30.0, clock=time.monotonic, on_change=None, while_open="bypassed"):
         self.name = name
+        self.while_open = while_open
         self.cooldown = cooldown
         self.clock = clock
         self.on_change = on_change
@@ -47,7 +48,7 @@ class CircuitBreaker:
             was_closed = not self._open_until
             self._open_until = self.clock() + self.cooldown
         if was_closed:
-            log.warning("%s is unavailable (%s): bypassed, tried again every %g s", self.name, exc, self.cooldown)
+            log.warning("%s is unavailable (%s): %s, tried again every %g s", self.name, exc, self.while_open, self.cooldown)
             if self.on_change:
                 self.on_change("outage", self.name)
 

@@ -119,3 +119,67 @@ def test_a_crashed_database_is_503_at_once_and_the_api_recovers_when_it_is_back(
     finally:
         cluster.start()
     assert_recovers(server)
+
+
+def three_times_the_threads(server, movie_id):
+    """24 reads (plain and cached), a write, the health check and a cached read: three times the
+    server's 8 threads, all needing the database."""
+    reads = [("GET", "/v1/users", None, server.auth), ("GET", "/v1/movies/%s" % movie_id, None, server.auth),
+             ("GET", "/v1/movie-sessions", None, server.auth)] * 8
+    return reads + [
+        ("POST", "/v1/movies", {"title": "Heat", "ageRestriction": 16}, server.auth),
+        ("GET", "/v1/health", None, None),
+        ("GET", "/v1/movies", None, server.auth),  # cached: the fast path's token check
+    ]
+
+
+@pytest.mark.slow
+def test_a_frozen_database_under_three_times_as_many_requests_as_threads_fails_fast(cluster, server):
+    movie_id = server.request("GET", "/v1/movies", headers=server.auth)[2]["movies"][0]["id"]
+    for path in ("/v1/movies", "/v1/movies/%s" % movie_id, "/v1/movie-sessions"):
+        server.request("GET", path, headers=server.auth)  # cached
+    cluster.freeze()
+    try:
+        started = time.monotonic()
+        results = all_at_once(server, three_times_the_threads(server, movie_id) + [("GET", "/", None, None)])
+        assert_unavailable_in_time(results[:-1])
+        status, _, _, elapsed = results[-1]
+        assert status == 200 and elapsed < 1.0, elapsed  # needs no database: never behind those that do
+        assert time.monotonic() - started < ANSWERED_WITHIN + 1
+        health = timed(server, "GET", "/v1/health")
+        assert health[0] == 503 and health[3] < 1.0 and int(health[1]["Retry-After"]) > 0  # at once, while known down
+    finally:
+        cluster.thaw()
+    assert_recovers(server)
+
+
+@pytest.mark.slow
+def test_a_crash_that_finds_the_api_idle_is_never_a_500(cluster, server):
+    movie_id = server.request("GET", "/v1/movies", headers=server.auth)[2]["movies"][0]["id"]
+    all_at_once(server, three_times_the_threads(server, movie_id))  # every thread holds a pooled connection
+    cluster.crash()
+    cluster.start()
+    time.sleep(3 * TIMEOUT_SEC)  # past the connections' keepalive: the kernel has found them dead
+    results = all_at_once(server, three_times_the_threads(server, movie_id)[:-2] * 2)
+    statuses = [status for status, *_ in results]
+    assert 500 not in statuses and None not in statuses, statuses
+    assert set(statuses) <= {200, 201, 409, 503}, statuses
+    assert_recovers(server)
+
+
+@pytest.mark.slow
+def test_reads_recover_within_seconds_after_a_freeze_on_the_fast_path_too(cluster, server):
+    server.request("GET", "/v1/movies", headers=server.auth)  # cached
+    cluster.freeze()
+    try:
+        all_at_once(server, [("GET", "/v1/movies", None, server.auth)] * 12)
+        time.sleep(7 - TIMEOUT_SEC)
+    finally:
+        cluster.thaw()
+    deadline = time.monotonic() + 3 * TIMEOUT_SEC
+    while server.request("GET", "/v1/movies", headers=server.auth)[0] != 200:
+        assert time.monotonic() < deadline, "the fast path did not recover"
+        time.sleep(0.1)
+    # and it stays recovered: every thread's connection works (none left broken in a pool)
+    statuses = [status for status, *_ in all_at_once(server, [("GET", "/v1/movies", None, server.auth)] * 24)]
+    assert statuses == [200] * 24, statuses

@@ -44,3 +44,38 @@ def test_other_errors_are_not_retried():
     with pytest.raises(PonyOperationalError):
         db_session_tween_factory(handler, None)(Request())
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg2.DatabaseError("server closed the connection unexpectedly"),  # after a crash: no SQLSTATE
+        psycopg2.OperationalError("server closed the connection unexpectedly"),
+        psycopg2.InterfaceError("connection already closed"),
+    ],
+)
+def test_a_driver_error_that_means_the_connection_is_gone_is_a_503_and_a_reconnect(error):
+    from cinema_api.infrastructure.db import PostgresProvider, lost_connection
+
+    assert lost_connection(error)
+    assert PostgresProvider.should_reconnect(object.__new__(PostgresProvider), error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg2.errors.UniqueViolation("duplicate key"),
+        psycopg2.errors.SyntaxError("syntax error"),
+    ],
+)
+def test_an_error_the_server_answered_is_no_lost_connection(error):
+    from cinema_api.infrastructure.db import lost_connection
+
+    assert not lost_connection(error)
+
+
+def test_a_timeout_or_refusal_of_ours_is_no_lost_connection_to_reconnect():
+    from cinema_api.infrastructure.db import DatabaseTimeout, DatabaseUnavailable, PostgresProvider
+
+    for error in (DatabaseTimeout("no answer"), DatabaseUnavailable("known down")):
+        assert not PostgresProvider.should_reconnect(object.__new__(PostgresProvider), error)
