@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import threading
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -192,3 +193,29 @@ def customer(testapp):
     return register(testapp, "customer1", age=30)
 
 
+
+
+def commit_elsewhere(settings, sql, *params):
+    """Run ``sql`` (driver placeholders: ``?`` on SQLite, ``%s`` on PostgreSQL; write them as
+    ``%s``) on a connection of its own and commit: another process's write, landing between two
+    steps of a request."""
+    url = settings.database_url
+    if url.is_sqlite:
+        import sqlite3
+
+        connection = sqlite3.connect(url.bind_kwargs["filename"])
+        connection.execute("PRAGMA foreign_keys = ON")
+        sql = sql.replace("%s", "?")
+        params = tuple(uuid.UUID(p).bytes if isinstance(p, str) and len(p) == 36 else p for p in params)
+    else:
+        import psycopg2
+
+        given = url.bind_kwargs
+        connection = psycopg2.connect(
+            dbname=given["database"], **{key: given[key] for key in ("host", "port", "user", "password") if key in given}
+        )
+    try:
+        connection.cursor().execute(sql, params)
+        connection.commit()
+    finally:
+        connection.close()

@@ -420,12 +420,20 @@ SQLITE_UNIQUE_CONSTRAINTS = {
     "refresh_tokens.token_hash": "uq_refresh_tokens_token_hash",
 }
 #: SQLite names no foreign key either: a new ticket can only miss its session (its buyer is the
-#: caller), and the only restricting key is a ticket's session, when a session is deleted.
-SQLITE_FOREIGN_KEYS = {"Ticket": ("tickets_session_id_fkey", "tickets")}
+#: caller), a new session its movie, and the only restricting key is a ticket's session, when a
+#: session is deleted.
+SQLITE_FOREIGN_KEYS = {
+    "Ticket": ("tickets_session_id_fkey", "tickets"),
+    "Screening": ("movie_sessions_movie_id_fkey", "movie_sessions"),
+}
 SQLITE_RESTRICTING_KEY = ("tickets_session_id_fkey", "movie_sessions")
 #: A rule a SQLite trigger enforces is raised under its constraint's name (PostgreSQL's triggers
 #: name it in the error's diagnostics), with the table whose write it refused.
-SQLITE_TRIGGER_CONSTRAINTS = {"ck_tickets_seat_in_plan": "tickets"}
+SQLITE_TRIGGER_CONSTRAINTS = {
+    "ck_tickets_seat_in_plan": "tickets",
+    "ck_catalog_version_kept": "catalog_version",
+    "ck_movie_sessions_seat_plan_kept": "movie_sessions",
+}
 
 RETRY_AFTER_SEC = "5"
 
@@ -605,8 +613,18 @@ class Prepared:
             return execute(cursor, self.call, arguments)
 
     def _prepare(self, cursor, prepared):
+        """Prepare it on the cursor's connection, dropping a stale plan first. The name is
+        forgotten as soon as the server has none by it (dropped, or never there), so a PREPARE
+        that fails (a timeout, an aborted transaction) leaves nothing to drop next time: a name
+        kept after its statement was dropped made every later DEALLOCATE fail, and every
+        purchase on that connection answer 503 until a restart."""
         if self.name in prepared:
-            cursor.execute("DEALLOCATE %s" % self.name)
+            try:
+                cursor.execute("DEALLOCATE %s" % self.name)
+            except psycopg2.errors.InvalidSqlStatementName:
+                del prepared[self.name]
+                raise
+            del prepared[self.name]
         cursor.execute("PREPARE %s AS %s" % (self.name, self.body))
         prepared[self.name] = True
 

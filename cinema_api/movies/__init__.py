@@ -1,7 +1,7 @@
 """Movies and movie sessions."""
 
 from cinema_api.movies.entities import define_entities
-from cinema_api.movies.errors import MovieAlreadyExists, RoomBookedMeanwhile, ScreeningHasTickets
+from cinema_api.movies.errors import MovieAlreadyExists, MovieNotFound, RoomBookedMeanwhile, ScreeningHasTickets
 from cinema_api.movies.services import Movies, Screenings
 
 
@@ -13,6 +13,8 @@ def includeme(config):
     config.add_constraint_error("uq_movie_sessions_room_slot_day", "movie_sessions", RoomBookedMeanwhile)
     # a ticket sold while its session (or its movie, which cascades to it) was being deleted
     config.add_constraint_error("tickets_session_id_fkey", "movie_sessions", ScreeningHasTickets)
+    # a session created while its movie was being deleted
+    config.add_constraint_error("movie_sessions_movie_id_fkey", "movie_sessions", MovieNotFound)
     config.add_request_service(lambda request: Movies(request.db), "movies")
     config.add_request_service(lambda request: Screenings(request.db, request.movies), "screenings")
     for service in views.SERVICES:

@@ -93,6 +93,12 @@ def define_entities(db):
             return rows[0] > 0
 
         @classmethod
+        def exists_now(cls, ticket_id):
+            """Whether the ticket's row is there now (a read of the database, not of the session's
+            cache, which still holds the ticket a concurrent delete removed)."""
+            return bool(select_rows(db, 'SELECT 1 FROM "tickets" WHERE "id" = $tid', {"tid": sql_uuid(db, ticket_id)}))
+
+        @classmethod
         def cancel_unused(cls, ticket_id):
             """Delete the ticket in one conditional delete that only an unused ticket matches: a
             ticket checked at the door meanwhile stays. True when this call deleted it."""

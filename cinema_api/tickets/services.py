@@ -210,7 +210,12 @@ class Tickets:
         ticket = self.get(ticket_id)
         if ticket.screening.date <= utcnow():
             raise CancelAfterStart()
-        if ticket.is_used or not self.db.Ticket.cancel_unused(ticket.id):
+        if ticket.is_used:
+            raise TicketAlreadyUsed()
+        if not self.db.Ticket.cancel_unused(ticket.id):
+            # used at the door meanwhile, or deleted by a manager: what is there now decides
+            if not self.db.Ticket.exists_now(ticket.id):
+                raise TicketNotFound()
             raise TicketAlreadyUsed()
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):

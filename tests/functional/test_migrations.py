@@ -8,12 +8,12 @@ from pony.orm import db_session
 
 from cinema_api import main
 from cinema_api.infrastructure import migrate
-from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.db import make_database, violated_constraint
 from cinema_api.settings import parse_database_url
 from cinema_api.testing import copy_ini
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
-MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session"]
+MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session", "0006_kept_rows"]
 
 
 def definers():
@@ -142,6 +142,92 @@ def test_the_database_keeps_tickets_inside_the_seat_plan_and_one_per_seat(databa
         db.Room(number=999, name="", seat_rows=26, seats_per_row=50)
     with db_session:
         assert sorted(db.select('SELECT "seat" FROM "tickets" WHERE "seat" IS NOT NULL')) == ["A1", "B2", "B3"]
+    db.disconnect()
+
+
+def test_the_database_keeps_the_seat_plan_of_a_session_with_tickets(database_url):
+    """Raw SQL once shrank a plan of 2 seats under 4 sold tickets; a session without tickets may
+    still take another plan (it moved to another room)."""
+    from datetime import datetime
+
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+
+    from cinema_api.rooms.entities import SeatPlan
+
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    with db_session:
+        user = db.User(username="buyer", password_hash="x", role="customer", age=30)
+        movie = db.Movie(title="Alien", age_restriction=0)
+        sold = db.Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1, plan=SeatPlan(2, 3))
+        unsold = db.Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=2, plan=SeatPlan(2, 3))
+        db.Ticket(user=user, screening=sold, seat="B3")
+        sold_id, unsold_id = sold.id, unsold.id
+    for change in ('"seat_rows" = 1', '"seats_per_row" = 1', '"seat_rows" = 26', '"seat_rows" = NULL, "seats_per_row" = NULL'):
+        with pytest.raises((TransactionIntegrityError, IntegrityError)) as refused:
+            with db_session:
+                db.execute('UPDATE "movie_sessions" SET %s WHERE "id" = $sold_id' % change, {"sold_id": sql_id(db, sold_id)})
+                commit()
+        assert violated_constraint(refused.value) == ("ck_movie_sessions_seat_plan_kept", "movie_sessions")
+    with db_session:
+        db.execute('UPDATE "movie_sessions" SET "seat_rows" = 5, "seats_per_row" = 5 WHERE "id" = $unsold_id',
+                   {"unsold_id": sql_id(db, unsold_id)})
+        db.execute('UPDATE "movie_sessions" SET "room_number" = 3 WHERE "id" = $sold_id', {"sold_id": sql_id(db, sold_id)})
+    with db_session:
+        assert (db.Screening[sold_id].plan.rows, db.Screening[unsold_id].plan.rows) == (2, 5)
+    db.disconnect()
+
+
+def sql_id(db, value):
+    from cinema_api.infrastructure.db import sql_uuid
+
+    return sql_uuid(db, value)
+
+
+def test_the_database_keeps_its_catalogue_version_row(database_url):
+    """The row keys every cached copy and every token check: deleting it locked everyone out."""
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+
+    from cinema_api.infrastructure.db import read_catalog_version
+
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    refusals = ['DELETE FROM "catalog_version"'] + ([] if database_url.is_sqlite else ['TRUNCATE "catalog_version"'])
+    for statement in refusals:
+        with pytest.raises((TransactionIntegrityError, IntegrityError)) as refused:
+            with db_session:
+                db.execute(statement)
+                commit()
+        assert violated_constraint(refused.value) == ("ck_catalog_version_kept", "catalog_version")
+    with db_session:
+        assert read_catalog_version(db) is not None
+    db.disconnect()
+
+
+def test_a_database_that_lost_its_catalogue_version_row_gets_a_new_one(database_url, caplog):
+    from yoyo import get_backend, read_migrations
+
+    from cinema_api.infrastructure.db import read_catalog_version
+
+    migrate.apply(database_url)
+    backend = get_backend(database_url.url)
+    try:
+        with backend.lock():
+            kept = read_migrations(migrate.MIGRATIONS_DIR).filter(lambda migration: migration.id == "0006_kept_rows")
+            backend.rollback_migrations(kept)
+    finally:
+        backend.connection.close()
+    db = make_database(database_url, definers())
+    with db_session:
+        db.execute('DELETE FROM "catalog_version"')  # as before 0006: nothing refused it
+    with db_session:
+        assert read_catalog_version(db) is None
+    assert migrate.apply(database_url) == ["0006_kept_rows"]
+    with db_session:
+        assert read_catalog_version(db) is not None
+    assert "catalogue version's row was missing" in caplog.text
     db.disconnect()
 
 

@@ -239,3 +239,26 @@ def test_parallel_creates_of_one_room_slot_and_day_give_one_201(app, testapp, ma
 def test_session_dates_must_be_in_the_future_now(testapp, manager, movie):
     soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     new_session(testapp, manager, movie, date=soon, room=9)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_session_created_while_its_movie_is_deleted_is_404(testapp, manager, movie, settings, monkeypatch, bulk):
+    from cinema_api.movies.services import Movies
+    from tests.conftest import commit_elsewhere
+
+    get = Movies.get
+
+    def deleted_meanwhile(self, movie_id):
+        found = get(self, movie_id)  # the movie is there when the request looks...
+        commit_elsewhere(settings, 'DELETE FROM "movies" WHERE "id" = %s', movie["id"])  # ...and gone before it writes
+        return found
+
+    monkeypatch.setattr(Movies, "get", deleted_meanwhile)
+    item = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1}
+    if bulk:
+        response = testapp.post_json(sessions_url(movie) + "/bulk", {"sessions": [item]}, headers=manager.headers, status=404)
+    else:
+        response = testapp.post_json(sessions_url(movie), item, headers=manager.headers, status=404)
+    assert response.json["message"] == "Movie not found"
+    monkeypatch.undo()
+    assert total_sessions(testapp, manager) == 0

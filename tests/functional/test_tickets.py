@@ -202,3 +202,35 @@ def test_parallel_uses_of_one_ticket_give_one_200(app, testapp, customer, manage
     url = "/v1/tickets/%s/use" % ticket["id"]
     results = run_parallel(app, 20, lambda client: client.post(url, headers=manager.headers, expect_errors=True))
     assert results == [200] + [409] * 19
+
+
+def test_a_cancellation_racing_a_managers_delete_of_the_ticket_is_404(testapp, customer, show, settings, db, monkeypatch):
+    from tests.conftest import commit_elsewhere
+
+    ticket = buy(testapp, customer, show[1][0]["id"]).json
+    cancel_unused = db.Ticket.cancel_unused
+
+    def deleted_meanwhile(ticket_id):
+        commit_elsewhere(settings, 'DELETE FROM "tickets" WHERE "id" = %s', ticket["id"])  # the manager's delete
+        return cancel_unused(ticket_id)
+
+    monkeypatch.setattr(db.Ticket, "cancel_unused", deleted_meanwhile)
+    body = testapp.delete("/v1/tickets/%s" % ticket["id"], headers=customer.headers, status=404).json
+    assert body["message"] == "Ticket not found"
+
+
+def test_a_cancellation_racing_a_use_at_the_door_is_409_and_the_ticket_stays_used(testapp, customer, manager, show, settings, db, monkeypatch):
+    from tests.conftest import commit_elsewhere
+
+    ticket = buy(testapp, customer, show[1][0]["id"]).json
+    cancel_unused = db.Ticket.cancel_unused
+
+    def used_meanwhile(ticket_id):
+        commit_elsewhere(settings, 'UPDATE "tickets" SET "is_used" = %s WHERE "id" = %s', True, ticket["id"])
+        return cancel_unused(ticket_id)
+
+    monkeypatch.setattr(db.Ticket, "cancel_unused", used_meanwhile)
+    body = testapp.delete("/v1/tickets/%s" % ticket["id"], headers=customer.headers, status=409).json
+    assert body["message"] == "Ticket has already been used"
+    monkeypatch.undo()
+    assert testapp.get("/v1/tickets/me", headers=customer.headers).json[0]["isUsed"] is True
