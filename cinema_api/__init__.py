@@ -61,4 +61,5 @@ def make_app(settings, ini_settings):
         config.include("cinema_api.rooms")
         config.include("cinema_api.movies")
         config.include("cinema_api.tickets")
+        config.include("cinema_api.runtime")
         return config.make_wsgi_app()

@@ -4,30 +4,20 @@ An access token authenticates a request only while the database says its login s
 (``sid``) is live: not revoked (logout, refresh token reuse), not expired, and its user not
 deleted. That is one indexed read per authenticated request, made whichever process or
 script changed the session, so a revocation holds from the next request on with any cache
-backend. The same read brings the catalogue version the cache keys on. The identity is
-computed once per request; roles become principals here and nowhere else.
+backend. The same read brings the catalogue version the cache keys on; both live in
+:mod:`cinema_api.auth.identity`. The identity is computed once per request; roles become
+principals here and nowhere else, and the fast path of cached hits asks
+:meth:`JWTSecurityPolicy.permits_identity` as the whole way asks ``permits``.
 """
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.request import RequestLocalCache
 
+from cinema_api.auth.identity import Identity, authenticate
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
-from cinema_api.infrastructure.cache import CATALOG_VERSION_KEY, LOGIN_SESSION_KEY
-from cinema_api.infrastructure.db import live_login_session_of
-from cinema_api.infrastructure.tokens import AccessTokens, InvalidToken, bearer_token
+from cinema_api.infrastructure.tokens import AccessTokens
 
-AUTH_ERROR_KEY = "cinema.auth_error"
-
-
-class Identity:
-    __slots__ = ("user_id", "role", "login_session_id")
-
-    def __init__(self, user_id, role, login_session_id):
-        self.user_id, self.role, self.login_session_id = user_id, role, login_session_id
-
-    @property
-    def is_manager(self):
-        return self.role == "manager"
+__all__ = ["Identity", "JWTSecurityPolicy"]
 
 
 class JWTSecurityPolicy:
@@ -37,32 +27,7 @@ class JWTSecurityPolicy:
         self._identity = RequestLocalCache(self._load_identity)
 
     def _load_identity(self, request):
-        header = request.environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, rest = header.partition(" ")
-        if not rest and not scheme:
-            return None
-        token = bearer_token(header)
-        if token is None:
-            request.environ[AUTH_ERROR_KEY] = "Authorization header must be: Bearer <token>"
-            return None
-        try:
-            claims = self.tokens.decode(token)
-        except InvalidToken as exc:
-            request.environ[AUTH_ERROR_KEY] = str(exc)
-            return None
-        checked = request.environ.pop(LOGIN_SESSION_KEY, None)
-        if checked is not None and checked[0] == token:  # read by the cached reads' fast path
-            live = checked[1]
-            if isinstance(live, Exception):
-                raise live
-        else:
-            live = live_login_session_of(request.db, claims)
-        if live is None:
-            request.environ[AUTH_ERROR_KEY] = "Token has been revoked"
-            return None
-        role, catalog_version = live
-        request.environ[CATALOG_VERSION_KEY] = catalog_version
-        return Identity(claims["sub"], role, claims["sid"])
+        return authenticate(request.environ, self.tokens, request.db)
 
     def identity(self, request):
         return self._identity.get_or_create(request)
@@ -72,20 +37,27 @@ class JWTSecurityPolicy:
         return identity.user_id if identity else None
 
     def effective_principals(self, request):
-        principals = [Everyone]
-        identity = request.identity
-        if identity is not None:
-            principals += [Authenticated, user_principal(identity.user_id), *ROLE_PRINCIPALS.get(identity.role, ())]
-        return principals
+        return principals_of(request.identity)
 
     def permits(self, request, context, permission):
-        return self.helper.permits(context, self.effective_principals(request), permission)
+        return self.helper.permits(context, principals_of(request.identity), permission)
+
+    def permits_identity(self, identity, context, permission):
+        """:meth:`permits` for an identity known without a request (the fast path of cached hits)."""
+        return self.helper.permits(context, principals_of(identity), permission)
 
     def remember(self, request, userid, **kw):
         return []  # tokens travel in response bodies, not cookies
 
     def forget(self, request, **kw):
         return []
+
+
+def principals_of(identity):
+    """Everyone's principal, and those of the identity's user and role."""
+    if identity is None:
+        return [Everyone]
+    return [Everyone, Authenticated, user_principal(identity.user_id), *ROLE_PRINCIPALS.get(identity.role, ())]
 
 
 def includeme(config):

@@ -13,6 +13,7 @@ from pyramid.response import Response
 from webob.util import status_reasons
 
 from cinema_api.core.acl import DENIED_MESSAGES
+from cinema_api.core.request import request_state
 from cinema_api.core.trace import safe_path, trace
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def domain_error_view(exc, request):
 def forbidden_view(exc, request):
     """Pyramid denies by raising HTTPForbidden: 401 for who you are, 403 for what you may."""
     if request.authenticated_userid is None:
-        message = request.environ.get("cinema.auth_error") or "Authentication required"
+        message = request_state(request.environ).auth_error or "Authentication required"
         return error_response(request, 401, message, unauthorized_headers())
     permission = getattr(exc.result, "permission", None)
     return error_response(request, 403, DENIED_MESSAGES.get(permission, "You are not allowed to do this"))

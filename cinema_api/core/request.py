@@ -16,6 +16,35 @@ from pyramid.request import Request
 from pyramid.urldispatch import RoutesMapper
 
 SERVICES_KEY = "cinema.request_services"
+
+#: The one key of the WSGI environ through which the serving machinery passes on what it found
+#: out about a request, so that nothing is done twice: the route (the routes mapper), the
+#: authentication (the fast path of cached hits or the security policy, whichever came first),
+#: the catalogue version read with it and the cache key the fast path missed (the cache tween).
+STATE_KEY = "cinema.state"
+
+
+class RequestState:
+    """What the serving machinery found out about one request (``environ[STATE_KEY]``)."""
+
+    __slots__ = ("route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key")
+
+    def __init__(self):
+        self.route = None  # (path, the routes mapper's answer for it)
+        self.authenticated = False  # whether the token was checked (the fields below say how)
+        self.identity = None
+        self.auth_error = None  # why the token does not authenticate: the 401's message
+        self.auth_failure = None  # what checking it raised (a database error): raised again to whoever asks
+        self.catalog_version = None  # read with the login session
+        self.missed_key = None  # the cache key looked up in vain
+
+
+def request_state(environ):
+    """The request's :class:`RequestState`, made on first use."""
+    state = environ.get(STATE_KEY)
+    if state is None:
+        state = environ[STATE_KEY] = RequestState()
+    return state
 #: After every include: Cornice's own request property is registered by then.
 _AFTER_INCLUDES = 200
 
@@ -36,18 +65,16 @@ class CinemaRequest(Request):
 class RoutingOnce(RoutesMapper):
     """Pyramid's routes mapper, which routes each request once: the fast path of cached hits
     and the cache tween route a GET to know whether it is a cached read, and Pyramid's router
-    would route it again. The answer is kept in the WSGI environ, with the path it is for."""
-
-    KEY = "cinema.route"
+    would route it again. The answer is kept in the request's state, with the path it is for."""
 
     def __call__(self, request):
-        environ = request.environ
-        path = environ.get("PATH_INFO")
-        kept = environ.get(self.KEY)
+        state = request_state(request.environ)
+        path = request.environ.get("PATH_INFO")
+        kept = state.route
         if kept is not None and kept[0] == path:
             return kept[1]
         info = super().__call__(request)
-        environ[self.KEY] = (path, info)
+        state.route = (path, info)
         return info
 
 

@@ -29,28 +29,26 @@ the lookup, not two.
 import hashlib
 import logging
 import queue
-import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from urllib.parse import parse_qsl
 
 import redis
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
-from pyramid.interfaces import IRoutesMapper
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IDefaultPermission, IRootFactory, IRoutesMapper
 from pyramid.response import Response
-from pyramid.router import default_execution_policy
+from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.traversal import DefaultRootFactory
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cinema_api.core.logs import log_access
+from cinema_api.core.request import request_state
 from cinema_api.core.threads import ProcessThread
-from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
 from cinema_api.infrastructure.breaker import CircuitBreaker
-from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version, select_without_session
-from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
+from cinema_api.infrastructure.db import read_catalog_version
 
 log = logging.getLogger(__name__)
 hit_log = logging.getLogger("cinema_api.cache")
@@ -59,13 +57,6 @@ REDIS_TIMEOUT_SEC = 0.25
 #: After a Redis failure the cache is skipped for this long: an outage costs one timeout, not one per request.
 OUTAGE_BYPASS_SEC = 5.0
 KEY_PREFIX = "cinema"
-#: Where the security policy leaves the catalogue version it read with the token check.
-CATALOG_VERSION_KEY = "cinema.catalog_version"
-#: Where the fast path of cached reads leaves ``(token, what the login-session check answered
-#: or raised)`` for the security policy, when it hands the request on.
-LOGIN_SESSION_KEY = "cinema.login_session"
-#: The cache key the fast path of cached reads looked up in vain.
-MISSED_KEY = "cinema.cache_missed"
 
 BACKENDS = {
     "memory": "dogpile.cache.memory",
@@ -304,10 +295,30 @@ def json_response(request, body, etag, cache_status):
 
 
 class CachedRoute:
-    """A GET route whose 200 bodies live in ``region``; ``params`` are its query parameters."""
+    """A GET route whose 200 bodies live in ``region``; ``params`` are its query parameters. A copy
+    is served only to a caller whom ``permission`` (the view's, else the default permission) admits
+    in the root context, as the view itself would be: :meth:`admits`."""
 
-    def __init__(self, route_name, region, params):
+    def __init__(self, route_name, region, params, permission=None):
         self.route_name, self.region, self.params = route_name, region, frozenset(params)
+        self.permission = permission
+        self.context = None  # the root factory's context, built without a request (see add_cached_route)
+
+    def resolve(self, registry):
+        """Once the configuration is complete: the default permission and the root context."""
+        if self.context is None:
+            self.permission = self.permission or registry.queryUtility(IDefaultPermission)
+            if self.permission == NO_PERMISSION_REQUIRED:
+                self.permission = None
+            self.context = (registry.queryUtility(IRootFactory) or DefaultRootFactory)(None)
+
+    def admits(self, request):
+        """Whether the request's caller may read this route: the security policy and its ACL."""
+        return self.permission is None or bool(request.has_permission(self.permission, self.context))
+
+    def admits_identity(self, policy, identity):
+        """:meth:`admits` for an identity known without a request (the fast path of cached hits)."""
+        return self.permission is None or policy.permits_identity(identity, self.context, self.permission)
 
     def key(self, version, match, query_items):
         """The key of this version and request, or None when the query repeats a parameter (a 400 to come)."""
@@ -324,20 +335,34 @@ class CachedRoute:
 
 
 def add_cached_route(config, service, region):
-    """Directive: serve the GET answers of a Cornice ``service`` from ``region``."""
-    schema = next(args.get("schema") for method, _, args in service.definitions if method == "GET")
+    """Directive: serve the GET answers of a Cornice ``service`` from ``region``.
+
+    One copy serves every caller whom the view's permission admits: a route whose context is
+    built from the request (an owner's ACL) may answer each caller differently, so it is refused
+    here rather than served to the wrong one."""
+    if getattr(service, "factory", None) is not None:
+        raise ConfigurationError(
+            "cached route %s: its context factory builds a context per request, so its answer may "
+            "depend on who asks; a cached route must be readable alike by everyone its permission admits"
+            % service.name
+        )
+    args = next(args for method, _, args in service.definitions if method == "GET")
+    schema = args.get("schema")
     params = [node.name for part in schema.children if part.name == "querystring" for node in part.children]
-    config.registry.setdefault("cinema.cached_routes", {})[service.name] = CachedRoute(service.name, region, params)
+    route = CachedRoute(service.name, region, params, args.get("permission"))
+    config.registry.setdefault("cinema.cached_routes", {})[service.name] = route
 
 
 def catalog_version(request):
     """The catalogue version this request reads under: the one read with its token, else a query."""
-    version = request.environ.get(CATALOG_VERSION_KEY)
+    version = request_state(request.environ).catalog_version
     return version if version is not None else read_catalog_version(request.db)
 
 
 def cache_tween_factory(handler, registry):
     routes = registry.get("cinema.cached_routes", {})
+    for route in routes.values():
+        route.resolve(registry)
     mapper = registry.getUtility(IRoutesMapper)
     caches = registry["cinema.caches"]
     trace_hits = registry["cinema.settings"].enable_cache_trace_logs
@@ -347,9 +372,9 @@ def cache_tween_factory(handler, registry):
             return handler(request)
         info = mapper(request)
         route = routes.get(info["route"].name) if info["route"] is not None else None
-        # Authentication (against the database) runs before the cache: anonymous or invalid
-        # tokens take the full path to their 401.
-        if route is None or request.identity is None:
+        # Authentication (against the database) and authorization run before the cache: anonymous
+        # or invalid tokens take the full path to their 401, callers the permission refuses to their 403.
+        if route is None or request.identity is None or not route.admits(request):
             return handler(request)
         # The version is read before any data is: a body can only be stored under a version
         # at most as old as the data in it.
@@ -357,7 +382,7 @@ def cache_tween_factory(handler, registry):
         key = route.key(version, info["match"], request.GET.items()) if version else None
         region = caches.region(route.region)
         # a key the fast path of cached hits just missed is not looked up again (Redis: a round trip)
-        missed = key is None or request.environ.get(MISSED_KEY) == key
+        missed = key is None or request_state(request.environ).missed_key == key
         stored = None if missed else region.get(key)
         if stored is not None:
             if trace_hits:
@@ -374,124 +399,10 @@ def cache_tween_factory(handler, registry):
     return cache_tween
 
 
-# ---------------------------------------------------------------- the fast path of cached hits
-#
-# A cached hit needs the token check (one database read) and one cache read; Pyramid would
-# first build a request and pass it through every tween. The execution policy below answers
-# such a hit before that, as the tweens would: the same headers (X-Trace-Id and nosniff of the
-# trace tween, the cache's own), the same access log line, counted among the requests in
-# flight, the cache's trace line when those are on, and ``Vary: Origin`` where CORS is configured.
-# Whatever it is not sure of goes the whole way: another method, a body, a path or query beyond
-# plain ASCII (their decoding is WebOb's), no bearer token or an invalid one, a route that is not
-# cached, a miss, an Origin header where CORS is configured. The login-session check it
-# made (its answer, or the error it raised) travels with the request: the security policy uses
-# it instead of asking the database again, so a frozen database costs one timeout, not two.
-
-_PLAIN = re.compile(r"[A-Za-z0-9/_.~=&-]*")
-
-
-class _Path:
-    """What the routes mapper reads of a request."""
-
-    def __init__(self, environ, path):
-        self.environ, self.path_info = environ, path
-
-
-class _Answer:
-    """A WSGI response of a status, a header list and a body."""
-
-    __slots__ = ("status", "headers", "body")
-
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def __call__(self, environ, start_response):
-        start_response(self.status, self.headers)
-        return [self.body] if self.body else []
-
-
-class CachedHits:
-    """Pyramid execution policy: cached hits answered before any request object is built;
-    everything else through Pyramid (``default_execution_policy``)."""
-
-    def __init__(self):
-        self.registry = None
-
-    def __call__(self, environ, router):
-        if environ.get("REQUEST_METHOD") == "GET":
-            if self.registry is not router.registry:
-                self._prepare(router.registry)
-            if self.enabled:
-                answer = self.answer(environ, time.perf_counter())
-                if answer is not None:
-                    return answer
-        return default_execution_policy(environ, router)
-
-    def _prepare(self, registry):
-        settings = registry["cinema.settings"]
-        self.routes = registry.get("cinema.cached_routes", {})
-        self.enabled = bool(self.routes)
-        self.cors = bool(settings.cors_origins)  # see cinema_api.core.cors
-        self.trace_hits = settings.enable_cache_trace_logs
-        self.mapper = registry.getUtility(IRoutesMapper)
-        self.caches = registry["cinema.caches"]
-        self.tokens = registry["cinema.access_tokens"]
-        self.db = registry["cinema.db"]
-        self.in_flight = registry["cinema.requests_in_flight"]
-        self.registry = registry
-
-    def answer(self, environ, started):
-        if environ.get("CONTENT_LENGTH") or environ.get("CONTENT_TYPE") or "HTTP_TRANSFER_ENCODING" in environ:
-            return None
-        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-        if environ.get("SCRIPT_NAME") or not (_PLAIN.fullmatch(path) and _PLAIN.fullmatch(query)):
-            return None
-        if self.cors and environ.get("HTTP_ORIGIN"):
-            return None
-        token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
-        if token is None:
-            return None
-        info = self.mapper(_Path(environ, path or "/"))
-        route = self.routes.get(info["route"].name) if info["route"] is not None else None
-        if route is None:
-            return None
-        try:
-            claims = self.tokens.decode(token)
-        except InvalidToken:
-            return None
-        self.in_flight.add(1)
-        try:
-            try:
-                live = live_login_session_of(self.db, claims, select_without_session)
-            except Exception as exc:
-                environ[LOGIN_SESSION_KEY] = (token, exc)  # the whole way answers it (503)
-                return None
-            environ[LOGIN_SESSION_KEY] = (token, live)
-            if live is None:
-                return None
-            key = route.key(live[1], info["match"], parse_qsl(query, keep_blank_values=True))
-            stored = self.caches.region(route.region).get(key) if key is not None else None
-            if stored is None:
-                environ[MISSED_KEY] = key
-                return None
-        finally:
-            self.in_flight.add(-1)
-        trace_id = incoming_trace_id(environ)
-        if self.trace_hits:
-            hit_log.info("cache hit %s [trace %s]", key, trace_id, extra={"trace_id": trace_id, "method": "GET", "path": path})
-        status, headers, body = cached_answer(environ, stored[1], stored[0], "HIT")
-        if self.cors:
-            headers.append(("Vary", "Origin"))  # the answer depends on Origin even when it grants nothing
-        headers += [(TRACE_HEADER, trace_id), ("X-Content-Type-Options", "nosniff")]
-        log_access("GET", path, int(status[:3]), started, trace_id)
-        return _Answer(status, headers, body)
-
-
 def includeme(config):
     settings = config.registry["cinema.settings"]
     config.registry["cinema.caches"] = Caches(settings.cache_regions)
     config.add_directive("add_cached_route", add_cached_route)
-    config.set_execution_policy(CachedHits())
     config.add_tween(
         "cinema_api.infrastructure.cache.cache_tween_factory",
         under="cinema_api.infrastructure.db.db_session_tween_factory",

@@ -1,4 +1,4 @@
-"""The fast path of cached hits (cinema_api.infrastructure.cache.CachedHits): a hit is answered
+"""The fast path of cached hits (cinema_api.runtime.cached_hits.CachedHits): a hit is answered
 before Pyramid builds a request, exactly as the whole way would answer it; whatever the fast
 path is not sure of goes the whole way, and the login-session check it made is not made twice."""
 
@@ -7,9 +7,10 @@ import sqlite3
 import pytest
 from pony.orm.dbapiprovider import OperationalError
 
-from cinema_api.auth import security_policy
+from cinema_api.auth import identity
 from cinema_api.core.request import CinemaRequest
 from cinema_api.infrastructure import cache
+from cinema_api.infrastructure.db import select_without_session
 
 
 @pytest.fixture
@@ -79,9 +80,13 @@ def test_a_revoked_token_is_refused_the_whole_way_with_one_check(testapp, custom
     testapp.get("/v1/movies", headers=customer.headers)  # cached
     testapp.post_json("/v1/auth/logout", {}, headers=customer.headers, status="*")
     checks = []
-    check = cache.live_login_session_of
-    monkeypatch.setattr(cache, "live_login_session_of", lambda *args: checks.append("fast") or check(*args))
-    monkeypatch.setattr(security_policy, "live_login_session_of", lambda *args: checks.append("whole") or check(*args))
+    check = identity.live_login_session_of
+
+    def counted(db, claims, select):
+        checks.append("fast" if select is select_without_session else "whole")
+        return check(db, claims, select)
+
+    monkeypatch.setattr(identity, "live_login_session_of", counted)
     refused = testapp.get("/v1/movies", headers=customer.headers, status=401)
     assert refused.json["message"] == "Token has been revoked" and checks == ["fast"]
 
@@ -94,8 +99,7 @@ def test_a_database_error_in_the_fast_path_is_answered_whole_without_asking_agai
         checks.append(args)
         raise OperationalError(sqlite3.OperationalError("disk I/O error"))
 
-    monkeypatch.setattr(cache, "live_login_session_of", failing)
-    monkeypatch.setattr(security_policy, "live_login_session_of", failing)
+    monkeypatch.setattr(identity, "live_login_session_of", failing)
     answer = testapp.get("/v1/movies", headers=customer.headers, status=503)
     assert answer.json["message"] == "Database unavailable" and len(checks) == 1
 

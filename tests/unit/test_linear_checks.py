@@ -21,7 +21,7 @@ import cinema_api
 from cinema_api.auth.schemas import password_rules, username_rules
 from cinema_api.core import body, schemas, trace
 from cinema_api.core.errors import BadRequest
-from cinema_api.infrastructure import cache
+from cinema_api.runtime import cached_hits
 from cinema_api.rooms.entities import SEAT_LABEL_RE
 from cinema_api.testing import adversarial_bodies, repeated
 
@@ -96,7 +96,7 @@ CLIENT_PATTERNS = {
     "core.schemas.DATE_RE (dates)": schemas.DATE_RE.fullmatch,
     "core.schemas.UNSTORABLE_RE (every string)": schemas.UNSTORABLE_RE.search,
     "core.trace._VALID_TRACE_ID (X-Trace-Id)": trace._VALID_TRACE_ID.fullmatch,
-    "infrastructure.cache._PLAIN (path and query)": cache._PLAIN.fullmatch,
+    "runtime.cached_hits._PLAIN (path and query)": cached_hits._PLAIN.fullmatch,
     "rooms.entities.SEAT_LABEL_RE (seat labels)": SEAT_LABEL_RE.fullmatch,
     # behind the string type, which refuses what cannot be stored before any validator runs
     "auth.schemas username_rules": lambda text: schemas.is_storable(text) and username_rules(None, text),
