@@ -62,7 +62,7 @@ setup(
     extras_require={"test": tests_require},
     entry_points={
         "paste.app_factory": ["main = cinema_api:main"],
-        "paste.server_runner": ["main = cinema_api.server:serve"],
+        "paste.server_runner": ["main = cinema_api.runtime.server:serve"],
         "console_scripts": [
             "cinema-migrate = cinema_api.scripts.migrate:main",
             "cinema-admin = cinema_api.scripts.admin:main",

@@ -52,6 +52,7 @@ def make_app(settings, ini_settings):
         config.registry["cinema.settings"] = settings
         config.registry["cinema.version"] = package_version()
         config.include("cornice")
+        config.include("cinema_api.runtime")  # the routes mapper, before any route
         config.include("cinema_api.core")
         config.include("cinema_api.infrastructure.db")
         config.include("cinema_api.infrastructure.cache")
@@ -61,5 +62,4 @@ def make_app(settings, ini_settings):
         config.include("cinema_api.rooms")
         config.include("cinema_api.movies")
         config.include("cinema_api.tickets")
-        config.include("cinema_api.runtime")
         return config.make_wsgi_app()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cinema_api.server import GracefulServer
+from cinema_api.runtime.server import GracefulServer
 from cinema_api.testing import ServerProcess
 
 BUNDLE = "/v1/api/assets/swagger-ui-bundle.js"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cinema_api.server import listen_address
+from cinema_api.runtime.server import listen_address
 from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port
 
 
@@ -28,7 +28,7 @@ def test_a_bad_port_stops_with_one_line(monkeypatch, tmp_path):
 
 
 def test_bad_server_settings_stop_with_one_line(monkeypatch, tmp_path):
-    from cinema_api.server import run_server
+    from cinema_api.runtime.server import run_server
 
     for name in ("SHUTDOWN_TIMEOUT", "PORT", "HOST"):
         monkeypatch.delenv(name, raising=False)
@@ -127,22 +127,59 @@ def test_json_logs_are_one_object_per_line_with_the_trace_id(tmp_path):
 # ---------------------------------------------------------------- logins under load
 
 
-class FakeChannel:
-    """What waitress hands its thread pool: a connection with its parsed requests."""
+class Connections:
+    """Real waitress connections, as waitress hands them to its thread pool: our ``Channel`` on one
+    end of a socket pair, its requests parsed by waitress's own parser from the bytes a client
+    sent, served by waitress's own task. The application records each request's start and end
+    (by its path and ``X-Id``) and, for a path in ``hold``, waits for ``release`` in between."""
 
-    def __init__(self, method, path, release=None):
-        self.requests = [type("Request", (), {"command": method, "path": path})()]
-        self.release = release
-        self.started = self.finished = self.cancelled = False
+    def __init__(self, dispatcher, hold=(), release=None):
+        import socket
+        import threading
 
-    def service(self):
-        self.started = True
-        if self.release is not None:
+        import waitress
+
+        self.started, self.finished, self.lock = [], [], threading.Lock()
+        self.hold, self.release = set(hold), release
+        self.map = {}
+        self.server = waitress.create_server(self.app, map=self.map, _dispatcher=dispatcher, host="127.0.0.1", port=0)
+        self.socket, self.pairs = socket, []
+
+    def app(self, environ, start_response):
+        name = (environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_X_ID", ""))
+        with self.lock:
+            self.started.append(name)
+        if environ["PATH_INFO"] in self.hold and self.release is not None:
             self.release.wait(10)
-        self.finished = True
+        with self.lock:
+            self.finished.append(name)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
 
-    def cancel(self):
-        self.cancelled = True
+    def open(self, method, path, count=1, ident=""):
+        """A connection that sent ``count`` requests (pipelined): the server's end, as queued."""
+        from cinema_api.runtime.server import Channel
+
+        ours, theirs = self.socket.socketpair()
+        self.pairs.append((ours, theirs))
+        channel = Channel(self.server, ours, ("127.0.0.1", 50000 + len(self.pairs)), self.server.adj, map=self.map)
+        body = "" if method == "GET" else "Content-Length: 0\r\n"
+        request = "%s %s HTTP/1.1\r\nHost: x\r\nX-Id: %s\r\n%s\r\n" % (method, path, ident, body)
+        channel.received((request * count).encode())  # waitress parses it and queues the connection
+        channel.ident = (method, path, ident)
+        return channel
+
+    def has_started(self, channel):
+        return channel.ident in self.started
+
+    def has_finished(self, channel, times=1):
+        return self.finished.count(channel.ident) >= times
+
+    def close(self):
+        for ours, theirs in self.pairs:
+            ours.close()
+            theirs.close()
+        self.server.close()
 
 
 def wait_until(condition, timeout=5):
@@ -157,100 +194,95 @@ def wait_until(condition, timeout=5):
 def test_slow_requests_never_take_the_threads_other_requests_need():
     import threading
 
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2)
     dispatcher.set_thread_count(4)
     release = threading.Event()
+    connections = Connections(dispatcher, hold=["/v1/auth/login"], release=release)
     try:
-        logins = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(6)]
-        for login in logins:
-            dispatcher.add_task(login)
-        wait_until(lambda: sum(login.started for login in logins) == 2)
-        read = FakeChannel("GET", "/v1/movies")
-        dispatcher.add_task(read)
-        wait_until(lambda: read.finished)  # two threads were left for it
-        assert sum(login.started for login in logins) == 2 and len(dispatcher.slow_queue) == 4
+        logins = [connections.open("POST", "/v1/auth/login", ident=str(i)) for i in range(6)]
+        wait_until(lambda: sum(connections.has_started(login) for login in logins) == 2)
+        read = connections.open("GET", "/v1/movies")
+        wait_until(lambda: connections.has_finished(read))  # two threads were left for it
+        assert sum(connections.has_started(login) for login in logins) == 2 and len(dispatcher.slow_queue) == 4
         release.set()
-        wait_until(lambda: all(login.finished for login in logins))
-        assert dispatcher.slow_running == 0 and not dispatcher.slow_queue
+        wait_until(lambda: all(connections.has_finished(login) for login in logins))
+        wait_until(lambda: dispatcher.slow_running == 0)
+        assert not dispatcher.slow_queue
         assert all("service" not in vars(login) for login in logins)  # unwrapped for their next requests
     finally:
         release.set()
         dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 def test_a_connection_that_queues_its_next_login_while_served_is_counted_once_per_run():
     """waitress queues a connection again from inside its service when it already read the next
     request (pipelining): each run is counted, and every place is given back."""
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2, busy_threads=2)
     dispatcher.set_thread_count(4)
-
-    class Pipelined(FakeChannel):
-        runs = 0
-
-        def service(self):
-            self.runs += 1
-            if self.runs < 3:  # two more requests of the connection already read
-                dispatcher.add_task(self)
-            super().service()
-
+    connections = Connections(dispatcher)
     try:
-        channels = [Pipelined("POST", "/v1/auth/login"), Pipelined("GET", "/v1/movies")]
-        for channel in channels:
-            dispatcher.add_task(channel)
-        wait_until(lambda: all(channel.runs == 3 for channel in channels))
+        # three requests read at once on each: waitress queues the connection again after each one
+        channels = [connections.open("POST", "/v1/auth/login", count=3), connections.open("GET", "/v1/movies", count=3)]
+        wait_until(lambda: all(connections.has_finished(channel, times=3) for channel in channels))
         wait_until(lambda: dispatcher.slow_running == 0 and not dispatcher.young)
         assert not dispatcher.slow_queue and not dispatcher.busy_queue
     finally:
         dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 def test_an_error_while_the_header_is_gathered_still_lets_waitress_answer_500():
-    from cinema_api.server import KeepAliveTask
+    """An application's bug (a body that is not bytes) while our task gathers the header: nothing
+    was sent, so waitress's own task still answers 500 on the real connection."""
+    from cinema_api.runtime.server import FairTaskDispatcher
 
-    class Channel:
-        gathered = None
-        written = []
+    dispatcher = FairTaskDispatcher([], slow_threads=1)
+    dispatcher.set_thread_count(1)
+    connections = Connections(dispatcher)
 
-        def write_soon(self, data):
-            if self.gathered is not None:
-                self.gathered.append(data)
-            else:
-                self.written.append(data)
-            return len(data)
+    def buggy(environ, start_response):
+        start_response("200 OK", [("Content-Length", "9")])
+        return ["not bytes"]
 
-    task = KeepAliveTask.__new__(KeepAliveTask)
-    task.channel, task.wrote_header, task.complete = Channel(), False, True
-    task.build_response_header = lambda: b"HTTP/1.1 200 OK\r\n\r\n"
-    task.status, task.chunked_response, task.content_length = "200 OK", False, None
-    with pytest.raises(TypeError):
-        task.write("not bytes")  # an application's bug
-    assert not task.wrote_header and task.channel.written == [] and task.channel.gathered is None
+    connections.server.application = buggy
+    try:
+        channel = connections.open("GET", "/")
+        client = connections.pairs[-1][1]
+        wait_until(lambda: not channel.requests)
+        channel.handle_write()  # the loop's part: send what the task left
+        client.settimeout(5)
+        assert client.recv(65536).startswith(b"HTTP/1.1 500 Internal Server Error")
+        assert channel.gathered is None
+    finally:
+        dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
     import threading
 
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1, max_wait=5)
     dispatcher.set_thread_count(3)
     dispatcher.slow_duration = 2.0  # recent logins took 2 s each
     release = threading.Event()
+    connections = Connections(dispatcher, hold=["/v1/auth/login"], release=release)
     try:
-        queued = [FakeChannel("POST", "/v1/auth/login", release) for _ in range(4)]
-        for channel in queued:
-            dispatcher.add_task(channel)
-        late = FakeChannel("POST", "/v1/auth/login")
-        dispatcher.add_task(late)  # three waiting at 2 s each: it would start after 6 s
-        wait_until(lambda: late.finished)  # served now, so that the hashing gate refuses it now
-        assert not any(channel.finished for channel in queued)
+        queued = [connections.open("POST", "/v1/auth/login", ident=str(i)) for i in range(4)]
+        connections.hold = set()  # the late one is not held
+        late = connections.open("POST", "/v1/auth/login", ident="late")  # three waiting at 2 s each: it would start after 6 s
+        wait_until(lambda: connections.has_finished(late))  # served now, so that the hashing gate refuses it now
+        assert not any(connections.has_finished(channel) for channel in queued)
     finally:
         release.set()
         dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 @pytest.mark.parametrize(
@@ -261,44 +293,45 @@ def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
 def test_shutdown_cancels_requests_still_waiting_for_a_thread(method, path, limits):
     import threading
 
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=1, **limits)
     dispatcher.set_thread_count(2)
     release = threading.Event()
-    channels = [FakeChannel(method, path, release) for _ in range(3)]
-    for channel in channels:
-        dispatcher.add_task(channel)
-    wait_until(lambda: channels[0].started)
+    connections = Connections(dispatcher, hold=[path], release=release)
+    channels = [connections.open(method, path, ident=str(i)) for i in range(3)]
+    wait_until(lambda: connections.has_started(channels[0]))
     stopping = threading.Thread(target=dispatcher.shutdown, kwargs={"timeout": 5})
     stopping.start()  # while the first still runs: the two others are waiting for a thread
-    wait_until(lambda: all(channel.cancelled for channel in channels[1:]))
+    wait_until(lambda: all(channel.will_close and not channel.requests for channel in channels[1:]))  # waitress's cancel
     release.set()
     stopping.join(10)
-    assert channels[0].finished and not any(channel.started for channel in channels[1:])
+    assert connections.has_finished(channels[0]) and not any(connections.has_started(c) for c in channels[1:])
+    connections.close()
 
 
 def test_at_most_busy_threads_requests_compute_at_once():
     import threading
 
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     dispatcher = FairTaskDispatcher([], slow_threads=1, busy_threads=2, young_sec=60)
     dispatcher.set_thread_count(6)
     release = threading.Event()
+    connections = Connections(dispatcher, hold=["/v1/movies"], release=release)
     try:
-        reads = [FakeChannel("GET", "/v1/movies", release) for _ in range(5)]
-        for read in reads:
-            dispatcher.add_task(read)
-        wait_until(lambda: sum(read.started for read in reads) == 2)
+        reads = [connections.open("GET", "/v1/movies", ident=str(i)) for i in range(5)]
+        wait_until(lambda: sum(connections.has_started(read) for read in reads) == 2)
         dispatcher.tick()  # none is older than young_sec: the three others still wait
-        assert sum(read.started for read in reads) == 2 and len(dispatcher.busy_queue) == 3
+        assert sum(connections.has_started(read) for read in reads) == 2 and len(dispatcher.busy_queue) == 3
         release.set()
-        wait_until(lambda: all(read.finished for read in reads))  # each end let the next one in
-        assert not dispatcher.young and not dispatcher.busy_queue
+        wait_until(lambda: all(connections.has_finished(read) for read in reads))  # each end let the next one in
+        wait_until(lambda: not dispatcher.young)
+        assert not dispatcher.busy_queue
     finally:
         release.set()
         dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 def test_a_request_waiting_longer_than_young_sec_gives_its_place_away():
@@ -306,30 +339,29 @@ def test_a_request_waiting_longer_than_young_sec_gives_its_place_away():
     pool's other threads serve what needs no database."""
     import threading
 
-    from cinema_api.server import FairTaskDispatcher
+    from cinema_api.runtime.server import FairTaskDispatcher
 
     now = [100.0]
     dispatcher = FairTaskDispatcher([], slow_threads=1, clock=lambda: now[0], busy_threads=2, young_sec=0.1)
     dispatcher.set_thread_count(6)
     frozen = threading.Event()
+    connections = Connections(dispatcher, hold=["/v1/users"], release=frozen)
     try:
-        stuck = [FakeChannel("GET", "/v1/users", frozen) for _ in range(3)]
-        for channel in stuck:
-            dispatcher.add_task(channel)
-        home = FakeChannel("GET", "/")
-        dispatcher.add_task(home)
-        wait_until(lambda: sum(channel.started for channel in stuck) == 2)
-        assert not home.started
+        stuck = [connections.open("GET", "/v1/users", ident=str(i)) for i in range(3)]
+        home = connections.open("GET", "/")
+        wait_until(lambda: sum(connections.has_started(channel) for channel in stuck) == 2)
+        assert not connections.has_started(home)
         now[0] += 0.2  # the two running are now waiting, not computing
         dispatcher.tick()
-        wait_until(lambda: home.finished and stuck[2].started)
+        wait_until(lambda: connections.has_finished(home) and connections.has_started(stuck[2]))
         assert not dispatcher.busy_queue
         frozen.set()
-        wait_until(lambda: all(channel.finished for channel in stuck))
-        assert not dispatcher.young  # the turns that gave their place away did not count again
+        wait_until(lambda: all(connections.has_finished(channel) for channel in stuck))
+        wait_until(lambda: not dispatcher.young)  # the turns that gave their place away did not count again
     finally:
         frozen.set()
         dispatcher.shutdown(timeout=5)
+        connections.close()
 
 
 @pytest.mark.slow
@@ -364,7 +396,7 @@ def test_a_server_on_several_addresses_serves_each_and_stops_gracefully():
     import socket
     import threading
 
-    from cinema_api.server import GracefulServer
+    from cinema_api.runtime.server import GracefulServer
 
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
@@ -485,7 +517,7 @@ def test_the_loop_leaves_a_running_tasks_output_to_its_thread():
     over when the task ends, or when the output passes the high watermark."""
     from waitress.adjustments import Adjustments
 
-    from cinema_api.server import Channel
+    from cinema_api.runtime.server import Channel
 
     channel = Channel.__new__(Channel)  # the rule only: no socket needed
     channel.adj = Adjustments()
@@ -509,7 +541,7 @@ def test_a_large_response_to_a_slow_reader_arrives_whole():
     import threading
     import time
 
-    from cinema_api.server import GracefulServer
+    from cinema_api.runtime.server import GracefulServer
 
     chunk = b"x" * 65536
     chunks = 64  # 4 MiB: far more than the socket buffers hold
@@ -546,7 +578,7 @@ def test_malloc_arenas_are_bounded_where_the_c_library_is_glibc():
     """Eight request threads must not each keep an arena of freed memory (RSS of the scale case)."""
     import platform
 
-    from cinema_api.server import tune_malloc
+    from cinema_api.runtime.server import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
 
@@ -555,7 +587,7 @@ def test_malloc_arenas_are_bounded_where_the_c_library_is_glibc():
 # (below the threshold: on the heap either way), then freed: what the process's RSS (MiB) kept.
 LARGE_BLOCKS = """
 import sys
-from cinema_api.server import tune_malloc
+from cinema_api.runtime.server import tune_malloc
 
 def rss():
     with open("/proc/self/status") as status:
@@ -595,7 +627,7 @@ def test_a_response_leaves_in_one_send_with_its_header(monkeypatch):
     import http.client
     import threading
 
-    from cinema_api.server import Channel, GracefulServer
+    from cinema_api.runtime.server import Channel, GracefulServer
 
     sends = []
     real_send = Channel.send
@@ -660,20 +692,20 @@ SQLITE_URL, POSTGRES_URL = "sqlite:///busy.sqlite", "postgresql://postgres@127.0
 def test_busy_threads_auto_follows_the_database(url, value, threads, expected):
     """SQLite's calls run in the process and hold the interpreter lock: two places; a PostgreSQL
     request also waits on the server's round trips, without the lock: half the threads."""
-    from cinema_api.server import read_busy_threads
+    from cinema_api.runtime.server import read_busy_threads
 
     assert read_busy_threads(_App(url), value, threads) == expected
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "2.5"])
 def test_busy_threads_that_are_neither_auto_nor_a_positive_integer_stop_the_start(value):
-    from cinema_api.server import read_busy_threads
+    from cinema_api.runtime.server import read_busy_threads
 
     with pytest.raises(SystemExit, match="busy_threads must be a positive integer or auto"):
         read_busy_threads(_App(SQLITE_URL), value, 8)
 
 
 def test_busy_threads_auto_without_the_applications_settings_is_half_the_threads():
-    from cinema_api.server import read_busy_threads
+    from cinema_api.runtime.server import read_busy_threads
 
     assert read_busy_threads(object(), "auto", 8) == 4
