@@ -11,6 +11,7 @@ with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
 # Every runtime dependency is pinned: these versions are tested together.
 requires = [
     "pyramid==2.1",
+    "pyramid_retry==2.1.1",  # a deadlocked request runs again on a new request object
     # pyramid and cornice import pkg_resources, which setuptools 82 removed; from
     # 80.9 on, that import prints a UserWarning on stderr before logging is configured (non-JSON
     # lines in LOG_FORMAT=json output). 80.8 still warns, but as a DeprecationWarning: silent.
@@ -35,6 +36,8 @@ tests_require = [
     "WebTest==3.0.7",
     "pytest==9.2.0",
     "openapi-spec-validator==0.9.0",
+    "ruff==0.17.5",  # the linter of .ci/run (ruff.toml)
+    "coverage==7.17.3",  # .ci/run's coverage floor (.coveragerc)
 ]
 
 setup(

@@ -309,7 +309,7 @@ def floor_server(threads):
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("bench/floor.py did not start")
+                    raise RuntimeError("bench/floor.py did not start") from None
                 time.sleep(0.05)
         yield url
     finally:

@@ -160,7 +160,7 @@ def parse_cache_url(value, here=None):
         raise ValueError("must be memory://, null:// or redis://host:port/db")
     if scheme.startswith("redis"):
         try:
-            urlsplit(value).port
+            urlsplit(value).port  # noqa: B018 (reading it raises ValueError for a bad port)
         except ValueError:
             raise ValueError("has an invalid port") from None
     return value
@@ -515,8 +515,8 @@ def secret_entropy_bits(secret):
             best[end] = bits
 
     latest = {}  # the first three characters of a repeat -> the latest places they appeared
-    # the long repeat found last: secret[copy_start:copy_end] repeats what is `copy_back` before it
-    copy_start = copy_end = copy_back = 0
+    # the long repeat found last ends at copy_end, and repeats what is `copy_back` before it
+    copy_end = copy_back = 0
     for start in range(size):
         here = best[start]
         relax(start + 1, here + char_bits)
@@ -557,7 +557,7 @@ def secret_entropy_bits(secret):
                 if length == SECRET_MAX_REPEAT:  # a long one: followed to its end once, then carried
                     while start + length < size and secret[place + length] == secret[start + length]:
                         length += 1
-                    copy_start, copy_end, copy_back = start, start + length, start - place
+                    copy_end, copy_back = start + length, start - place
                 longest = max(longest, length)
             places.append(start)
             if len(places) > SECRET_REPEAT_CANDIDATES:
@@ -581,3 +581,41 @@ def published_secrets(here):
         except OSError:
             continue
     return found
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server runner listens and how long it drains on a stop."""
+
+    host: str
+    port: int
+    shutdown_timeout: float
+
+
+#: The server runner's own settings: ``[server:main]`` keys, overridden as every other setting.
+SERVER_OVERRIDES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT")
+
+
+def load_server_settings(here, host, port, shutdown_timeout, environ=None, dotenv=None):
+    """``[server:main]``'s host, port and shutdown timeout, after ``HOST``, ``PORT`` and
+    ``SHUTDOWN_TIMEOUT`` (OS environment > ``.env`` > ini). Variables given on the pserve command
+    line cannot override an ini file's own ``[DEFAULT]`` values, so the runner reads these here."""
+    environ = os.environ if environ is None else environ
+    dotenv = read_dotenv(here) if dotenv is None else dotenv
+
+    def value(name, ini):
+        return environ.get(name) or dotenv.get(name) or ini
+
+    try:
+        port = int(value("PORT", port))
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SettingsError("PORT must be an integer between 0 and 65535") from None
+    try:
+        shutdown_timeout = float(value("SHUTDOWN_TIMEOUT", shutdown_timeout))
+        if shutdown_timeout < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SettingsError("SHUTDOWN_TIMEOUT must be a number of seconds") from None
+    return ServerSettings(value("HOST", host), port, shutdown_timeout)

@@ -152,7 +152,7 @@ class ServerProcess:
                     return self
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("server did not start: %s" % self.stop())
+                    raise RuntimeError("server did not start: %s" % self.stop()) from None
                 time.sleep(0.1)
 
     def stop(self):

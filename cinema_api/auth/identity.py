@@ -9,7 +9,7 @@ database says its login session (``sid``) is live: not revoked, not expired, its
 the cache keys on.
 """
 
-from cinema_api.core.request import request_state
+from cinema_api.core.state import request_state
 from cinema_api.infrastructure.db import live_login_session_of, select_rows
 from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
 

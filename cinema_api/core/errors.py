@@ -10,10 +10,11 @@ import logging
 from pony.orm.core import IsolationError
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
+from pyramid_retry import is_error_retryable
 from webob.util import status_reasons
 
 from cinema_api.core.acl import DENIED_MESSAGES
-from cinema_api.core.request import request_state
+from cinema_api.core.state import request_state
 from cinema_api.core.trace import safe_path, trace
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,10 @@ def release_exception(request):
     locals, the request among them: a cycle that only the garbage collector's next pass over
     old objects would free, and with it the request's body and whatever those frames read (a
     refused body of 1 MiB, three times: WebOb's copy, bytes and text). A server refusing ten
-    such bodies in a row kept several MiB."""
+    such bodies in a row kept several MiB. An error that will be retried keeps it: the retry
+    policy reads it after the request is finished, to run the request again."""
+    if is_error_retryable(request, request.exception):
+        return
     request.exception = request.exc_info = None
 
 

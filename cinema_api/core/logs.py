@@ -32,7 +32,7 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record):
         context = current_request.get()
         if context is not None:
-            for name, value in zip(("trace_id", "method", "path"), context):
+            for name, value in zip(("trace_id", "method", "path"), context, strict=True):
                 if getattr(record, name, None) is None:
                     setattr(record, name, value)
         return True

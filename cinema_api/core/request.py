@@ -9,39 +9,15 @@ factories, built once and kept on the request.
 
 from pyramid.request import Request
 
+from cinema_api.core.body import MAX_BODY_BYTES
+
 SERVICES_KEY = "cinema.request_services"
 
-#: The one key of the WSGI environ through which the serving machinery passes on what it found
-#: out about a request, so that nothing is done twice: the route (the routes mapper), the
-#: authentication (the fast path of cached hits or the security policy, whichever came first),
-#: the catalogue version read with it and the cache key the fast path missed (the cache tween).
-STATE_KEY = "cinema.state"
-
-
-class RequestState:
-    """What the serving machinery found out about one request (``environ[STATE_KEY]``)."""
-
-    __slots__ = ("route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key")
-
-    def __init__(self):
-        self.route = None  # (path, the routes mapper's answer for it)
-        self.authenticated = False  # whether the token was checked (the fields below say how)
-        self.identity = None
-        self.auth_error = None  # why the token does not authenticate: the 401's message
-        self.auth_failure = None  # what checking it raised (a database error): raised again to whoever asks
-        self.catalog_version = None  # read with the login session
-        self.missed_key = None  # the cache key looked up in vain
-
-
-def request_state(environ):
-    """The request's :class:`RequestState`, made on first use."""
-    state = environ.get(STATE_KEY)
-    if state is None:
-        state = environ[STATE_KEY] = RequestState()
-    return state
-
-
 class CinemaRequest(Request):
+    #: A body WebOb copies (a request that may be retried, see pyramid_retry) stays in memory: the
+    #: body check refuses larger ones unread, and a temporary file would be left unclosed.
+    request_body_tempfile_limit = MAX_BODY_BYTES
+
     def __getattr__(self, name):
         # only called for attributes the request does not have
         if name.startswith("__") or name == "registry":

@@ -45,7 +45,7 @@ from pyramid.traversal import DefaultRootFactory
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cinema_api.core.request import request_state
+from cinema_api.core.state import request_state
 from cinema_api.core.threads import ProcessThread
 from cinema_api.infrastructure.breaker import CircuitBreaker
 from cinema_api.infrastructure.db import read_catalog_version

@@ -29,7 +29,9 @@ from pony.orm.dbproviders.postgres import PGPool, PGProvider
 from pony.utils import datetime2timestamp
 from pyramid.exceptions import ConfigurationExecutionError
 from pyramid.tweens import EXCVIEW
+from pyramid_retry import is_last_attempt, mark_error_retryable
 
+from cinema_api.core.body import MAX_BODY_BYTES
 from cinema_api.core.clock import utcnow
 from cinema_api.core.errors import domain_error_view, error_response
 from cinema_api.core.threads import ProcessThread
@@ -380,26 +382,46 @@ def db_session_tween_factory(handler, registry):
     """One ``db_session`` per request: commit on success, roll back on any error response.
 
     It sits under the exception view tween, so an error raised while committing still
-    becomes a JSON error response.
+    becomes a JSON error response. A deadlock or serialization failure rolled everything back:
+    it is marked retryable, and the execution policy (``pyramid_retry``) runs the whole request
+    again on a new request object (:func:`retry_attempts`), after a short jittered pause (as
+    Warehouse retries them); on the last attempt it is answered 409.
     """
 
     def db_session_tween(request):
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with db_session(strict=True):
-                    response = handler(request)
-                    if response.status_code >= 400:
-                        discard_changes()
-                    return response
-            except Exception as exc:
-                # A deadlock or serialization failure rolled everything back: the whole request
-                # may run again, after a short jittered pause (as Warehouse retries them).
-                if attempt == ATTEMPTS or not is_retryable(exc):
-                    raise
+        try:
+            with db_session(strict=True):
+                response = handler(request)
+                if response.status_code >= 400:
+                    discard_changes()
+                return response
+        except Exception as exc:
+            if is_retryable(exc) and not is_last_attempt(request):
+                attempt = request.environ.get("retry.attempt", 0) + 1
                 log.info("retrying after %s [trace %s]", type(driver_error(exc)).__name__, request.trace_id)
                 time.sleep(random.uniform(0.5, 1.5) * RETRY_PAUSE_SEC * attempt)
+                mark_error_retryable(exc)
+            raise
 
     return db_session_tween
+
+
+#: Requests that run once: reads (they neither deadlock nor fail to serialize at READ COMMITTED),
+#: and bodies the body check refuses unread (over the limit, or chunked), which a retry would have
+#: to copy first.
+_RUN_ONCE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def retry_attempts(request):
+    """``pyramid_retry``'s activate hook: how many attempts this request may have."""
+    if request.method in _RUN_ONCE_METHODS:
+        return 1
+    length = request.content_length
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return 1
+    if length is not None and length > MAX_BODY_BYTES:
+        return 1
+    return ATTEMPTS
 
 
 # ---------------------------------------------------------------- storage errors, at one boundary

@@ -68,7 +68,7 @@ class MemoryAttempts:
     def reserve(self, keys, limits, now, member):
         with self.lock:
             wait = 0.0
-            for key, limit in zip(keys, limits):
+            for key, limit in zip(keys, limits, strict=True):
                 attempts = self.times[key]
                 while attempts and next(iter(attempts.values())) <= now - WINDOW_SEC:
                     attempts.popitem(last=False)

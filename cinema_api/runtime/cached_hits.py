@@ -21,14 +21,14 @@ import time
 from urllib.parse import parse_qsl
 
 from pyramid.interfaces import IRoutesMapper, ISecurityPolicy
-from pyramid.router import default_execution_policy
+from pyramid_retry import RetryableExecutionPolicy
 
 from cinema_api.auth.identity import authenticate
 from cinema_api.core.logs import log_access
-from cinema_api.core.request import request_state
+from cinema_api.core.state import request_state
 from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
 from cinema_api.infrastructure.cache import cached_answer, hit_log
-from cinema_api.infrastructure.db import select_without_session
+from cinema_api.infrastructure.db import ATTEMPTS, retry_attempts, select_without_session
 from cinema_api.infrastructure.tokens import bearer_token
 
 _PLAIN = re.compile(r"[A-Za-z0-9/_.~=&-]*")
@@ -56,10 +56,12 @@ class _Answer:
 
 class CachedHits:
     """Pyramid execution policy: cached hits answered before any request object is built;
-    everything else through Pyramid (``default_execution_policy``)."""
+    everything else through ``pyramid_retry``'s policy, which runs a request whose transaction
+    deadlocked again, on a new request object (:func:`cinema_api.infrastructure.db.retry_attempts`)."""
 
     def __init__(self):
         self.registry = None
+        self.whole_way = RetryableExecutionPolicy(ATTEMPTS, activate_hook=retry_attempts)
 
     def __call__(self, environ, router):
         if environ.get("REQUEST_METHOD") == "GET":
@@ -69,7 +71,7 @@ class CachedHits:
                 answer = self.answer(environ, time.perf_counter())
                 if answer is not None:
                     return answer
-        return default_execution_policy(environ, router)
+        return self.whole_way(environ, router)
 
     def _prepare(self, registry):
         settings = registry["cinema.settings"]

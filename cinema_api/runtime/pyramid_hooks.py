@@ -21,7 +21,8 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRequestExtensions, IRoutesMapper
 from pyramid.urldispatch import RoutesMapper
 
-from cinema_api.core.request import SERVICES_KEY, request_state
+from cinema_api.core.request import SERVICES_KEY
+from cinema_api.core.state import request_state
 
 #: After every include: Cornice's own request property is registered by then.
 _AFTER_INCLUDES = 200

@@ -4,7 +4,8 @@ It serves the application with waitress and adds what waitress lacks:
 
 - ``HOST`` and ``PORT`` (OS environment, then the ``.env`` next to the ini file) override
   where it listens: variables given on the pserve command line cannot override an ini
-  file's own values, so the runner reads them.
+  file's own values, so the runner reads them (``cinema_api.settings.load_server_settings``,
+  where every setting is read). ``listen`` is refused in one line: ``host`` and ``port`` say it.
 - Graceful shutdown: on SIGTERM (or SIGINT) it stops accepting connections, lets the
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
@@ -58,7 +59,7 @@ from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from cinema_api.core.logs import flush_logs
 from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
-from cinema_api.settings import read_dotenv
+from cinema_api.settings import SettingsError, load_server_settings
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +79,6 @@ SQLITE_BUSY_THREADS = 2
 DEFAULT_CONNECTIONS_PER_ADDRESS = 128
 #: How often the I/O loop looks for connections whose client takes none of their output.
 STALL_CHECK_SEC = 1.0
-
-
-def _override(global_conf, name, value):
-    dotenv = read_dotenv(global_conf.get("here", "."))
-    return os.environ.get(name) or dotenv.get(name) or value
-
-
-def listen_address(global_conf, host, port):
-    """``(host, port)`` after the ``HOST``/``PORT`` overrides."""
-    host = _override(global_conf, "HOST", host)
-    port = _override(global_conf, "PORT", port)
-    try:
-        port = int(port)
-        if not 0 <= port <= 65535:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SystemExit("cinema_api: configuration error: PORT must be an integer between 0 and 65535") from None
-    return host, port
 
 
 def _checked(raw, convert, minimum, message):
@@ -121,11 +104,6 @@ def read_busy_threads(app, value, threads):
     if settings is not None and settings.database_url.is_sqlite:
         return min(SQLITE_BUSY_THREADS, max(1, threads // 2))
     return max(1, threads // 2)
-
-
-def read_shutdown_timeout(global_conf, value):
-    raw = _override(global_conf, "SHUTDOWN_TIMEOUT", value)
-    return _checked(raw, float, 0, "SHUTDOWN_TIMEOUT must be a number of seconds")
 
 
 class FairTaskDispatcher(ThreadedTaskDispatcher):
@@ -628,9 +606,13 @@ def run_server(
     **kwargs,
 ):
     """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
-    host, port = listen_address(global_conf, host, port)
-    kwargs.pop("listen", None)
-    timeout = read_shutdown_timeout(global_conf, shutdown_timeout)
+    if "listen" in kwargs:
+        raise SystemExit("cinema_api: configuration error: listen is not supported in [server:main]: use host and port (or HOST and PORT)")
+    try:
+        where = load_server_settings(global_conf.get("here", "."), host, port, shutdown_timeout)
+    except SettingsError as exc:
+        raise SystemExit("cinema_api: configuration error: %s" % exc) from None
+    host, port, timeout = where.host, where.port, where.shutdown_timeout
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
     connections_per_address = _checked(

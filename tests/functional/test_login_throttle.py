@@ -32,7 +32,7 @@ def test_a_username_no_key_can_hold_is_an_ordinary_failure_counted_against_its_u
         assert response.json["message"] == "Invalid credentials"
     fail_login(testapp, username, "10.50.1.1", status=429)
     # and the throttle is still on for everybody else
-    for index in range(10):
+    for _ in range(10):
         fail_login(testapp, "bob", "10.50.2.1")
     fail_login(testapp, "carol", "10.50.2.1", status=429)
 

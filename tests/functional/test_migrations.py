@@ -309,3 +309,43 @@ def test_cinema_migrate_applies_the_migrations_and_needs_no_jwt_secret(fresh_sql
     assert applied.returncode == 0, applied.stderr
     assert "applied: %s" % ", ".join(MIGRATIONS) in applied.stdout
     assert run("--list").stdout.strip() == "no pending migrations"
+
+
+def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_function(fresh_postgres_url):
+    """The rule lives twice: the query of ``live_login_session`` (SQLite) and migration 0004's
+    PL/pgSQL function (PostgreSQL). Both answer alike for every state a login session can be in."""
+    from datetime import datetime, timedelta
+
+    from cinema_api.infrastructure import db as storage
+
+    database_url = parse_database_url(fresh_postgres_url, HERE)
+    migrate.apply(database_url)
+    db = make_database(database_url, definers())
+    now = datetime(2030, 1, 1, 12)
+    with db_session:
+        live_user = db.User(username="alice", password_hash="x", role="manager", age=30)
+        gone_user = db.User(username="bob", password_hash="x", role="customer", age=30)
+        cases = {
+            "live": (db.LoginSession(user=live_user, expires_at=now + timedelta(hours=1)), live_user),
+            "revoked": (db.LoginSession(user=live_user, expires_at=now + timedelta(hours=1), revoked_at=now), live_user),
+            "expired": (db.LoginSession(user=live_user, expires_at=now), live_user),
+            "another user's": (db.LoginSession(user=gone_user, expires_at=now + timedelta(hours=1)), live_user),
+        }
+        cases = {name: (session.id, user.id) for name, (session, user) in cases.items()}
+        cases["unknown"] = (__import__("uuid").uuid4(), live_user.id)
+    answers = {}
+    with db_session:
+        for name, (session_id, user_id) in cases.items():
+            params = {"sid": session_id, "uid": user_id, "now": now}
+            as_query = storage.select_rows(db, storage._LIVE_LOGIN_SESSION, params)
+            as_function = storage.select_rows(db, storage._LIVE_LOGIN_SESSION_CALL, params)
+            answers[name] = (as_query[0][0] if as_query else None, as_function[0][0])
+    version = answers["live"][0].split(":")[1]
+    assert answers == {
+        "live": ("manager:" + version,) * 2,
+        "revoked": (None, None),
+        "expired": (None, None),
+        "another user's": (None, None),
+        "unknown": (None, None),
+    }
+    db.disconnect()

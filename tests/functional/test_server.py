@@ -7,24 +7,40 @@ import sys
 
 import pytest
 
-from cinema_api.runtime.server import listen_address
+from cinema_api.settings import SettingsError, load_server_settings
 from cinema_api.testing import ServerProcess, child_environ, copy_ini, free_port
+
+
+def listen_address(here, host, port):
+    where = load_server_settings(here, host, port, 10)
+    return where.host, where.port
 
 
 def test_host_and_port_come_from_the_environment_first(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("PORT=7000\nHOST=127.0.0.2\n")
     monkeypatch.delenv("HOST", raising=False)
     monkeypatch.delenv("PORT", raising=False)
-    assert listen_address({"here": str(tmp_path)}, "localhost", "6543") == ("127.0.0.2", 7000)
+    assert listen_address(str(tmp_path), "localhost", "6543") == ("127.0.0.2", 7000)
     monkeypatch.setenv("PORT", "8080")
-    assert listen_address({"here": str(tmp_path)}, "localhost", "6543") == ("127.0.0.2", 8080)
-    assert listen_address({"here": str(tmp_path / "none")}, "localhost", "6543") == ("localhost", 8080)
+    assert listen_address(str(tmp_path), "localhost", "6543") == ("127.0.0.2", 8080)
+    assert listen_address(str(tmp_path / "none"), "localhost", "6543") == ("localhost", 8080)
 
 
 def test_a_bad_port_stops_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PORT", "http")
-    with pytest.raises(SystemExit, match="PORT must be an integer"):
-        listen_address({"here": str(tmp_path)}, "localhost", "6543")
+    with pytest.raises(SettingsError, match="PORT must be an integer"):
+        listen_address(str(tmp_path), "localhost", "6543")
+    from cinema_api.runtime.server import run_server
+
+    with pytest.raises(SystemExit, match="configuration error: PORT must be an integer"):
+        run_server(None, {"here": str(tmp_path)})
+
+
+def test_a_listen_line_is_refused_in_one_line(tmp_path):
+    from cinema_api.runtime.server import run_server
+
+    with pytest.raises(SystemExit, match="listen is not supported in \\[server:main\\]: use host and port"):
+        run_server(None, {"here": str(tmp_path)}, listen="127.0.0.1:7000")
 
 
 def test_bad_server_settings_stop_with_one_line(monkeypatch, tmp_path):
@@ -275,6 +291,7 @@ def test_a_slow_request_that_could_not_start_in_time_goes_through_at_once():
     connections = Connections(dispatcher, hold=["/v1/auth/login"], release=release)
     try:
         queued = [connections.open("POST", "/v1/auth/login", ident=str(i)) for i in range(4)]
+        wait_until(lambda: connections.has_started(queued[0]))  # held on the one slow thread; three wait
         connections.hold = set()  # the late one is not held
         late = connections.open("POST", "/v1/auth/login", ident="late")  # three waiting at 2 s each: it would start after 6 s
         wait_until(lambda: connections.has_finished(late))  # served now, so that the hashing gate refuses it now

@@ -63,7 +63,7 @@ def test_new_entries_reach_redis_off_the_request_thread_a_batch_in_one_round_tri
     assert not sent or sum(sent) < len(keys)  # the request threads did not wait for Redis
     readers = [region_on("redis", name) for name in ("first", "second")]
     for index, key in enumerate(keys):
-        assert eventually(lambda: readers[index % 2].get(key)) == ("etag", key.encode())
+        assert eventually(lambda index=index, key=key: readers[index % 2].get(key)) == ("etag", key.encode())
     assert sum(sent) == len(keys) and len(sent) < len(keys), sent  # batched: fewer round trips than entries
 
 

@@ -112,7 +112,7 @@ class SecretUses(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Dict(self, node):
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             if key is not None and isinstance(self.fold(key), str) and self.names_re.search(self.fold(key)):
                 self.add(value)
         self.generic_visit(node)
@@ -144,7 +144,7 @@ class SecretUses(ast.NodeVisitor):
 
     def named_values(self, items):
         """``("JWT_SECRET", value)``: a value following the name of a secret."""
-        for name, value in zip(items, items[1:]):
+        for name, value in zip(items, items[1:], strict=False):
             name = self.fold(name)
             if isinstance(name, str) and re.fullmatch(r"(?:cinema\.)?[A-Za-z_]*secret", name, re.IGNORECASE):
                 self.add(value)
