@@ -13,7 +13,7 @@ from cinema_api.settings import parse_database_url
 from cinema_api.testing import copy_ini
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
-MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session"]
+MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session", "0005_database_environment"]
 
 
 def definers():
@@ -40,9 +40,9 @@ def insert(db, table, **values):
 
 def test_migrations_apply_and_pony_maps_every_table(database_url):
     assert migrate.pending(database_url) == MIGRATIONS
-    assert migrate.apply(database_url) == MIGRATIONS
+    assert migrate.apply(database_url, "testing") == MIGRATIONS
     assert migrate.pending(database_url) == []
-    assert migrate.apply(database_url) == []  # idempotent
+    assert migrate.apply(database_url, "testing") == []  # idempotent
     db = make_database(database_url, definers())  # check_tables=True: every mapped column exists
     with db_session:
         for table in TABLES:
@@ -51,7 +51,7 @@ def test_migrations_apply_and_pony_maps_every_table(database_url):
 
 
 def test_constraints_back_the_domain_rules(database_url):
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     User, Movie, Screening = db.User, db.Movie, db.Screening
     from datetime import datetime
@@ -103,7 +103,7 @@ def test_the_database_keeps_tickets_inside_the_seat_plan_and_one_per_seat(databa
 
     from cinema_api.rooms.entities import SeatPlan
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     with db_session:
         users = [db.User(username="user%d" % i, password_hash="x", role="customer", age=30) for i in range(4)]
@@ -152,7 +152,7 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
 
     from cinema_api.infrastructure.db import read_catalog_version
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     versions = []
 
@@ -187,10 +187,10 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
 
 
 def test_migrations_roll_back_completely(database_url):
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     assert migrate.rollback_all(database_url) == MIGRATIONS[::-1]
     assert migrate.pending(database_url) == MIGRATIONS
-    assert migrate.apply(database_url) == MIGRATIONS
+    assert migrate.apply(database_url, "testing") == MIGRATIONS
 
 
 def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_sqlite_url, tmp_path):
