@@ -223,3 +223,80 @@ def test_cinema_migrate_applies_the_migrations_and_needs_no_jwt_secret(fresh_sql
     assert applied.returncode == 0, applied.stderr
     assert "applied: %s" % ", ".join(MIGRATIONS) in applied.stdout
     assert run("--list").stdout.strip() == "no pending migrations"
+
+
+def recorded_rows(database_url):
+    """Every row of the table recording the database's environment."""
+    from yoyo import get_backend
+
+    backend = get_backend(database_url.url)
+    try:
+        return backend.execute('SELECT "id", "environment", "recorded_at" FROM "database_environment"').fetchall()
+    finally:
+        backend.connection.close()
+
+
+def test_cinema_migrate_records_the_environment_once_and_never_changes_it(database_url, tmp_path):
+    env = {"DATABASE_URL": database_url.url, "PATH": ""}
+    for name in ("production.ini", "development.ini", "testing.ini"):
+        copy_ini(name, tmp_path)
+    run = lambda ini: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "cinema_api.scripts.migrate", str(tmp_path / ini)],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert run("production.ini").returncode == 0
+    first = recorded_rows(database_url)
+    assert [row[:2] for row in first] == [(1, "production")]
+    for other in ("development.ini", "testing.ini"):
+        refused = run(other)
+        assert refused.returncode == 1
+        assert refused.stderr == "cinema-migrate: the database %s was made for production, not %s: each environment migrates and serves only its own database\n" % (
+            database_url.display, other[:-4])
+    again = run("production.ini")
+    assert again.returncode == 0 and "nothing, the schema is up to date" in again.stdout
+    assert recorded_rows(database_url) == first
+    # and the migration step itself, as the migrate-at-start of development and testing calls it
+    with pytest.raises(migrate.WrongEnvironment, match="was made for production, not development"):
+        migrate.apply(database_url, "development")
+    assert migrate.recorded_environment(database_url) == "production"
+
+
+def migrated_before_environments_were_recorded(database_url):
+    """A database migrated by a version before migration 0005: its schema, no environment."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(database_url.url)
+    try:
+        with backend.lock():
+            todo = backend.to_apply(read_migrations(migrate.MIGRATIONS_DIR))
+            backend.apply_migrations_only([m for m in todo if m.id != migrate.ENVIRONMENT_MIGRATION])
+    finally:
+        backend.connection.close()
+    assert migrate.pending(database_url) == [migrate.ENVIRONMENT_MIGRATION]
+
+
+def test_a_database_migrated_before_environments_were_recorded_is_recorded_only_by_cinema_migrate(database_url, caplog):
+    """The migrate-at-start of development (or cinema-seed) could be pointed at production's old
+    database by a stray .env: it refuses and names the command; cinema-migrate, where an operator
+    names the ini file, records that ini file's environment and says so in the log."""
+    migrated_before_environments_were_recorded(database_url)
+    with pytest.raises(migrate.WrongEnvironment) as info:
+        migrate.apply(database_url, "development")
+    assert str(info.value) == (
+        "the database %s records no environment (it was migrated before databases recorded theirs): "
+        "run cinema-migrate development.ini if it is development's" % database_url.display
+    )
+    assert migrate.pending(database_url) == [migrate.ENVIRONMENT_MIGRATION]  # nothing applied
+    with pytest.raises(migrate.WrongEnvironment, match="records no environment"):
+        migrate.check_environment(database_url, "production")
+
+    with caplog.at_level("WARNING", logger="cinema_api.infrastructure.migrate"):
+        assert migrate.apply(database_url, "production", claim_unrecorded=True) == [migrate.ENVIRONMENT_MIGRATION]
+    assert migrate.recorded_environment(database_url) == "production"
+    assert [r.getMessage() for r in caplog.records] == [
+        "the database %s recorded no environment (migrated before they were recorded): recorded as production from now on"
+        % database_url.display
+    ]
+    migrate.check_environment(database_url, "production")
+    with pytest.raises(migrate.WrongEnvironment, match="was made for production, not development"):
+        migrate.apply(database_url, "development", claim_unrecorded=True)
