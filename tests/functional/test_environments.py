@@ -48,7 +48,7 @@ def run(command, ini, directory, *args, **variables):
     try:
         return subprocess.run(
             [executable, str(directory / ini), *args],
-            cwd=str(directory), env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            cwd=str(directory), env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         pytest.fail("%s %s did not stop: it is serving" % (command, ini))
