@@ -13,6 +13,7 @@ from pyramid.exceptions import ConfigurationExecutionError
 from cinema_api.core.logs import configure_logging
 from cinema_api.core.trace import trace_event
 from cinema_api.infrastructure.db import unusable_database
+from cinema_api.infrastructure.migrate import wrong_environment
 from cinema_api.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def main(global_config, **ini_settings):
     except SettingsError as exc:
         raise SystemExit("cinema_api: configuration error: %s" % exc) from None
     except ConfigurationExecutionError as exc:
-        message = unusable_database(exc)
+        message = unusable_database(exc) or wrong_environment(exc)
         if message is None:
             raise
         raise SystemExit("cinema_api: " + message) from None

@@ -6,8 +6,9 @@ file) > ini > built-in default. Values are parsed and checked here, once, at sta
 a wrong value stops the application with a one-line message naming the setting.
 
 ``.env`` holds a machine's values (secrets, addresses); it cannot choose the mode: the ini file
-does (``ENVIRONMENT`` in ``.env`` is refused), so a ``.env`` written for development can never
-turn ``production.ini`` into a development server.
+does. ``ENVIRONMENT`` in ``.env`` is refused, and ``ENVIRONMENT`` in the OS environment may only
+repeat the ini file's own, so neither a ``.env`` written for development nor a variable left
+exported in a shell can turn ``production.ini`` into a development server.
 """
 
 import ipaddress
@@ -391,8 +392,9 @@ def read_dotenv(here):
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
-#: Settings that ``.env`` may not hold: the mode is chosen by the ini file (or the OS environment).
-NOT_FROM_DOTENV = frozenset({"environment"})
+#: Settings that ``.env`` may not hold, and that the OS environment may repeat but not change:
+#: the mode is chosen by the ini file.
+CHOSEN_BY_THE_INI_FILE = frozenset({"environment"})
 
 
 def load_settings(ini_settings, here, environ=None, dotenv=None, require_secret=True):
@@ -403,7 +405,7 @@ def load_settings(ini_settings, here, environ=None, dotenv=None, require_secret=
     is then neither required nor checked."""
     environ = os.environ if environ is None else environ
     dotenv = read_dotenv(here) if dotenv is None else dotenv
-    for name in NOT_FROM_DOTENV:
+    for name in CHOSEN_BY_THE_INI_FILE:
         if env_name(name) in dotenv:
             raise SettingsError(
                 "%s cannot be set in %s: the ini file chooses the mode (pserve development.ini or production.ini)"
@@ -412,7 +414,7 @@ def load_settings(ini_settings, here, environ=None, dotenv=None, require_secret=
     values = {}
     for name, (parse, default) in SCHEMA.items():
         key = env_name(name)
-        if key in environ:
+        if key in environ and name not in CHOSEN_BY_THE_INI_FILE:
             raw = environ[key]
         elif key in dotenv:
             raw = dotenv[key]
@@ -422,8 +424,14 @@ def load_settings(ini_settings, here, environ=None, dotenv=None, require_secret=
             raw = default(values) if callable(default) else default
         try:
             values[name] = parse(raw, here)
+            given = parse(environ[key], here) if key in environ and name in CHOSEN_BY_THE_INI_FILE else values[name]
         except ValueError as exc:
             raise SettingsError("%s %s" % (key, exc)) from None
+        if given != values[name]:
+            raise SettingsError(
+                "%s=%s in the environment contradicts the ini file (cinema.%s = %s): the ini file chooses "
+                "the mode; unset %s or start the ini file of that mode" % (key, given, name, values[name], key)
+            )
     settings = Settings(here=here, cache_regions=cache_regions(ini_settings, values["cache_url"]), **values)
     if require_secret:
         _check_secret(settings)

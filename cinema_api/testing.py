@@ -4,6 +4,7 @@ private Redis server, a TCP proxy that slows a connection down, calls that race 
 import json
 import os
 import queue
+import secrets
 import shutil
 import signal
 import socket
@@ -124,22 +125,43 @@ def stop_process(process, log, timeout):
     return output
 
 
+def script(name):
+    """The path of the console script ``name`` of this environment (``pserve``, ``cinema-migrate``)."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
 class ServerProcess:
     """``pserve <ini>`` in a child process on a free loopback port, stopped on exit. It runs
-    on a copy of the project's ini file in a directory of its own (see :func:`copy_ini`)."""
+    on a copy of the project's ini file in a directory of its own (see :func:`copy_ini`).
 
-    def __init__(self, ini="development.ini", args=(), **environ):
+    ``migrate=True`` first runs ``cinema-migrate <ini>`` with the same environment, as the deploy
+    recipes do: production never migrates by itself and serves only a database migrated for it,
+    so this is how a test runs production.ini as shipped (an ``ENVIRONMENT`` that contradicts the
+    ini file stops it). production.ini gets a random ``JWT_SECRET`` unless one is given."""
+
+    def __init__(self, ini="development.ini", args=(), migrate=False, **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        if os.path.basename(ini) == "production.ini":
+            environ.setdefault("JWT_SECRET", secrets.token_urlsafe(48))
         self.env = child_environ(PORT=str(self.port), HOST="127.0.0.1", **environ)
         self.ini = ini
         self.args = args
+        self.migrate = migrate
         self.process = None
 
     def __enter__(self):
-        pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
+        pserve = script("pserve")
         self.directory = tempfile.TemporaryDirectory(prefix="cinema-server-")
         ini = copy_ini(self.ini, self.directory.name)
+        if self.migrate:
+            migrated = subprocess.run(
+                [script("cinema-migrate"), ini], cwd=self.directory.name, env=self.env,
+                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            )
+            if migrated.returncode != 0:
+                self.directory.cleanup()
+                raise RuntimeError("cinema-migrate failed: %s" % migrated.stderr)
         # A file, not a pipe: a server logging more than a pipe holds must not block.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(

@@ -361,8 +361,9 @@ def _bind(config):
                 "cinema_api: the database is not migrated (%d pending: %s); run: cinema-migrate production.ini"
                 % (len(pending), ", ".join(pending))
             )
+        migrate.check_environment(url, settings.environment)
     else:
-        applied = migrate.apply(url)
+        applied = migrate.apply(url, settings.environment)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
     definers = config.registry.get("cinema.entity_definers", [])

@@ -15,6 +15,7 @@ from pyramid.paster import get_appsettings, setup_logging
 
 from cinema_api.core.logs import configure_logging
 from cinema_api.infrastructure.db import unusable_database
+from cinema_api.infrastructure.migrate import wrong_environment
 from cinema_api.settings import SettingsError, load_settings
 
 
@@ -48,8 +49,9 @@ def load_script_settings(config_uri, prog):
 
 
 def exit_on_storage_failure(exc, prog):
-    """Exit with the one line of a database that cannot be used; any other error goes on."""
-    message = unusable_database(exc)
+    """Exit with the one line of a database that cannot be used (unreachable, or made for another
+    environment); any other error goes on."""
+    message = unusable_database(exc) or wrong_environment(exc)
     if message is None:
         raise exc
     raise SystemExit("%s: %s" % (prog, message)) from None
@@ -58,7 +60,7 @@ def exit_on_storage_failure(exc, prog):
 def build_registry(settings, ini, prog):
     """The registry of the application of these settings (from :func:`load_script_settings`),
     built but not served: development applies pending migrations, production refuses a
-    database that has some."""
+    database that has some; each refuses a database made for another environment."""
     from cinema_api import make_app
 
     try:

@@ -1,4 +1,8 @@
-"""cinema-migrate <ini>: apply the pending schema migrations to DATABASE_URL."""
+"""cinema-migrate <ini>: apply the pending schema migrations to DATABASE_URL.
+
+A new database records the ini file's environment; one made for another environment is refused
+with one line. One migrated before environments were recorded is recorded as this ini file's
+(the operator names it), with a warning in the log."""
 
 import argparse
 import sys
@@ -10,7 +14,7 @@ PROG = "cinema-migrate"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config_uri", help="the ini file, e.g. production.ini")
     parser.add_argument("--list", action="store_true", help="only list the pending migrations")
     args = parser.parse_args(argv)
@@ -20,7 +24,7 @@ def main(argv=None):
             pending = migrate.pending(settings.database_url)
             print("\n".join(pending) if pending else "no pending migrations")
             return 0
-        applied = migrate.apply(settings.database_url)
+        applied = migrate.apply(settings.database_url, settings.environment, claim_unrecorded=True)
     except Exception as exc:
         exit_on_storage_failure(exc, PROG)
     print("applied: %s" % (", ".join(applied) if applied else "nothing, the schema is up to date"))

@@ -3,8 +3,9 @@
 A manager and a customer (their credentials are printed), a few dozen movies, five rooms with
 their seat plans, a week of sessions in them starting tomorrow, and some tickets (with seats),
 one of them already used. Running it again adds only what is missing: a room a manager has
-changed is left as it is. It refuses a production configuration unless
-``--allow-production`` is given: the demo passwords are public.
+changed is left as it is. The demo passwords are public: it refuses a production configuration,
+and a database made for production whatever the ini file, ``.env`` or the environment say (the
+database records the environment it was made for), before it writes anything.
 """
 
 import argparse
@@ -14,6 +15,7 @@ from datetime import datetime, time, timedelta
 from pony.orm import db_session, select
 
 from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure import migrate
 from cinema_api.movies.entities import TIMESLOTS
 from cinema_api.movies.services import Movies, Screenings
 from cinema_api.rooms.services import Rooms
@@ -111,11 +113,19 @@ PROG = "cinema-seed"
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config_uri", help="the ini file, e.g. development.ini")
-    parser.add_argument("--allow-production", action="store_true", help="seed even a production configuration")
     args = parser.parse_args(argv)
     settings, ini = load_script_settings(args.config_uri, PROG)
-    if settings.is_production and not args.allow_production:
-        raise SystemExit("%s: refusing to load public demo accounts into production (use --allow-production)" % PROG)
+    if settings.is_production:
+        raise SystemExit("%s: refusing to load public demo accounts into production" % PROG)
+    try:
+        made_for = migrate.recorded_environment(settings.database_url)
+    except Exception as exc:
+        exit_on_storage_failure(exc, PROG)
+    if made_for == "production":
+        raise SystemExit(
+            "%s: the database %s was made for production: the public demo accounts never go there"
+            % (PROG, settings.database_url.display)
+        )
     registry = build_registry(settings, ini, PROG)
     print("demo data in %s:" % settings.database_url.display)
     try:

@@ -206,7 +206,7 @@ def test_two_processes_share_postgresql_and_redis(fresh_postgres_url):
     import redis
 
     redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()  # this test's own database: no counts left from a previous run
-    environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": "redis://127.0.0.1:6379/13", "ENVIRONMENT": "development",
+    environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": "redis://127.0.0.1:6379/13",
                "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}  # production's budget
     with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
         status, _, body = first.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})

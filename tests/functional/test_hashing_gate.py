@@ -171,11 +171,11 @@ def test_a_real_server_flooded_from_one_address_answers_another_within_the_bound
 
     # production.ini: its waitress leaves X-Forwarded-For to the application (TRUSTED_PROXIES)
     environ = {
-        "DATABASE_URL": "sqlite:///" + str(tmp_path / "flood.sqlite"), "ENVIRONMENT": "development",
+        "DATABASE_URL": "sqlite:///" + str(tmp_path / "flood.sqlite"),
         "JWT_SECRET": secrets.token_urlsafe(48), "BCRYPT_ROUNDS": "10", "BCRYPT_CONCURRENCY": "4",
         "TRUSTED_PROXIES": "127.0.0.1",
     }
-    with ServerProcess(ini="production.ini", **environ) as server:
+    with ServerProcess(ini="production.ini", migrate=True, **environ) as server:
         flooder, bob = ({"username": name, "password": PASSWORD} for name in ("flooder", "bob"))
         for body in (flooder, bob):
             assert server.request("POST", "/v1/auth/register", dict(body, age=30))[0] == 201

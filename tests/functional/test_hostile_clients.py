@@ -1,6 +1,5 @@
 """Hostile clients against a real server process (docs/API.md sections 1 and 7)."""
 
-import secrets
 import socket
 
 import pytest
@@ -20,13 +19,8 @@ def raw_request(port, request_line):
 @pytest.mark.slow
 @pytest.mark.parametrize("ini", ["development.ini", "production.ini"])
 def test_a_request_cannot_forge_a_text_log_line(tmp_path, ini):
-    environ = {
-        "DATABASE_URL": "sqlite:///" + str(tmp_path / "logs.sqlite"),
-        "ENVIRONMENT": "development",  # applies the migrations; the ini's logging stays
-        "JWT_SECRET": secrets.token_urlsafe(48),
-        "LOG_FORMAT": "text",
-    }
-    with ServerProcess(ini=ini, **environ) as server:
+    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "logs.sqlite"), "LOG_FORMAT": "text"}
+    with ServerProcess(ini=ini, migrate=True, **environ) as server:  # each ini file as shipped, its logging included
         answer = raw_request(server.port, "GET /v1/x%0d%0a" + FORGED.replace(" ", "%20"))
         assert answer.startswith("HTTP/1.1 404")
         output = server.stop()
@@ -66,7 +60,7 @@ def test_idle_and_slow_connections_leave_other_requests_answered_within_a_second
 
     from tests.conftest import PASSWORD, bearer
 
-    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "conns.sqlite"), "ENVIRONMENT": "development"}
+    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "conns.sqlite")}
     with ServerProcess(**environ) as server:
         _, _, body = server.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})
         auth = bearer(body["accessToken"])
@@ -101,8 +95,8 @@ def test_the_login_budget_is_exact_across_two_processes(fresh_postgres_url):
         pytest.skip("redis-server is not installed")
     with RedisServer() as redis_server:
         # hashing gates large enough for every attempt: what limits the checks is the budget alone
-        environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": redis_server.url, "ENVIRONMENT": "development",
-                   "BCRYPT_CONCURRENCY": "16", "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}
+        environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": redis_server.url, "BCRYPT_CONCURRENCY": "16",
+                    "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}
         with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
             assert first.request("POST", "/v1/auth/register", {"username": "alice", "password": PASSWORD, "age": 30})[0] == 201
 
@@ -125,11 +119,7 @@ def test_a_body_built_to_backtrack_is_refused_at_once_and_holds_up_no_other_requ
     import threading
     import time
 
-    environ = {
-        "DATABASE_URL": "sqlite:///" + str(tmp_path / "body.sqlite"),
-        "ENVIRONMENT": "development",
-        "JWT_SECRET": secrets.token_urlsafe(48),
-    }
+    environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path / "body.sqlite")}
     assert len(ATTACK_BODY) <= 1024 * 1024
     answers = {}
 
@@ -141,7 +131,7 @@ def test_a_body_built_to_backtrack_is_refused_at_once_and_holds_up_no_other_requ
         answers[path] = (response.status, response.read(), time.monotonic() - started)
         connection.close()
 
-    with ServerProcess(ini=ini, **environ) as server:
+    with ServerProcess(ini=ini, migrate=True, **environ) as server:
         attackers = [threading.Thread(target=attack, args=(path,)) for path in ("/v1/auth/refresh", "/v1/auth/login")]
         for thread in attackers:
             thread.start()

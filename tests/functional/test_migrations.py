@@ -13,7 +13,14 @@ from cinema_api.settings import parse_database_url
 from cinema_api.testing import copy_ini
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
 
-MIGRATIONS = ["0001_initial", "0002_catalog_version", "0003_rooms_and_seats", "0004_live_login_session", "0006_kept_rows"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_catalog_version",
+    "0003_rooms_and_seats",
+    "0004_live_login_session",
+    "0005_database_environment",
+    "0006_kept_rows",
+]
 
 
 def definers():
@@ -40,9 +47,9 @@ def insert(db, table, **values):
 
 def test_migrations_apply_and_pony_maps_every_table(database_url):
     assert migrate.pending(database_url) == MIGRATIONS
-    assert migrate.apply(database_url) == MIGRATIONS
+    assert migrate.apply(database_url, "testing") == MIGRATIONS
     assert migrate.pending(database_url) == []
-    assert migrate.apply(database_url) == []  # idempotent
+    assert migrate.apply(database_url, "testing") == []  # idempotent
     db = make_database(database_url, definers())  # check_tables=True: every mapped column exists
     with db_session:
         for table in TABLES:
@@ -51,7 +58,7 @@ def test_migrations_apply_and_pony_maps_every_table(database_url):
 
 
 def test_constraints_back_the_domain_rules(database_url):
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     User, Movie, Screening = db.User, db.Movie, db.Screening
     from datetime import datetime
@@ -103,7 +110,7 @@ def test_the_database_keeps_tickets_inside_the_seat_plan_and_one_per_seat(databa
 
     from cinema_api.rooms.entities import SeatPlan
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     with db_session:
         users = [db.User(username="user%d" % i, password_hash="x", role="customer", age=30) for i in range(4)]
@@ -155,7 +162,7 @@ def test_the_database_keeps_the_seat_plan_of_a_session_with_tickets(database_url
 
     from cinema_api.rooms.entities import SeatPlan
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     with db_session:
         user = db.User(username="buyer", password_hash="x", role="customer", age=30)
@@ -192,7 +199,7 @@ def test_the_database_keeps_its_catalogue_version_row(database_url):
 
     from cinema_api.infrastructure.db import read_catalog_version
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     refusals = ['DELETE FROM "catalog_version"'] + ([] if database_url.is_sqlite else ['TRUNCATE "catalog_version"'])
     for statement in refusals:
@@ -211,7 +218,7 @@ def test_a_database_that_lost_its_catalogue_version_row_gets_a_new_one(database_
 
     from cinema_api.infrastructure.db import read_catalog_version
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     backend = get_backend(database_url.url)
     try:
         with backend.lock():
@@ -224,7 +231,7 @@ def test_a_database_that_lost_its_catalogue_version_row_gets_a_new_one(database_
         db.execute('DELETE FROM "catalog_version"')  # as before 0006: nothing refused it
     with db_session:
         assert read_catalog_version(db) is None
-    assert migrate.apply(database_url) == ["0006_kept_rows"]
+    assert migrate.apply(database_url, "testing") == ["0006_kept_rows"]
     with db_session:
         assert read_catalog_version(db) is not None
     assert "catalogue version's row was missing" in caplog.text
@@ -238,7 +245,7 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
 
     from cinema_api.infrastructure.db import read_catalog_version
 
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     versions = []
 
@@ -273,10 +280,10 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
 
 
 def test_migrations_roll_back_completely(database_url):
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     assert migrate.rollback_all(database_url) == MIGRATIONS[::-1]
     assert migrate.pending(database_url) == MIGRATIONS
-    assert migrate.apply(database_url) == MIGRATIONS
+    assert migrate.apply(database_url, "testing") == MIGRATIONS
 
 
 def test_production_refuses_an_unmigrated_database_and_names_the_command(fresh_sqlite_url, tmp_path):
@@ -319,7 +326,7 @@ def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_fun
     from cinema_api.infrastructure import db as storage
 
     database_url = parse_database_url(fresh_postgres_url, HERE)
-    migrate.apply(database_url)
+    migrate.apply(database_url, "testing")
     db = make_database(database_url, definers())
     now = datetime(2030, 1, 1, 12)
     with db_session:
@@ -349,3 +356,78 @@ def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_fun
         "unknown": (None, None),
     }
     db.disconnect()
+def recorded_rows(database_url):
+    """Every row of the table recording the database's environment."""
+    from yoyo import get_backend
+
+    backend = get_backend(database_url.url)
+    try:
+        return backend.execute('SELECT "id", "environment", "recorded_at" FROM "database_environment"').fetchall()
+    finally:
+        backend.connection.close()
+
+
+def test_cinema_migrate_records_the_environment_once_and_never_changes_it(database_url, tmp_path):
+    env = {"DATABASE_URL": database_url.url, "PATH": ""}
+    for name in ("production.ini", "development.ini", "testing.ini"):
+        copy_ini(name, tmp_path)
+    run = lambda ini: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "cinema_api.scripts.migrate", str(tmp_path / ini)],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert run("production.ini").returncode == 0
+    first = recorded_rows(database_url)
+    assert [row[:2] for row in first] == [(1, "production")]
+    for other in ("development.ini", "testing.ini"):
+        refused = run(other)
+        assert refused.returncode == 1
+        assert refused.stderr == "cinema-migrate: the database %s was made for production, not %s: each environment migrates and serves only its own database\n" % (
+            database_url.display, other[:-4])
+    again = run("production.ini")
+    assert again.returncode == 0 and "nothing, the schema is up to date" in again.stdout
+    assert recorded_rows(database_url) == first
+    # and the migration step itself, as the migrate-at-start of development and testing calls it
+    with pytest.raises(migrate.WrongEnvironment, match="was made for production, not development"):
+        migrate.apply(database_url, "development")
+    assert migrate.recorded_environment(database_url) == "production"
+
+
+def migrated_before_environments_were_recorded(database_url):
+    """A database migrated by a version before migration 0005: its schema, no environment."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(database_url.url)
+    try:
+        with backend.lock():
+            todo = backend.to_apply(read_migrations(migrate.MIGRATIONS_DIR))
+            backend.apply_migrations_only([m for m in todo if m.id != migrate.ENVIRONMENT_MIGRATION])
+    finally:
+        backend.connection.close()
+    assert migrate.pending(database_url) == [migrate.ENVIRONMENT_MIGRATION]
+
+
+def test_a_database_migrated_before_environments_were_recorded_is_recorded_only_by_cinema_migrate(database_url, caplog):
+    """The migrate-at-start of development (or cinema-seed) could be pointed at production's old
+    database by a stray .env: it refuses and names the command; cinema-migrate, where an operator
+    names the ini file, records that ini file's environment and says so in the log."""
+    migrated_before_environments_were_recorded(database_url)
+    with pytest.raises(migrate.WrongEnvironment) as info:
+        migrate.apply(database_url, "development")
+    assert str(info.value) == (
+        "the database %s records no environment (it was migrated before databases recorded theirs): "
+        "run cinema-migrate development.ini if it is development's" % database_url.display
+    )
+    assert migrate.pending(database_url) == [migrate.ENVIRONMENT_MIGRATION]  # nothing applied
+    with pytest.raises(migrate.WrongEnvironment, match="records no environment"):
+        migrate.check_environment(database_url, "production")
+
+    with caplog.at_level("WARNING", logger="cinema_api.infrastructure.migrate"):
+        assert migrate.apply(database_url, "production", claim_unrecorded=True) == [migrate.ENVIRONMENT_MIGRATION]
+    assert migrate.recorded_environment(database_url) == "production"
+    assert [r.getMessage() for r in caplog.records] == [
+        "the database %s recorded no environment (migrated before they were recorded): recorded as production from now on"
+        % database_url.display
+    ]
+    migrate.check_environment(database_url, "production")
+    with pytest.raises(migrate.WrongEnvironment, match="was made for production, not development"):
+        migrate.apply(database_url, "development", claim_unrecorded=True)

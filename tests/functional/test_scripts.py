@@ -91,8 +91,8 @@ def test_production_with_pending_migrations_is_one_line_naming_the_command(tmp_p
     ini = copy_ini("production.ini", tmp_path)
     result = run(script, ini, tmp_path, JWT_SECRET=production_secret())
     if script == "cinema-seed":  # it refuses production before it looks at the database
-        assert_one_line(result, "cinema-seed: refusing to load public demo accounts into production (use --allow-production)")
-        result = run(script, ini, tmp_path, extra_args=("--allow-production",))
+        assert_one_line(result, "cinema-seed: refusing to load public demo accounts into production")
+        return
     assert result.returncode == 1
     assert result.stderr.startswith("%s: the database is not migrated (" % script), result.stderr
     assert result.stderr.endswith("run: cinema-migrate production.ini\n") and result.stderr.count("\n") == 1

@@ -32,22 +32,22 @@ def test_seed_loads_demo_data_once(app, testapp):
     assert testapp.get("/v1/movie-sessions", headers=headers).json["meta"]["totalItems"] == sessions
 
 
-def run_script(module, ini, directory, **variables):
+def run_script(module, ini, directory, extra_args=(), **variables):
     env = child_environ(DATABASE_URL="sqlite:///" + str(directory / "seed.sqlite"), **variables)
     env.pop("CACHE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "cinema_api.scripts." + module, copy_ini(ini, directory)],
+        [sys.executable, "-m", "cinema_api.scripts." + module, copy_ini(ini, directory), *extra_args],
         cwd=str(directory), env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
 
 
-def test_seed_refuses_production_without_the_flag(tmp_path):
+def test_seed_refuses_production(tmp_path):
     assert run_script("migrate", "production.ini", tmp_path).returncode == 0
     result = run_script("seed", "production.ini", tmp_path)
     assert result.returncode == 1
-    assert result.stderr == (
-        "cinema-seed: refusing to load public demo accounts into production (use --allow-production)\n"
-    )
+    assert result.stderr == "cinema-seed: refusing to load public demo accounts into production\n"
+    # there is no way around it: the flag that allowed it is gone
+    assert run_script("seed", "production.ini", tmp_path, extra_args=("--allow-production",)).returncode == 2
 
 
 def test_seed_says_what_it_loaded_and_starts_nothing(tmp_path):

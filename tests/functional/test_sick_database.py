@@ -30,8 +30,7 @@ def cluster():
 
 @pytest.fixture
 def server(cluster):
-    environ = {"DATABASE_URL": cluster.url, "CACHE_URL": "memory://", "ENVIRONMENT": "development",
-               "DATABASE_TIMEOUT_SEC": str(TIMEOUT_SEC)}
+    environ = {"DATABASE_URL": cluster.url, "CACHE_URL": "memory://", "DATABASE_TIMEOUT_SEC": str(TIMEOUT_SEC)}
     with ServerProcess(**environ) as server:
         status, _, body = server.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})
         assert status == 201

@@ -65,8 +65,8 @@ def stores(request):
 
 
 def server_environ(database_url, cache_url):
-    """What a server and a console script of one deployment share; development applies the migrations."""
-    return {"DATABASE_URL": database_url, "CACHE_URL": cache_url, "ENVIRONMENT": "development"}
+    """What a server and a console script of one deployment share (on development.ini, which applies the migrations)."""
+    return {"DATABASE_URL": database_url, "CACHE_URL": cache_url}
 
 
 def register_manager(server, username="boss"):

@@ -99,8 +99,25 @@ def test_dotenv_cannot_choose_the_mode(tmp_path):
         "ENVIRONMENT cannot be set in %s: the ini file chooses the mode "
         "(pserve development.ini or production.ini)" % (tmp_path / ".env")
     )
-    # the OS environment still can, deliberately
-    assert load_settings(ini(environment="production"), str(tmp_path), environ={"ENVIRONMENT": "development"}, dotenv={}).environment == "development"
+
+
+def test_the_os_environment_cannot_change_the_mode_of_the_ini_file(tmp_path):
+    """issue 26: ENVIRONMENT=development left exported in a shell turned production.ini into a
+    development server (migrations at start, on production's database)."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(ini(environment="production"), str(tmp_path), environ={"ENVIRONMENT": "development"}, dotenv={})
+    assert str(info.value) == (
+        "ENVIRONMENT=development in the environment contradicts the ini file (cinema.environment = production): "
+        "the ini file chooses the mode; unset ENVIRONMENT or start the ini file of that mode"
+    )
+    # nor the built-in default (production) of an ini file that names no mode
+    with pytest.raises(SettingsError, match="contradicts the ini file"):
+        load_settings(ini(), str(tmp_path), environ={"ENVIRONMENT": "testing"}, dotenv={})
+    with pytest.raises(SettingsError, match="contradicts the ini file"):
+        load_settings(ini(environment="development"), str(tmp_path), environ={"ENVIRONMENT": "production"}, dotenv={})
+    # repeating it is fine, in any case and spacing the ini file would accept
+    for value in ("production", " Production "):
+        assert load_settings(ini(environment="production"), str(tmp_path), environ={"ENVIRONMENT": value}, dotenv={}).is_production
 
 
 def test_settings_can_be_built_without_the_dotenv_file(tmp_path):

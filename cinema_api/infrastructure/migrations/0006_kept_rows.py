@@ -89,6 +89,6 @@ def rollback_step(conn):
     cursor.execute('DROP FUNCTION "keep_seat_plan"()')
 
 
-__depends__ = {"0004_live_login_session"}
+__depends__ = {"0005_database_environment"}
 
 steps = [step(apply_step, rollback_step)]
