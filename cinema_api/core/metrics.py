@@ -45,6 +45,9 @@ class Uncounted:
     def inc(self, amount=1):
         pass
 
+    def dec(self, amount=1):
+        pass
+
     def observe(self, amount):
         pass
 

@@ -46,8 +46,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cinema_api.core.logs import log_access
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.threads import ProcessThread
-from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
+from cinema_api.core.trace import TRACE_HEADER, TRACEPARENT_HEADER, trace_context
 from cinema_api.infrastructure.breaker import CircuitBreaker
 from cinema_api.infrastructure.db import live_login_session_of, read_catalog_version, select_without_session
 from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
@@ -185,8 +186,15 @@ class Region:
         self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
         self.breaker = CircuitBreaker("cache region %s" % self.name, OUTAGE_BYPASS_SEC)
 
+    hits = misses = UNCOUNTED  # cinema_cache_hits and _misses of this region (see includeme)
+
     def get(self, key):
         """The value stored under ``key``, or None (missing, expired, or the backend failing)."""
+        value = self._get(key)
+        (self.misses if value is None else self.hits).inc()
+        return value
+
+    def _get(self, key):
         if self.local is not None:
             value = self.local.get(key)
             if value is not None:
@@ -438,6 +446,9 @@ class CachedHits:
         self.tokens = registry["cinema.access_tokens"]
         self.db = registry["cinema.db"]
         self.in_flight = registry["cinema.requests_in_flight"]
+        metrics = registry["cinema.metrics"]
+        self.metrics = metrics if metrics.enabled else None
+        self.requests_in_flight = metrics.requests_in_flight if metrics.enabled else UNCOUNTED
         self.registry = registry
 
     def answer(self, environ, started):
@@ -460,6 +471,7 @@ class CachedHits:
         except InvalidToken:
             return None
         self.in_flight.add(1)
+        self.requests_in_flight.inc()
         try:
             try:
                 live = live_login_session_of(self.db, claims, select_without_session)
@@ -476,20 +488,26 @@ class CachedHits:
                 return None
         finally:
             self.in_flight.add(-1)
-        trace_id = incoming_trace_id(environ)
+            self.requests_in_flight.dec()
+        trace_id, traceparent = trace_context(environ)
         if self.trace_hits:
             hit_log.info("cache hit %s [trace %s]", key, trace_id, extra={"trace_id": trace_id, "method": "GET", "path": path})
         status, headers, body = cached_answer(environ, stored[1], stored[0], "HIT")
         if self.cors:
             headers.append(("Vary", "Origin"))  # the answer depends on Origin even when it grants nothing
-        headers += [(TRACE_HEADER, trace_id), ("X-Content-Type-Options", "nosniff")]
+        headers += [(TRACE_HEADER, trace_id), (TRACEPARENT_HEADER, traceparent), ("X-Content-Type-Options", "nosniff")]
         log_access("GET", path, int(status[:3]), started, trace_id)
+        if self.metrics is not None:  # counted as the metrics tween counts the others
+            self.metrics.observe_request(info["route"].pattern, "GET", int(status[:3]), time.perf_counter() - started)
         return _Answer(status, headers, body)
 
 
 def includeme(config):
     settings = config.registry["cinema.settings"]
-    config.registry["cinema.caches"] = Caches(settings.cache_regions)
+    caches = config.registry["cinema.caches"] = Caches(settings.cache_regions)
+    metrics = config.registry["cinema.metrics"]
+    for name, region in caches.regions.items():
+        region.hits, region.misses = metrics.cache_hits.labels(name), metrics.cache_misses.labels(name)
     config.add_directive("add_cached_route", add_cached_route)
     config.set_execution_policy(CachedHits())
     config.add_tween(

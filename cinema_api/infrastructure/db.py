@@ -32,6 +32,7 @@ from pyramid.tweens import EXCVIEW
 
 from cinema_api.core.clock import utcnow
 from cinema_api.core.errors import domain_error_view, error_response
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.threads import ProcessThread
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.breaker import CircuitBreaker
@@ -154,7 +155,8 @@ class PostgresProvider(PGProvider):
     """
 
     def get_pool(self, *args, **kwargs):
-        self.breaker = kwargs["connection_factory"].watchdog.breaker
+        self.watchdog = kwargs["connection_factory"].watchdog
+        self.breaker = self.watchdog.breaker
         return ReusedConnectionPool(self.dbapi_module, *args, **kwargs)
 
     @wrap_dbapi_exceptions
@@ -221,6 +223,8 @@ class Watchdog:
     """
 
     TICK_SEC = 0.1
+    #: cinema_database_call_duration_seconds and cinema_database_timeouts_total (see _bind)
+    call_duration = timeouts = UNCOUNTED
     _all = weakref.WeakSet()
     _all_lock = threading.Lock()
 
@@ -284,9 +288,12 @@ class Call:
         """The call is over; ``exc``, what it raised, becomes :class:`DatabaseTimeout` when the
         watchdog broke the connection. (An answer that came just before stands: the broken
         connection fails its next call, and Pony replaces it.)"""
-        with self.watchdog.lock:
-            self.watchdog.calls.pop(self, None)
+        watchdog = self.watchdog
+        with watchdog.lock:
+            watchdog.calls.pop(self, None)
+        watchdog.call_duration.observe(time.monotonic() - self.deadline + watchdog.timeout)
         if self.expired and exc is not None:
+            watchdog.timeouts.inc()
             timeout = DatabaseTimeout("the database did not answer within %s s" % self.watchdog.timeout)
             self.watchdog.breaker.failure(timeout)
             raise timeout from exc
@@ -364,7 +371,12 @@ def _bind(config):
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
     definers = config.registry.get("cinema.entity_definers", [])
-    config.registry["cinema.db"] = make_database(url, definers, settings.database_timeout_sec)
+    db = config.registry["cinema.db"] = make_database(url, definers, settings.database_timeout_sec)
+    watchdog = getattr(db.provider, "watchdog", None)  # PostgreSQL's
+    if watchdog is not None:
+        metrics = config.registry["cinema.metrics"]
+        watchdog.call_duration, watchdog.timeouts = metrics.database_call_duration, metrics.database_timeouts
+        metrics.watch_database_breaker(watchdog.breaker)
 
 
 def discard_changes():
@@ -505,6 +517,7 @@ def storage_error_view(exc, request):
         error is not None and lost_connection(error)
     ):
         log.error("database unavailable [trace %s]: %s", request.trace_id, exc)
+        request.registry["cinema.metrics"].database_unavailable.inc()
         return error_response(request, 503, "Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
     log.error("database error [trace %s]", request.trace_id, exc_info=exc)
     return error_response(request, 500, "Internal server error")
