@@ -81,7 +81,8 @@ class Metrics:
             buckets=SHORT_BUCKETS, registry=registry,
         )
         self.database_timeouts = Counter(
-            "cinema_database_timeouts", "Database calls broken off after DATABASE_TIMEOUT_SEC", registry=registry,
+            "cinema_database_timeouts",
+            "Database calls broken off, and connections not made, within DATABASE_TIMEOUT_SEC", registry=registry,
         )
         self.database_unavailable = Counter(
             "cinema_database_unavailable_responses",

@@ -169,6 +169,8 @@ class PostgresProvider(PGProvider):
                 self.pool.drop(connection)  # broken by the watchdog, or found lost: never reused
                 connection, is_new = self.pool.connect()
         except psycopg2.OperationalError as exc:  # refused, unreachable, or no answer within connect_timeout
+            if "timeout expired" in str(exc):  # libpq's words for connect_timeout
+                self.watchdog.timeouts.inc()
             self.breaker.failure(" ".join(str(exc).split()) or type(exc).__name__)
             raise
         return connection, is_new
