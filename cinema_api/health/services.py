@@ -34,23 +34,19 @@ def components(database, cache):
     return {"info": info, "error": error, "details": details}
 
 
-def check_health(db, caches, metrics=None):
+def check_health(db, caches):
     """``(healthy, body)``: unhealthy only when the database check fails; ``error`` names
     whatever is down, the cache included."""
     database = database_status(db)
     body = components(database, cache_status(caches))
     healthy = database["status"] == "up"
-    if not healthy and metrics is not None:
-        metrics.database_unavailable.inc()
     return healthy, dict(status="ok" if healthy else "error", **body)
 
 
-def check_readiness(db, caches, metrics=None):
+def check_readiness(db, caches):
     """The body of a ready process (the database answers; a cache outage is named under
     ``error``: degraded, still serving); 503 ``Database unavailable`` when the database does not."""
     database = database_status(db)
     if database["status"] != "up":
-        if metrics is not None:
-            metrics.database_unavailable.inc()
         raise ServiceUnavailable("Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
     return dict(status="ok", **components(database, cache_status(caches)))

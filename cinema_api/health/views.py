@@ -3,6 +3,7 @@
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.core.api import ApiService, RetryAfterHeaders, reply
+from cinema_api.core.errors import ServiceUnavailable
 from cinema_api.health.schemas import HealthCheck, Liveness
 from cinema_api.health.services import check_health, check_readiness
 from cinema_api.infrastructure.db import RETRY_AFTER_SEC
@@ -30,8 +31,9 @@ def get_health(request):
     still a 200, with the cache under `error`: the API works without its cache, only slower.
     The check answers within 5 s whatever the database does.
     """
-    healthy, body = check_health(request.db, request.registry["cinema.caches"], request.registry["cinema.metrics"])
+    healthy, body = check_health(request.db, request.registry["cinema.caches"])
     if not healthy:
+        request.registry["cinema.metrics"].database_unavailable.inc()
         request.response.status = 503
         request.response.headers["Retry-After"] = RETRY_AFTER_SEC
     return body
@@ -55,7 +57,11 @@ def get_readiness(request):
     to be down). A cache outage is still a 200, with the cache under `error`: degraded, still
     serving. A failing readiness probe means: send no traffic here for now.
     """
-    return check_readiness(request.db, request.registry["cinema.caches"], request.registry["cinema.metrics"])
+    try:
+        return check_readiness(request.db, request.registry["cinema.caches"])
+    except ServiceUnavailable:
+        request.registry["cinema.metrics"].database_unavailable.inc()
+        raise
 
 
 for service in (health, health_alias):
