@@ -30,6 +30,7 @@ requires = [
     "swagger-ui-py==25.7.1",  # Swagger UI 5 assets (renders OpenAPI 3.1), served by the app itself
     "PyYAML==6.0.3",  # the OpenAPI document as YAML
     "python-dotenv==1.2.4",
+    "prometheus-client==0.26.0",  # GET /metrics: the Prometheus text exposition
 ]
 
 tests_require = [

@@ -32,6 +32,11 @@ For each setup (SQLite + memory cache; PostgreSQL + Redis):
    list latency at 200 and at 100,000 movies, what the cap of 10,000 JSON values per body costs
    an accepted body and what a refused one costs the server).
 
+With ``--ab-metrics ROUNDS`` it runs only the metrics A/B instead: two servers of the same
+setup and database, ``METRICS_ENABLED=true`` and ``false``, the cached list at 32 connections on
+each in turn (the order alternating every round), every run right after a floor run of its own;
+the report gives each side's ratios to those floors and their medians.
+
 Beside the scenarios: the NestJS service's ratio to a floor measured with it, where known, and
 the project's targets with verdicts computed from the run's figures. Nothing is asserted.
 Loopback only, one load at a time (the login hammer and the reads it slows are one scenario),
@@ -85,6 +90,7 @@ WRK_THREADS = 2
 WRK_TIMEOUT_SEC = 10
 MAX_DURATION_SEC = 60
 CONNECTIONS = (8, 32, 64)
+AB_CONNECTIONS = 32
 TARGET_CONNECTIONS = 32  # where the project's targets apply
 LOGIN_CONNECTIONS = 8
 HAMMER_CONNECTIONS = 64
@@ -452,14 +458,48 @@ class Setup:
 
     def run(self):
         print("== %s" % self.name, flush=True)
-        self.admin("cinema-migrate")
-        manager = ("--username", "manager", "--role", "manager", "--age", "40")
-        self.admin("cinema-admin", "create-user", *manager, CINEMA_ADMIN_PASSWORD=PASSWORD)
+        self.prepare()
         with floor_server(self.threads) as self.floor_url:
             self.main_server()
             self.null_cache_server()
         for row in self.rows:
             row.floor = self.floor(row.connections)
+
+    def prepare(self):
+        self.admin("cinema-migrate")
+        manager = ("--username", "manager", "--role", "manager", "--age", "40")
+        self.admin("cinema-admin", "create-user", *manager, CINEMA_ADMIN_PASSWORD=PASSWORD)
+
+    def metrics_ab(self, rounds):
+        """The cached list with metrics on and off (see the module docstring): ``{side: [ratio to
+        the floor run just before]}``, and the on side's count of the list's 200s."""
+        print("== %s: metrics A/B" % self.name, flush=True)
+        self.prepare()
+        self.ab = {"on": [], "off": []}
+        with floor_server(self.threads) as self.floor_url, \
+                self.server(METRICS_ENABLED="true") as on, self.server(METRICS_ENABLED="false") as off:
+            manager = login(on, "manager")
+            movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(MOVIES)]
+            api(on, "POST", "/v1/movies/bulk", 201, {"movies": movies}, manager)
+            path = "/v1/movies?perPage=20"
+            for server in (on, off):
+                api(server, "GET", path, 200, token=manager)  # warm: hits from the first request
+            env = self.get_env([path], manager)
+            sides = [("on", on), ("off", off)]
+            for number in range(rounds):
+                for side, server in sides if number % 2 == 0 else sides[::-1]:
+                    self.run_floor(AB_CONNECTIONS)
+                    figures = wrk(server.url, self.duration, AB_CONNECTIONS, env)
+                    self.settle(server)
+                    self.ab[side].append(figures.rps / self.floor_runs[AB_CONNECTIONS][-1])
+                    print("  %-40s c=%-3d %6.0f req/s  ratio %.3f" % ("cached list, metrics " + side, AB_CONNECTIONS,
+                                                                       figures.rps, self.ab[side][-1]), flush=True)
+            with urllib.request.urlopen(on.url + "/metrics", timeout=10) as response:
+                scraped = response.read().decode()
+            self.ab_counted = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                                  if line.startswith('cinema_http_requests_total{method="GET",route="/v1/movies",status="200"'))
+            self.finish(on, "metrics on")
+            self.finish(off, "metrics off")
 
     def main_server(self):
         with self.server(BCRYPT_ROUNDS=str(LOGIN_ROUNDS)) as server:
@@ -738,10 +778,27 @@ def setup_section(setup):
     return lines
 
 
+def metrics_ab_section(setup):
+    on, off = statistics.median(setup.ab["on"]), statistics.median(setup.ab["off"])
+    return [
+        "## %s: cached list, metrics on and off" % setup.name,
+        "",
+        "%d rounds at %d connections, the order alternating; each run's ratio is to the floor run right before it."
+        " The server with metrics counted %d answers of the list." % (len(setup.ab["on"]), AB_CONNECTIONS, setup.ab_counted),
+        "",
+        "| metrics | ratios to the floor | median |",
+        "|---|---|---:|",
+        "| on | %s | %.3f |" % (", ".join("%.3f" % r for r in setup.ab["on"]), on),
+        "| off | %s | %.3f |" % (", ".join("%.3f" % r for r in setup.ab["off"]), off),
+        "",
+        "On / off: %.3f (%+.1f %%); the contract allows a fall of at most 3 %%." % (on / off, 100 * (on / off - 1)),
+    ]
+
+
 def report(setups, args):
     lines = header(args)
     for setup in setups:
-        lines += [""] + setup_section(setup)
+        lines += [""] + (metrics_ab_section(setup) if args.ab_metrics else setup_section(setup))
     return "\n".join(lines) + "\n"
 
 
@@ -798,6 +855,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=seconds, default=10, help="seconds per wrk run, at most %d (default 10)" % MAX_DURATION_SEC)
     parser.add_argument("--setups", default="sqlite,postgres", help="comma-separated, of: sqlite, postgres (default: both)")
+    parser.add_argument("--ab-metrics", type=int, metavar="ROUNDS", help="only the metrics A/B, in this many rounds")
     parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md)")
     args = parser.parse_args(argv)
     args.command = shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)])
@@ -819,7 +877,10 @@ def main(argv=None):
         for key in args.setups:
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
-            setups[-1].run()
+            if args.ab_metrics:
+                setups[-1].metrics_ab(args.ab_metrics)
+            else:
+                setups[-1].run()
     text = report(setups, args)  # before the report's file is opened: it may be a tracked file
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as out:

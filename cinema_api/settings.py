@@ -275,6 +275,8 @@ SCHEMA = {
     "enable_cache_trace_logs": (_bool, False),
     "log_format": (_choice(LOG_FORMATS), "text"),
     "log_level": (_choice(LOG_LEVELS, str.upper), "INFO"),
+    "metrics_enabled": (_bool, True),
+    "metrics_allow": (_networks, "127.0.0.1/8 ::1"),
 }
 
 #: Settings never printed in logs.
@@ -352,6 +354,8 @@ class Settings:
     enable_cache_trace_logs: bool
     log_format: str
     log_level: str
+    metrics_enabled: bool
+    metrics_allow: tuple
     here: str
     cache_regions: tuple = ()
 

@@ -67,7 +67,7 @@ done
 # nginx (max_fails) and leave the other one to serve every request of the check.
 for port in "$APP1" "$APP2"; do
     for _ in $(seq 1 150); do
-        curl -sf "http://127.0.0.1:$port/v1/health" >/dev/null && break
+        curl -sf "http://127.0.0.1:$port/v1/health/ready" >/dev/null && break
         sleep 0.2
     done
 done
@@ -96,7 +96,7 @@ CONF
 
 echo "== requests through nginx"
 "$PY" - "$HTTP" "$HTTPS" "$WORK" "$APP1" "$APP2" <<'PY'
-import json, ssl, sys, time, http.client
+import json, ssl, sys, time, http.client, urllib.request
 
 http_port, https_port, work, app1, app2 = sys.argv[1:6]
 context = ssl._create_unverified_context()
@@ -160,6 +160,24 @@ result = call("POST", "/v1/auth/login", {"username": "other", "password": "wrong
 assert result[0] == 429, result
 result = call("POST", "/v1/auth/login", {"username": "customer", "password": "secret123"}, headers={"X-Forwarded-For": "198.51.100.4"})
 assert result[0] == 200, result
+
+# trace context flows through nginx: the client's traceparent is continued
+parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+status, headers, _ = call("GET", "/v1/health/live", headers={"traceparent": parent})
+assert status == 200 and headers["X-Trace-Id"] == "4bf92f3577b34da6a3ce929d0e0e4736", dict(headers)
+assert headers["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and headers["traceparent"] != parent
+# /metrics: never through nginx; each process serves its own to the scraper on this host
+# (deploy/prometheus.yml lists one target per process)
+assert call("GET", "/metrics")[0] == 404
+from prometheus_client.parser import text_string_to_metric_families
+served = 0
+for port in (app1, app2):
+    with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=10) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    counted = sum(s.value for s in families["cinema_http_requests"].samples if s.name == "cinema_http_requests_total")
+    assert counted > 0 and families["process_resident_memory_bytes"].samples[0].value > 0, port
+    served += counted
+assert served >= 30, served
 
 # both processes served requests
 for port in (app1, app2):

@@ -34,9 +34,11 @@ def includeme(config):
     # While other requests are in progress, logins hash on one core (see the hashing gate).
     in_flight = RequestsInFlight(view.path for view in (views.login, views.register))
     config.registry["cinema.requests_in_flight"] = in_flight
-    config.registry["cinema.password_hasher"] = PasswordHasher(
-        settings.bcrypt_rounds, None, gate=HashingGate(settings.bcrypt_concurrency), busy=in_flight.busy
-    )
+    gate = HashingGate(settings.bcrypt_concurrency)
+    metrics = config.registry["cinema.metrics"]
+    gate.waits, gate.rejections = metrics.login_gate_wait, metrics.login_gate_rejections
+    gate.hashes, gate.verifications = metrics.bcrypt_hashes.labels("hash"), metrics.bcrypt_hashes.labels("verify")
+    config.registry["cinema.password_hasher"] = PasswordHasher(settings.bcrypt_rounds, None, gate=gate, busy=in_flight.busy)
     config.add_tween("cinema_api.infrastructure.passwords.requests_in_flight_tween_factory")
     config.include("cinema_api.auth.security_policy")
     config.include("cinema_api.infrastructure.ratelimit")

@@ -6,8 +6,8 @@ Without ``CORS_ORIGINS`` no response carries CORS headers and the tween is not i
 from pyramid.response import Response
 
 ALLOWED_METHODS = "GET, HEAD, POST, PATCH, DELETE, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Trace-Id"
-EXPOSED_HEADERS = "X-Trace-Id, X-Total-Count, Link, ETag, X-Cache, Retry-After, WWW-Authenticate"
+ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Trace-Id, traceparent"
+EXPOSED_HEADERS = "X-Trace-Id, traceparent, X-Total-Count, Link, ETag, X-Cache, Retry-After, WWW-Authenticate"
 PREFLIGHT_MAX_AGE = "600"
 
 

@@ -87,7 +87,10 @@ of the user at once.
 `{movies|sessions, meta}`; the other lists answer a plain array with `X-Total-Count` and a `Link` \
 header (`first`, `prev`, `next`, `last`).
 
-Every response carries `X-Trace-Id` (an incoming one of 8-64 characters of `[A-Za-z0-9-]` is reused)."""
+Every response carries `X-Trace-Id` and a W3C `traceparent`. A valid incoming `traceparent` \
+(version `00`) is continued: its trace-id becomes the request's trace id, and the response's \
+`traceparent` carries it with the request's own span id. Without one, an incoming `X-Trace-Id` of \
+8-64 characters of `[A-Za-z0-9-]` is reused; otherwise a new UUID. An invalid `traceparent` is ignored."""
 
 CACHE_NOTE = """\
 **Caching.** Served from a cache that cannot be stale: every entry is keyed by the version of the \
@@ -109,9 +112,17 @@ SHARED_RESPONSES = {
 }
 
 TRACE_HEADER = {
-    "description": "The request's trace id: the incoming X-Trace-Id when well formed, else a new UUID",
+    "description": "The request's trace id: the trace-id of a valid incoming traceparent, else the incoming "
+    "X-Trace-Id when well formed, else a new UUID",
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{8,64}$"},
+}
+
+TRACEPARENT_HEADER = {
+    "description": "W3C trace context: the request's trace-id (the incoming traceparent's when it was valid) "
+    "and its own span id",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
 }
 
 METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
@@ -254,7 +265,10 @@ class DocumentBuilder:
         if not node.description:
             raise DocumentError("%s: a response schema has no description" % where)
         parts = {child.name: child for child in node.children}
-        headers = {"X-Trace-Id": {"$ref": "#/components/headers/X-Trace-Id"}}
+        headers = {
+            "X-Trace-Id": {"$ref": "#/components/headers/X-Trace-Id"},
+            "traceparent": {"$ref": "#/components/headers/traceparent"},
+        }
         for header in parts["headers"].children if "headers" in parts else ():
             schema = self.schemas.convert(header, inline=True)
             headers[header.name] = {
@@ -288,7 +302,7 @@ class DocumentBuilder:
             "components": {
                 "schemas": dict(sorted(self.schemas.components.items())),
                 "responses": dict(sorted(self.responses.items())),
-                "headers": {"X-Trace-Id": TRACE_HEADER},
+                "headers": {"X-Trace-Id": TRACE_HEADER, "traceparent": TRACEPARENT_HEADER},
                 "securitySchemes": SECURITY_SCHEMES,
             },
         }

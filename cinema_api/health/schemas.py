@@ -26,3 +26,9 @@ class HealthCheck(colander.MappingSchema):
     error = HealthComponents()
     details = HealthComponents()
 
+
+
+class Liveness(colander.MappingSchema):
+    """The liveness probe: the process answers."""
+
+    status = colander.SchemaNode(colander.String(), validator=colander.OneOf(["ok"]))

@@ -45,6 +45,7 @@ from pyramid.traversal import DefaultRootFactory
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.state import request_state
 from cinema_api.core.threads import ProcessThread
 from cinema_api.infrastructure.breaker import CircuitBreaker
@@ -176,8 +177,15 @@ class Region:
         self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
         self.breaker = CircuitBreaker("cache region %s" % self.name, OUTAGE_BYPASS_SEC)
 
+    hits = misses = UNCOUNTED  # cinema_cache_hits and _misses of this region (see includeme)
+
     def get(self, key):
         """The value stored under ``key``, or None (missing, expired, or the backend failing)."""
+        value = self._get(key)
+        (self.misses if value is None else self.hits).inc()
+        return value
+
+    def _get(self, key):
         if self.local is not None:
             value = self.local.get(key)
             if value is not None:
@@ -401,7 +409,10 @@ def cache_tween_factory(handler, registry):
 
 def includeme(config):
     settings = config.registry["cinema.settings"]
-    config.registry["cinema.caches"] = Caches(settings.cache_regions)
+    caches = config.registry["cinema.caches"] = Caches(settings.cache_regions)
+    metrics = config.registry["cinema.metrics"]
+    for name, region in caches.regions.items():
+        region.hits, region.misses = metrics.cache_hits.labels(name), metrics.cache_misses.labels(name)
     config.add_directive("add_cached_route", add_cached_route)
     config.add_tween(
         "cinema_api.infrastructure.cache.cache_tween_factory",

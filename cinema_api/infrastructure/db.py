@@ -34,6 +34,7 @@ from pyramid_retry import is_last_attempt, mark_error_retryable
 from cinema_api.core.body import MAX_BODY_BYTES
 from cinema_api.core.clock import utcnow
 from cinema_api.core.errors import domain_error_view, error_response
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.threads import ProcessThread
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.breaker import CircuitBreaker
@@ -156,7 +157,8 @@ class PostgresProvider(PGProvider):
     """
 
     def get_pool(self, *args, **kwargs):
-        self.breaker = kwargs["connection_factory"].watchdog.breaker
+        self.watchdog = kwargs["connection_factory"].watchdog
+        self.breaker = self.watchdog.breaker
         return ReusedConnectionPool(self.dbapi_module, *args, **kwargs)
 
     @wrap_dbapi_exceptions
@@ -169,6 +171,8 @@ class PostgresProvider(PGProvider):
                 self.pool.drop(connection)  # broken by the watchdog, or found lost: never reused
                 connection, is_new = self.pool.connect()
         except psycopg2.OperationalError as exc:  # refused, unreachable, or no answer within connect_timeout
+            if "timeout expired" in str(exc):  # libpq's words for connect_timeout
+                self.watchdog.timeouts.inc()
             self.breaker.failure(" ".join(str(exc).split()) or type(exc).__name__)
             raise
         return connection, is_new
@@ -223,6 +227,8 @@ class Watchdog:
     """
 
     TICK_SEC = 0.1
+    #: cinema_database_call_duration_seconds and cinema_database_timeouts_total (see _bind)
+    call_duration = timeouts = UNCOUNTED
     _all = weakref.WeakSet()
     _all_lock = threading.Lock()
 
@@ -286,9 +292,12 @@ class Call:
         """The call is over; ``exc``, what it raised, becomes :class:`DatabaseTimeout` when the
         watchdog broke the connection. (An answer that came just before stands: the broken
         connection fails its next call, and Pony replaces it.)"""
-        with self.watchdog.lock:
-            self.watchdog.calls.pop(self, None)
+        watchdog = self.watchdog
+        with watchdog.lock:
+            watchdog.calls.pop(self, None)
+        watchdog.call_duration.observe(time.monotonic() - self.deadline + watchdog.timeout)
         if self.expired and exc is not None:
+            watchdog.timeouts.inc()
             timeout = DatabaseTimeout("the database did not answer within %s s" % self.watchdog.timeout)
             self.watchdog.breaker.failure(timeout)
             raise timeout from exc
@@ -367,7 +376,12 @@ def _bind(config):
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
     definers = config.registry.get("cinema.entity_definers", [])
-    config.registry["cinema.db"] = make_database(url, definers, settings.database_timeout_sec)
+    db = config.registry["cinema.db"] = make_database(url, definers, settings.database_timeout_sec)
+    watchdog = getattr(db.provider, "watchdog", None)  # PostgreSQL's
+    if watchdog is not None:
+        metrics = config.registry["cinema.metrics"]
+        watchdog.call_duration, watchdog.timeouts = metrics.database_call_duration, metrics.database_timeouts
+        metrics.watch_database_breaker(watchdog.breaker)
 
 
 def discard_changes():
@@ -536,6 +550,7 @@ def storage_error_view(exc, request):
         error is not None and lost_connection(error)
     ):
         log.error("database unavailable [trace %s]: %s", request.trace_id, exc)
+        request.registry["cinema.metrics"].database_unavailable.inc()
         return error_response(request, 503, "Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
     log.error("database error [trace %s]", request.trace_id, exc_info=exc)
     return error_response(request, 500, "Internal server error")

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import bcrypt
 
 from cinema_api.core.errors import ServiceUnavailable
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.schemas import is_storable
 
 MAX_PASSWORD_BYTES = 72
@@ -59,6 +60,10 @@ class _Waiter:
 
 class HashingGate:
     """The hashing threads, shared by every ``PasswordHasher`` of an application."""
+
+    #: cinema_login_gate_wait_seconds, cinema_login_gate_rejections_total and the two
+    #: operations of cinema_bcrypt_hashes_total (see cinema_api.auth's includeme)
+    waits = rejections = hashes = verifications = UNCOUNTED
 
     def __init__(self, concurrency, max_admitted=None, share=CLIENT_SHARE):
         self.concurrency = concurrency
@@ -93,15 +98,21 @@ class HashingGate:
         While ``busy()`` says other requests are being served, it waits for no other hash to
         run (yet starts within ``wait`` s all the same). ``client`` (an address) holds at most
         its share of the gate; once ``gone()`` is true the request leaves it (503, never sent)."""
-        deadline = time.monotonic() + wait
+        arrived = time.monotonic()
+        deadline = arrived + wait
         with self.lock:
             if self.is_full(wait, client):
+                self.rejections.inc()
                 raise _busy()
             self.admitted += 1
             self.held[client] += 1
         try:
             self._take_place(client, busy, gone, deadline)
+            self.waits.observe(time.monotonic() - arrived)
             return self._hash(client, gone, deadline, func, args)
+        except ServiceUnavailable:
+            self.rejections.inc()
+            raise
         finally:
             with self.lock:
                 self.admitted -= 1
@@ -207,6 +218,7 @@ class PasswordHasher:
         """503 at once when the gate could not take one more check: a login flood then costs
         as little as possible before it is turned away."""
         if self.gate.is_full(self.wait, self.client):
+            self.gate.rejections.inc()
             raise _busy()
 
     def _run(self, func, *args):
@@ -215,6 +227,7 @@ class PasswordHasher:
     def hash(self, password):
         """The bcrypt hash (text) of ``password`` (at most 72 UTF-8 bytes, checked by the schema)."""
         hashed = self._run(bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self.rounds))
+        self.gate.hashes.inc()
         return hashed.decode("ascii")
 
     def verify(self, password, password_hash):
@@ -225,6 +238,7 @@ class PasswordHasher:
             secret = secret[:MAX_PASSWORD_BYTES]
         stored = password_hash.encode("ascii") if usable else self._dummy_hash
         matches = self._run(bcrypt.checkpw, secret, stored)
+        self.gate.verifications.inc()
         return usable and matches
 
 

@@ -25,8 +25,9 @@ from pyramid_retry import RetryableExecutionPolicy
 
 from cinema_api.auth.identity import authenticate
 from cinema_api.core.logs import log_access
+from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.state import request_state
-from cinema_api.core.trace import TRACE_HEADER, incoming_trace_id
+from cinema_api.core.trace import TRACE_HEADER, TRACEPARENT_HEADER, trace_context
 from cinema_api.infrastructure.cache import cached_answer, hit_log
 from cinema_api.infrastructure.db import ATTEMPTS, retry_attempts, select_without_session
 from cinema_api.infrastructure.tokens import bearer_token
@@ -87,6 +88,9 @@ class CachedHits:
         self.tokens = registry["cinema.access_tokens"]
         self.db = registry["cinema.db"]
         self.in_flight = registry["cinema.requests_in_flight"]
+        metrics = registry["cinema.metrics"]
+        self.metrics = metrics if metrics.enabled else None
+        self.requests_in_flight = metrics.requests_in_flight if metrics.enabled else UNCOUNTED
         self.registry = registry
 
     def answer(self, environ, started):
@@ -104,6 +108,7 @@ class CachedHits:
         if route is None:
             return None
         self.in_flight.add(1)
+        self.requests_in_flight.inc()
         try:
             try:
                 identity = authenticate(environ, self.tokens, self.db, select_without_session)
@@ -119,12 +124,15 @@ class CachedHits:
                 return None
         finally:
             self.in_flight.add(-1)
-        trace_id = incoming_trace_id(environ)
+            self.requests_in_flight.dec()
+        trace_id, traceparent = trace_context(environ)
         if self.trace_hits:
             hit_log.info("cache hit %s [trace %s]", key, trace_id, extra={"trace_id": trace_id, "method": "GET", "path": path})
         status, headers, body = cached_answer(environ, stored[1], stored[0], "HIT")
         if self.cors:
             headers.append(("Vary", "Origin"))  # the answer depends on Origin even when it grants nothing
-        headers += [(TRACE_HEADER, trace_id), ("X-Content-Type-Options", "nosniff")]
+        headers += [(TRACE_HEADER, trace_id), (TRACEPARENT_HEADER, traceparent), ("X-Content-Type-Options", "nosniff")]
         log_access("GET", path, int(status[:3]), started, trace_id)
+        if self.metrics is not None:  # counted as the metrics tween counts the others
+            self.metrics.observe_request(info["route"].pattern, "GET", int(status[:3]), time.perf_counter() - started)
         return _Answer(status, headers, body)

@@ -16,6 +16,6 @@ def includeme(config):
     config.add_constraint_error("ck_tickets_seat_in_plan", "tickets", SeatNotInPlan)
     # a purchase racing its session's deletion
     config.add_constraint_error("tickets_session_id_fkey", "tickets", ScreeningNotFound)
-    config.add_request_service(lambda request: Tickets(request.db), "tickets")
+    config.add_request_service(lambda request: Tickets(request.db, request.registry["cinema.metrics"]), "tickets")
     for service in views.SERVICES:
         config.add_cornice_service(service)

@@ -97,8 +97,9 @@ class SeatMap:
 
 
 class Tickets:
-    def __init__(self, db):
+    def __init__(self, db, metrics=None):
         self.db = db
+        self.metrics = metrics  # cinema_tickets_sold_total and _cancelled_total, when given
 
     def get(self, ticket_id):
         ticket = self.db.Ticket.get(id=uuid.UUID(ticket_id))
@@ -153,6 +154,8 @@ class Tickets:
             if on_sqlite(self.db) and "FOREIGN KEY constraint failed" in str(exc):
                 raise ScreeningNotFound() from exc
             raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
+        if self.metrics is not None:
+            self.metrics.tickets_sold.inc()
         movie = MovieFacts(movie_id, title, restriction)
         screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
         return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)
@@ -217,6 +220,8 @@ class Tickets:
             if not self.db.Ticket.exists_now(ticket.id):
                 raise TicketNotFound()
             raise TicketAlreadyUsed()
+        if self.metrics is not None:
+            self.metrics.tickets_cancelled.inc()
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):
         """``(tickets, total)``, newest purchase first, sessions and movies loaded in bulk."""

@@ -193,7 +193,7 @@ def test_a_redis_outage_degrades_to_uncached_answers(test_environ, kind, caplog)
         client.post_json("/v1/movies", {"title": "Heat", "ageRestriction": 1}, headers=staff.headers)
         assert movie_titles(client.get("/v1/movies", headers=staff.headers)) == ["Alien", "Heat"]
         health = client.get("/v1/health").json
-        assert health["status"] == "ok" and health["info"]["cache"] == {"status": "down"}
+        assert health["status"] == "ok" and health["error"]["cache"] == {"status": "down"}
     assert any("cache region movies is unavailable" in r.getMessage() for r in caplog.records)
 
 

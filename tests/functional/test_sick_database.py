@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -182,3 +183,38 @@ def test_reads_recover_within_seconds_after_a_freeze_on_the_fast_path_too(cluste
     # and it stays recovered: every thread's connection works (none left broken in a pool)
     statuses = [status for status, *_ in all_at_once(server, [("GET", "/v1/movies", None, server.auth)] * 24)]
     assert statuses == [200] * 24, statuses
+
+
+def scrape(server):
+    """The server's /metrics, parsed: ``{sample name: value}`` of the samples without labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples if not s.labels}
+
+
+@pytest.mark.slow
+def test_a_frozen_database_leaves_the_process_live_and_not_ready(cluster, server):
+    assert timed(server, "GET", "/v1/health/ready")[0] == 200
+    cluster.freeze()
+    try:
+        ready, live = all_at_once(server, [("GET", "/v1/health/ready", None, None), ("GET", "/v1/health/live", None, None)])
+        status, headers, body, elapsed = ready
+        assert status == 503 and elapsed < ANSWERED_WITHIN, (status, body, elapsed)
+        assert body["message"] == "Database unavailable" and int(headers["Retry-After"]) > 0
+        assert live[0] == 200 and live[2] == {"status": "ok"} and live[3] < 1.0, live
+        for _ in range(3):  # while the database is known to be down: live at once, ready 503 at once
+            live, ready = timed(server, "GET", "/v1/health/live"), timed(server, "GET", "/v1/health/ready")
+            assert live[0] == 200 and live[3] < 1.0 and ready[0] == 503 and ready[3] < 1.0, (live, ready)
+        metrics = scrape(server)  # the operators see it
+        assert metrics["cinema_database_breaker_open"] == 1
+        assert metrics["cinema_database_timeouts_total"] >= 1
+        assert metrics["cinema_database_unavailable_responses_total"] >= 4
+    finally:
+        cluster.thaw()
+    deadline = time.monotonic() + 30
+    while server.request("GET", "/v1/health/ready")[0] != 200:
+        assert time.monotonic() < deadline, "readiness did not recover"
+        time.sleep(0.2)
+    assert scrape(server)["cinema_database_breaker_open"] == 0

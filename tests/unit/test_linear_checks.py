@@ -96,6 +96,8 @@ CLIENT_PATTERNS = {
     "core.schemas.DATE_RE (dates)": schemas.DATE_RE.fullmatch,
     "core.schemas.UNSTORABLE_RE (every string)": schemas.UNSTORABLE_RE.search,
     "core.trace._VALID_TRACE_ID (X-Trace-Id)": trace._VALID_TRACE_ID.fullmatch,
+    "core.trace._TRACEPARENT (traceparent)": trace._TRACEPARENT.fullmatch,
+    "core.trace._HEX_TRACE_ID (X-Trace-Id)": trace._HEX_TRACE_ID.fullmatch,
     "runtime.cached_hits._PLAIN (path and query)": cached_hits._PLAIN.fullmatch,
     "rooms.entities.SEAT_LABEL_RE (seat labels)": SEAT_LABEL_RE.fullmatch,
     # behind the string type, which refuses what cannot be stored before any validator runs

@@ -1,0 +1,200 @@
+"""Prometheus metrics: the application's own registry, the request tween and ``GET /metrics``.
+
+Every application has a :class:`Metrics` of its own (``registry["cinema.metrics"]``), whose
+``CollectorRegistry`` is not prometheus_client's global one, so that several applications in
+one process (the tests build many) never count into each other. The infrastructure counts
+through the objects it is handed (the database watchdog, the cache regions, the hashing gate,
+the ticket service), with small hooks; the families are all declared here.
+
+Requests are counted by the pattern of the route they matched (``/v1/movies/{movieId}``, never
+the raw path: ids make no new series), with every request that matched none under
+``route="unmatched"``, and by method (an unknown method under ``other``) and status. The fast
+path of cached hits (``cinema_api.runtime.cached_hits.CachedHits``) counts its answers the
+same way. What a request pays: a dict look-up for its labelled children, a counter increment,
+a histogram observation and the in-flight gauge's two steps, about 2.5 us in all.
+
+``GET /metrics`` answers the text exposition (prometheus_client's own encoder, OpenMetrics when
+asked for) to the client addresses in ``METRICS_ALLOW`` (the peer address, never a forwarded
+one: behind a proxy the proxy must not pass ``/metrics`` on, see deploy/nginx.conf), the 404 of
+an unknown route to others. It is kept out of the OpenAPI document: it is the operators'.
+"""
+
+import ipaddress
+import threading
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from pyramid.httpexceptions import HTTPNotFound
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+METRICS_PATH = "/metrics"
+#: Around the seed's 500 ms target for a request.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: A database call or a wait at the login gate: finer at the low end.
+SHORT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The route label of a request that matched no route (a 404 of an unknown path).
+UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Uncounted:
+    """What the infrastructure counts into when it was built without metrics (scripts, units)."""
+
+    def inc(self, amount=1):
+        pass
+
+    def dec(self, amount=1):
+        pass
+
+    def observe(self, amount):
+        pass
+
+    def labels(self, *values):
+        return self
+
+
+UNCOUNTED = Uncounted()
+
+
+class Metrics:
+    """The families of one application, in a registry of its own."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter(
+            "cinema_http_requests", "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"], registry=registry,
+        )
+        self.request_duration = Histogram(
+            "cinema_http_request_duration_seconds", "Time to answer a request (the application's part), by route template",
+            ["route"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.requests_in_flight = Gauge(
+            "cinema_http_requests_in_flight", "Requests being answered now", registry=registry,
+        )
+        self.database_call_duration = Histogram(
+            "cinema_database_call_duration_seconds",
+            "One exchange with PostgreSQL (a statement, a commit, a rollback), as its watchdog times it",
+            buckets=SHORT_BUCKETS, registry=registry,
+        )
+        self.database_timeouts = Counter(
+            "cinema_database_timeouts",
+            "Database calls broken off, and connections not made, within DATABASE_TIMEOUT_SEC", registry=registry,
+        )
+        self.database_unavailable = Counter(
+            "cinema_database_unavailable_responses",
+            "503 answers because the database failed, timed out or was known to be down (health checks included)",
+            registry=registry,
+        )
+        self.database_breaker_open = Gauge(
+            "cinema_database_breaker_open",
+            "1 while the database is known to be down and requests answer 503 at once, else 0",
+            registry=registry,
+        )
+        self.cache_hits = Counter("cinema_cache_hits", "Cache look-ups that found a body, by region", ["region"], registry=registry)
+        self.cache_misses = Counter(
+            "cinema_cache_misses", "Cache look-ups that found nothing (or a failing backend), by region", ["region"], registry=registry,
+        )
+        self.login_gate_wait = Histogram(
+            "cinema_login_gate_wait_seconds", "Time a password check waited at the hashing gate for a place",
+            buckets=SHORT_BUCKETS, registry=registry,
+        )
+        self.login_gate_rejections = Counter(
+            "cinema_login_gate_rejections", "Password checks refused by the hashing gate (503)", registry=registry,
+        )
+        self.bcrypt_hashes = Counter(
+            "cinema_bcrypt_hashes", "bcrypt computations: hash (a new password) or verify (a login)", ["operation"], registry=registry,
+        )
+        self.tickets_sold = Counter("cinema_tickets_sold", "Tickets sold", registry=registry)
+        self.tickets_cancelled = Counter("cinema_tickets_cancelled", "Tickets cancelled by their buyer", registry=registry)
+        ProcessCollector(registry=registry)
+        self._children = {}  # (route, method, status) -> (the requests counter's child, the histogram's)
+        self._lock = threading.Lock()
+
+    def observe_request(self, route, method, status, seconds):
+        """Count one answered request; ``route`` is its route pattern, None when none matched."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._new_children(key)
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def _new_children(self, key):
+        route, method, status = key
+        route = route or UNMATCHED
+        method = method if method in METHODS else "other"
+        with self._lock:
+            children = (self.requests.labels(route, method, str(status)), self.request_duration.labels(route))
+            self._children[key] = children
+        return children
+
+    def watch_database_breaker(self, breaker):
+        """Report ``breaker`` (the database's) as ``cinema_database_breaker_open``."""
+        self.database_breaker_open.set_function(lambda: 1.0 if breaker.is_open else 0.0)
+
+    def exposition(self, accept):
+        """``(body, content type)`` of every family, in the format ``accept`` asks for."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+def route_pattern(request):
+    route = getattr(request, "matched_route", None)
+    return route.pattern if route is not None else None
+
+
+def metrics_tween_factory(handler, registry):
+    """Counts and times every request that goes through Pyramid, error responses included."""
+    metrics = registry["cinema.metrics"]
+    if not metrics.enabled:
+        return handler
+    in_flight = metrics.requests_in_flight
+    clock = time.perf_counter
+
+    def metrics_tween(request):
+        started = clock()
+        in_flight.inc()
+        status = 500
+        try:
+            response = handler(request)
+            status = response.status_code
+            return response
+        finally:
+            in_flight.dec()
+            metrics.observe_request(route_pattern(request), request.method, status, clock() - started)
+
+    return metrics_tween
+
+
+def allowed(address, networks):
+    """Whether the client ``address`` (text) is in one of ``networks``."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def metrics_view(request):
+    """The Prometheus exposition of this process's metrics, to the allowed addresses only."""
+    metrics = request.registry["cinema.metrics"]
+    settings = request.registry["cinema.settings"]
+    if not metrics.enabled or not allowed(request.environ.get("REMOTE_ADDR"), settings.metrics_allow):
+        raise HTTPNotFound()  # the answer of an unknown route: nothing says that it exists
+    body, content_type = metrics.exposition(request.headers.get("Accept"))
+    response = Response(body=body, headerlist=[("Content-Type", content_type)])
+    response.cache_control = "no-store"
+    return response
+
+
+def includeme(config):
+    settings = config.registry["cinema.settings"]
+    config.registry["cinema.metrics"] = Metrics(settings.metrics_enabled)
+    config.add_route("metrics", METRICS_PATH, request_method="GET")
+    config.add_view(metrics_view, route_name="metrics", permission=NO_PERMISSION_REQUIRED)
