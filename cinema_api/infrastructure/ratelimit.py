@@ -91,9 +91,10 @@ class MemoryAttempts:
 class RedisAttempts:
     """Attempt times per key in Redis sorted sets, shared by every process."""
 
-    def __init__(self, url):
+    def __init__(self, url, key_prefix=KEY_PREFIX):
         self.client = redis.Redis(connection_pool=redis_pool(url))
         self.script = self.client.register_script(RESERVE_SCRIPT)
+        self.key_prefix = key_prefix
 
     def reserve(self, keys, limits, now, member):
         return float(self.script(keys=list(keys), args=[now, WINDOW_SEC, member, *limits]))
@@ -108,22 +109,22 @@ class RedisAttempts:
         self.client.delete(key)
 
     def reset(self):
-        keys = list(self.client.scan_iter(KEY_PREFIX + "*"))
+        keys = list(self.client.scan_iter(self.key_prefix + "*"))
         if keys:
             self.client.delete(*keys)
         return len(keys)
 
 
 class LoginLimiter:
-    def __init__(self, attempts, per_address, per_username, clock=time.time):
+    def __init__(self, attempts, per_address, per_username, clock=time.time, key_prefix=KEY_PREFIX):
         self.attempts = attempts
+        self.key_prefix = key_prefix
         self.limits = (per_address, per_username)
         self.clock = clock
         self.breaker = CircuitBreaker("login limiter storage")
 
-    @staticmethod
-    def _keys(address, username):
-        return (KEY_PREFIX + "address:" + address, KEY_PREFIX + "username:" + username)
+    def _keys(self, address, username):
+        return (self.key_prefix + "address:" + address, self.key_prefix + "username:" + username)
 
     def _guarded(self, action, default):
         if self.breaker.is_open:
@@ -196,11 +197,12 @@ def _is_trusted(address, networks):
 def login_limiter(settings):
     """The limiter of these settings: its counts live in Redis when the default (first) cache
     region is Redis, shared by every process, otherwise in this process's memory."""
-    region = settings.cache_regions[0]
+    region, key_prefix = settings.cache_regions[0], settings.cache_key_prefix + ":login:"
     return LoginLimiter(
-        RedisAttempts(region.url) if region.backend == "redis" else MemoryAttempts(),
+        RedisAttempts(region.url, key_prefix) if region.backend == "redis" else MemoryAttempts(),
         settings.login_limit_per_address,
         settings.login_limit_per_username,
+        key_prefix=key_prefix,
     )
 
 
