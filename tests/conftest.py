@@ -74,7 +74,7 @@ def pytest_sessionstart(session):
         try:
             PostgresServer(TEST_DATABASE_URL, DATABASE_PREFIX).check()
         except Exception as exc:
-            problems.append("%s=%s: %s" % (TEST_DATABASE_VARIABLE, TEST_DATABASE_URL, str(exc).strip()))
+            problems.append("%s=%s: %s" % (TEST_DATABASE_VARIABLE, TEST_DATABASE_URL, " ".join(str(exc).split())))
     if TEST_CACHE_URL:
         import redis
 
