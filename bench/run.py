@@ -41,8 +41,9 @@ Beside the scenarios: the NestJS service's ratio to a floor measured with it, wh
 the project's targets with verdicts computed from the run's figures. Nothing is asserted.
 Loopback only, one load at a time (the login hammer and the reads it slows are one scenario),
 every run bounded. Needs wrk (Debian's package) and, for the second setup, PostgreSQL and Redis
-on 127.0.0.1: it creates and drops its own database and empties Redis database 11, the
-benchmark's own.
+on 127.0.0.1: it creates and drops its own database (cinema_bench_<pid>_<random>) and, in Redis
+database 11, writes only keys of its own prefix (CACHE_KEY_PREFIX cinema-bench-<pid>-<random>),
+deleted at the end with SCAN and UNLINK; no other key is touched.
 """
 
 import argparse
@@ -72,7 +73,6 @@ from typing import Callable
 
 import bcrypt
 import psycopg2
-import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -80,11 +80,13 @@ sys.path.insert(0, ROOT)
 
 from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
 from cinema_api.settings import SCHEMA  # noqa: E402
-from cinema_api.testing import ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port  # noqa: E402
+from cinema_api.testing import RedisPrefix, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag  # noqa: E402
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 SCRIPTS = os.path.dirname(sys.executable)
 REDIS_URL = "redis://127.0.0.1:6379/11"
+#: This run's names: its database, its Redis keys.
+RUN_TAG = run_tag()
 
 WRK_THREADS = 2
 WRK_TIMEOUT_SEC = 10
@@ -808,7 +810,7 @@ def report(setups, args):
 @contextlib.contextmanager
 def postgres_database():
     """A database of the run's own, dropped at the end; yields its URL."""
-    name = "cinema_bench_%d" % os.getpid()
+    name = "cinema_bench_" + RUN_TAG
     admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     admin.autocommit = True
     try:
@@ -823,10 +825,20 @@ def sqlite_setup(stack, work):
     return "SQLite + memory", {"DATABASE_URL": "sqlite:///%s/bench.sqlite" % work, "CACHE_URL": "memory://"}
 
 
+@contextlib.contextmanager
+def redis_keys():
+    """A key prefix of the run's own in REDIS_URL, its keys deleted at the end (nothing else is)."""
+    keys = RedisPrefix(REDIS_URL, "cinema-bench-" + RUN_TAG.replace("_", "-"))
+    try:
+        yield keys
+    finally:
+        keys.clean()
+
+
 def postgres_setup(stack, work):
-    # The catalogue versions of a new database start again, so the entries of an earlier run could match
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    return "PostgreSQL + Redis", {"DATABASE_URL": stack.enter_context(postgres_database()), "CACHE_URL": REDIS_URL}
+    # The catalogue versions of a new database start again, so the entries of an earlier run
+    # could match: the run's own key prefix holds none.
+    return "PostgreSQL + Redis", {"DATABASE_URL": stack.enter_context(postgres_database()), **stack.enter_context(redis_keys()).environ}
 
 
 SETUPS = {"sqlite": sqlite_setup, "postgres": postgres_setup}

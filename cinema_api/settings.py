@@ -221,6 +221,19 @@ def _str(value, here=None):
     return str(value).strip()
 
 
+KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def parse_key_prefix(value, here=None):
+    """``CACHE_KEY_PREFIX``: what every key the application writes to Redis starts with (then a
+    ``:``). Letters, digits and ``_.:-`` only: the keys of a prefix are found with ``SCAN MATCH
+    <prefix>:*``, where a glob character would match other keys."""
+    value = str(value).strip()
+    if not KEY_PREFIX_RE.match(value):
+        raise ValueError("must be 1 to 64 letters, digits or _ . : - (no space, no * ? [ ])")
+    return value
+
+
 ORIGIN_RE = re.compile(r"^([a-z][a-z0-9+.-]*)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -260,6 +273,7 @@ SCHEMA = {
     "environment": (_choice(ENVIRONMENTS), "production"),
     "database_url": (parse_database_url, _database_of_the_environment),
     "cache_url": (parse_cache_url, ""),
+    "cache_key_prefix": (parse_key_prefix, "cinema"),
     "database_timeout_sec": (_int_between(1, 300), 5),
     "jwt_secret": (_str, ""),
     "jwt_expires_in_sec": (_int_between(1, 86400 * 30), 900),
@@ -339,6 +353,7 @@ class Settings:
     environment: str
     database_url: DatabaseURL
     cache_url: str
+    cache_key_prefix: str
     database_timeout_sec: int
     jwt_secret: str
     jwt_expires_in_sec: int

@@ -4,6 +4,7 @@ private Redis server, a TCP proxy that slows a connection down, calls that race 
 import json
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -15,6 +16,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit, urlunsplit
+
 
 def repeated(unit, size):
     """``unit`` repeated to ``size`` characters."""
@@ -48,8 +51,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Variables the application, its server runner and its scripts read, besides the settings.
 RUNNER_VARIABLES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CINEMA_ADMIN_PASSWORD")
-#: What the suite takes from the environment it runs in: the storage it is pointed at.
-SELECTORS = ("DATABASE_URL", "CACHE_URL")
+#: The variables of the suite's own that point it at servers it may use: a PostgreSQL server it
+#: may create databases on, a Redis database it may write keys to. It never reads the
+#: application's DATABASE_URL or CACHE_URL (a developer's own) to choose where it writes.
+TEST_DATABASE_VARIABLE, TEST_CACHE_VARIABLE = "TEST_DATABASE_URL", "TEST_CACHE_URL"
 
 
 def at_once(count, call, timeout=120):
@@ -85,12 +90,12 @@ def at_once(count, call, timeout=120):
 
 def child_environ(**variables):
     """The environment of a child process of the tests: the caller's, without any setting it
-    might export (a developer's shell must not change what a test checks) except
-    :data:`SELECTORS`, plus ``variables``."""
+    might export (a developer's shell must not change what a test checks, nor where it
+    writes: its DATABASE_URL and CACHE_URL are dropped too), plus ``variables``."""
     from cinema_api.settings import SCHEMA, env_name
 
     settings = {env_name(name) for name in SCHEMA} | set(RUNNER_VARIABLES)
-    environ = {key: value for key, value in os.environ.items() if key not in settings or key in SELECTORS}
+    environ = {key: value for key, value in os.environ.items() if key not in settings}
     environ.update(variables)
     return environ
 
@@ -405,3 +410,139 @@ class PostgresCluster:
     def __exit__(self, *exc):
         self.thaw()
         subprocess.run(["pg_dropcluster", "--stop", self.version, self.name], capture_output=True, timeout=120)
+
+
+# ---------------------------------------------------------------- servers the tests are pointed at
+#
+# On a PostgreSQL or Redis server that a run was pointed at (TEST_DATABASE_URL, TEST_CACHE_URL;
+# deploy/check.sh and the benchmark likewise), the run creates and deletes only databases and keys
+# of a prefix of its own: never a FLUSHDB or FLUSHALL, never another database.
+
+
+def run_tag():
+    """``<pid>_<8 hex digits>``: unique to this run, on this machine and among runs sharing a server."""
+    return "%d_%s" % (os.getpid(), secrets.token_hex(4))
+
+
+def _glob_escaped(text):
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def delete_keys(url, prefix):
+    """Delete the keys of the Redis database ``url`` whose names start with ``prefix`` (``SCAN
+    MATCH`` and ``UNLINK``; nothing else is touched); how many there were."""
+    import redis
+
+    if not prefix:
+        raise ValueError("an empty prefix would name every key")
+    client = redis.Redis.from_url(url)
+    deleted, batch = 0, []
+    try:
+        for key in client.scan_iter(match=_glob_escaped(prefix) + "*", count=1000):
+            batch.append(key)
+            if len(batch) == 500:
+                deleted += client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += client.unlink(*batch)
+    finally:
+        client.close()
+    return deleted
+
+
+class RedisPrefix:
+    """The keys of one run (or one test) in the Redis database ``url``: ``CACHE_KEY_PREFIX`` is
+    :attr:`prefix`, so every key the application writes starts with ``prefix + ":"``."""
+
+    def __init__(self, url, prefix):
+        from cinema_api.settings import parse_key_prefix
+
+        self.url = url
+        self.prefix = parse_key_prefix(prefix)
+
+    def child(self, name):
+        """A prefix inside this one (its keys are among this one's): a test's own."""
+        return RedisPrefix(self.url, "%s:%s" % (self.prefix, name))
+
+    @property
+    def environ(self):
+        return {"CACHE_URL": self.url, "CACHE_KEY_PREFIX": self.prefix}
+
+    def clean(self, settle=0.2, rounds=10):
+        """Delete the keys of the prefix, again until a pass ``settle`` s after the last finds
+        none (a process's cache writer may still be sending entries); how many there were."""
+        total = 0
+        for _ in range(rounds):
+            deleted = delete_keys(self.url, self.prefix + ":")
+            total += deleted
+            if not deleted:
+                return total
+            time.sleep(settle)
+        raise RuntimeError("keys of %s keep appearing in %s" % (self.prefix, self.url))
+
+
+class PostgresServer:
+    """The databases of one run on the PostgreSQL server of ``url`` (a database to connect to
+    for administration, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``): each is
+    named ``<prefix><name>``, and only those are ever created or dropped."""
+
+    def __init__(self, url, prefix):
+        if not re.fullmatch(r"[a-z0-9_]{8,40}", prefix):
+            raise ValueError("a database prefix is 8 to 40 of a-z, 0-9, _: %r" % prefix)
+        self.url, self.prefix = url, prefix
+        self.created = 0
+
+    def _admin(self):
+        import psycopg2
+
+        connection = psycopg2.connect(self.url, connect_timeout=10)
+        connection.autocommit = True
+        return connection
+
+    def check(self):
+        """Connect once: raises what psycopg2 raises when the server cannot be used."""
+        self._admin().close()
+
+    def url_of(self, name):
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+    def create(self, name=None):
+        """A new, empty database of the prefix; its URL."""
+        self.created += 1
+        name = self.prefix + (name or "db%d" % self.created)
+        connection = self._admin()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute('CREATE DATABASE "%s"' % name)
+        finally:
+            connection.close()
+        return self.url_of(name)
+
+    def drop(self, url):
+        name = urlsplit(url).path.lstrip("/")
+        if not name.startswith(self.prefix):
+            raise ValueError("%s is not a database of this run" % name)
+        connection = self._admin()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        finally:
+            connection.close()
+
+    def names(self):
+        """The databases of the prefix that exist."""
+        connection = self._admin()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s", (len(self.prefix), self.prefix))
+                return sorted(row[0] for row in cursor.fetchall())
+        finally:
+            connection.close()
+
+    def drop_all(self):
+        """Drop every database of the prefix still there (a test that failed half-way); their names."""
+        names = self.names()
+        for name in names:
+            self.drop(self.url_of(name))
+        return names

@@ -2,6 +2,9 @@
 # Follows the README's deployment section on this machine, loopback only: PostgreSQL, Redis,
 # the Procfile's release and web commands (two processes), nginx terminating TLS in front.
 # Needs the project installed in .venv, PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
+# On those servers it creates and deletes only what is its own: the database cinema_deploy_<pid>_<random>
+# (dropped at the end) and, in Redis db 12, the keys of CACHE_KEY_PREFIX cinema-deploy-<pid>-<random>
+# (deleted at the end with SCAN and UNLINK; never a FLUSHDB, other keys are left alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -14,7 +17,10 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 WORK=$(mktemp -d)
-DB="cinema_deploy_$$"
+RUN="$$_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+DB="cinema_deploy_$RUN"
+REDIS_URL="redis://127.0.0.1:6379/12"
+KEY_PREFIX="cinema-deploy-${RUN//_/-}"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -25,6 +31,8 @@ import sys, psycopg2
 c = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres"); c.autocommit = True
 c.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % sys.argv[1])
 PY
+    "$PY" -c 'import sys; from cinema_api.testing import RedisPrefix; RedisPrefix(*sys.argv[1:]).clean()' \
+        "$REDIS_URL" "$KEY_PREFIX" || true
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -37,17 +45,18 @@ for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
-echo "== PostgreSQL database $DB, Redis db 12"
+echo "== PostgreSQL database $DB, Redis db 12 under the key prefix $KEY_PREFIX"
 "$PY" - "$DB" <<'PY'
 import sys, psycopg2
 c = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres"); c.autocommit = True
 c.cursor().execute('CREATE DATABASE "%s"' % sys.argv[1])
 PY
-"$PY" -c 'import redis; redis.Redis.from_url("redis://127.0.0.1:6379/12").flushdb()'
 
-# The environment of the README's deployment section.
+# The environment of the README's deployment section; a key prefix of this run's own, so that no
+# count or body of an earlier run (or of anyone else's use of db 12) is found or touched.
 export DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$DB"
-export CACHE_URL="redis://127.0.0.1:6379/12"
+export CACHE_URL="$REDIS_URL"
+export CACHE_KEY_PREFIX="$KEY_PREFIX"
 export JWT_SECRET="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
 export TRUSTED_PROXIES="127.0.0.1"
 export PATH="$PWD/$VENV/bin:$PATH"
@@ -185,4 +194,15 @@ for port in (app1, app2):
         served = [json.loads(line) for line in log if '"cinema_api.access"' in line]
     assert any(r["path"].startswith("/v1/") and r["trace_id"] for r in served), (port, open("%s/app-%s.log" % (work, port)).read()[-2000:])
 print("deployment check passed: nginx (TLS, redirect, HSTS) -> 2 processes -> PostgreSQL + Redis")
+PY
+
+echo "== Redis: the processes wrote their keys under $KEY_PREFIX: (deleted on exit)"
+"$PY" - "$REDIS_URL" "$KEY_PREFIX" <<'PY'
+import sys, redis
+url, prefix = sys.argv[1:3]
+client = redis.Redis.from_url(url)
+keys = [key.decode() for key in client.scan_iter(match=prefix + ":*", count=1000)]
+client.close()
+assert any(key.startswith(prefix + ":login:") for key in keys), keys  # the failed logins of the check
+print("%d keys of %s:" % (len(keys), prefix))
 PY

@@ -1,14 +1,29 @@
 """Test fixtures: one application per test session on a schema built by the migrations.
 
-``DATABASE_URL`` and ``CACHE_URL`` select PostgreSQL and Redis (as ``.ci/run`` does);
-by default the suite runs on a temporary SQLite file with the memory cache. The settings are
-built explicitly, from testing.ini and those two variables: a ``.env`` in the checkout or a
-setting exported by the shell changes nothing the tests check.
+By default the suite runs on a temporary SQLite file with the memory cache, and touches no
+PostgreSQL or Redis server: the tests that need one skip. Variables of the suite's own point it
+at servers it may use (as ``.ci/run`` does):
+
+- ``TEST_DATABASE_URL``: a PostgreSQL server on which the run may create databases (the URL of
+  a database to connect to for that, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``).
+  The session's application then runs on a database of its own there, and so do the tests
+  that need a fresh one. Each is named ``cinema_test_<pid>_<random>_...`` and dropped at the end.
+- ``TEST_CACHE_URL``: a Redis database (``redis://127.0.0.1:6379/15``). The session's
+  application then caches there, every key under the run's own ``CACHE_KEY_PREFIX``
+  (``cinema-test-<pid>-<random>``); the keys of that prefix are deleted at the end (SCAN and
+  UNLINK, never a FLUSHDB).
+
+A variable that is set names a server that must answer: the run stops at once otherwise (that is
+how ``.ci/run`` makes a missing server a failure, not a skip). The application's own
+``DATABASE_URL``, ``CACHE_URL`` and ``CACHE_KEY_PREFIX`` are never read: they are removed from
+this process's environment before any test runs, so a developer's exported settings can be
+neither read nor written. The settings are built explicitly, from testing.ini and the variables
+above: a ``.env`` in the checkout or a setting exported by the shell changes nothing the tests
+check.
 """
 
 import os
 import secrets
-import socket
 import threading
 import uuid
 from contextlib import contextmanager
@@ -20,7 +35,7 @@ from webtest import TestApp
 
 from cinema_api import make_app
 from cinema_api.settings import load_settings
-from cinema_api.testing import SELECTORS
+from cinema_api.testing import TEST_CACHE_VARIABLE, TEST_DATABASE_VARIABLE, PostgresServer, RedisPrefix, run_tag
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTING_INI = os.path.join(HERE, "testing.ini")
@@ -29,22 +44,115 @@ TESTING_INI = os.path.join(HERE, "testing.ini")
 TABLES = ["tickets", "movie_sessions", "movies", "rooms", "refresh_tokens", "user_sessions", "users"]
 
 
-def service_available(host, port):
+#: The application's variables that choose where it writes: a developer's, never the suite's.
+for _name in ("DATABASE_URL", "CACHE_URL", "CACHE_KEY_PREFIX"):
+    os.environ.pop(_name, None)
+
+TEST_DATABASE_URL = os.environ.get(TEST_DATABASE_VARIABLE, "").strip()
+TEST_CACHE_URL = os.environ.get(TEST_CACHE_VARIABLE, "").strip()
+#: This run's names on the servers it was pointed at.
+RUN_TAG = run_tag()
+DATABASE_PREFIX = "cinema_test_%s_" % RUN_TAG
+KEY_PREFIX = "cinema-test-%s" % RUN_TAG.replace("_", "-")
+
+NOT_POINTED = (
+    "%s is not set: the tests touch no %s server they were not pointed at (e.g. %s=%s; "
+    "README, Tests)"
+)
+
+
+def pytest_report_header(config):
+    return "servers: PostgreSQL %s, Redis %s (databases %s*, keys %s:*)" % (
+        TEST_DATABASE_URL or "none (TEST_DATABASE_URL unset)", TEST_CACHE_URL or "none (TEST_CACHE_URL unset)",
+        DATABASE_PREFIX, KEY_PREFIX,
+    )
+
+
+def pytest_sessionstart(session):
+    """A server the run was pointed at must answer: a missing one fails the run, never skips it."""
+    problems = []
+    if TEST_DATABASE_URL:
+        try:
+            PostgresServer(TEST_DATABASE_URL, DATABASE_PREFIX).check()
+        except Exception as exc:
+            problems.append("%s=%s: %s" % (TEST_DATABASE_VARIABLE, TEST_DATABASE_URL, " ".join(str(exc).split())))
+    if TEST_CACHE_URL:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(TEST_CACHE_URL, socket_timeout=5, socket_connect_timeout=5)
+            client.ping()
+            client.close()
+        except Exception as exc:
+            problems.append("%s=%s: %s" % (TEST_CACHE_VARIABLE, TEST_CACHE_URL, exc))
+    if problems:
+        pytest.exit("the suite was pointed at a server that does not answer: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_pools_closed():
+    """Every Redis connection pool the applications of the tests open is disconnected after
+    each test (a later use connects again), and kept until the end: an application dropped by
+    a test cannot leave a socket for the garbage collector to find open (a ResourceWarning,
+    an error here), whenever the collector runs."""
+    from cinema_api.infrastructure import cache, ratelimit
+
+    pools, make_pool = [], cache.redis_pool
+
+    def redis_pool(url):
+        pools.append(make_pool(url))
+        return pools[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "redis_pool", redis_pool)
+        patch.setattr(ratelimit, "redis_pool", redis_pool)
+        yield pools
+    for pool in pools:
+        pool.disconnect()
+
+
+@pytest.fixture(autouse=True)
+def redis_connections_closed(redis_pools_closed):
+    yield
+    for pool in redis_pools_closed:
+        pool.disconnect(inuse_connections=False)  # a cache writer's thread may be using one
+
+
+@pytest.fixture(scope="session")
+def test_postgres():
+    """The PostgreSQL server of ``TEST_DATABASE_URL`` (a skip without it); the databases this
+    run created there are dropped at the end, whatever happened."""
+    if not TEST_DATABASE_URL:
+        pytest.skip(NOT_POINTED % (TEST_DATABASE_VARIABLE, "PostgreSQL", TEST_DATABASE_VARIABLE, "postgresql://postgres@127.0.0.1:5432/postgres"))
+    server = PostgresServer(TEST_DATABASE_URL, DATABASE_PREFIX)
     try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+        yield server
+    finally:
+        server.drop_all()
 
 
-def require_service(name, host, port):
-    """Skip when the server is truly absent; in CI a missing server is a failure."""
-    if service_available(host, port):
-        return
-    message = "%s is not reachable on %s:%s" % (name, host, port)
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI must not skip this test)")
-    pytest.skip(message)
+@pytest.fixture(scope="session")
+def test_redis():
+    """This run's keys in the Redis database of ``TEST_CACHE_URL`` (a skip without it); they
+    are deleted at the end, and nothing else is."""
+    if not TEST_CACHE_URL:
+        pytest.skip(NOT_POINTED % (TEST_CACHE_VARIABLE, "Redis", TEST_CACHE_VARIABLE, "redis://127.0.0.1:6379/15"))
+    keys = RedisPrefix(TEST_CACHE_URL, KEY_PREFIX)
+    try:
+        yield keys
+    finally:
+        keys.clean()
+
+
+@pytest.fixture
+def fresh_redis(test_redis, request):
+    """Keys of this test's own in the Redis of ``TEST_CACHE_URL`` (where a previous test
+    cannot have left a count or a body), deleted afterwards."""
+    keys = test_redis.child("t%s" % secrets.token_hex(4))
+    try:
+        yield keys
+    finally:
+        keys.clean()
 
 
 def production_secret():
@@ -64,13 +172,16 @@ def build_settings(environ, **overrides):
 
 
 @pytest.fixture(scope="session")
-def test_environ(tmp_path_factory):
-    """The environment the application reads: the selectors of the real one (DATABASE_URL,
-    CACHE_URL), and a temporary SQLite file when no database is selected."""
-    environ = {key: os.environ[key] for key in SELECTORS if os.environ.get(key)}
-    if not environ.get("DATABASE_URL"):
-        path = tmp_path_factory.mktemp("db") / "cinema.sqlite"
-        environ["DATABASE_URL"] = "sqlite:///" + str(path)
+def test_environ(request, tmp_path_factory):
+    """The environment the session's application reads: a database of the run's own on the
+    server of TEST_DATABASE_URL, else a temporary SQLite file; the Redis of TEST_CACHE_URL
+    under the run's key prefix, else testing.ini's memory cache."""
+    if TEST_DATABASE_URL:
+        environ = {"DATABASE_URL": request.getfixturevalue("test_postgres").create("session")}
+    else:
+        environ = {"DATABASE_URL": "sqlite:///" + str(tmp_path_factory.mktemp("db") / "cinema.sqlite")}
+    if TEST_CACHE_URL:
+        environ.update(request.getfixturevalue("test_redis").environ)
     return environ
 
 
@@ -107,26 +218,14 @@ def testapp(app, db, registry):
     return TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
 
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-
-
 @pytest.fixture
-def fresh_postgres_url():
-    """A new, empty PostgreSQL database, dropped afterwards."""
-    import psycopg2
-
-    require_service("PostgreSQL", PG_HOST, PG_PORT)
-    name = "cinema_test_" + os.urandom(6).hex()
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute('CREATE DATABASE "%s"' % name)
+def fresh_postgres_url(test_postgres):
+    """A new, empty database of the run's own on the server of TEST_DATABASE_URL, dropped afterwards."""
+    url = test_postgres.create()
     try:
-        yield "postgresql://postgres@%s:%d/%s" % (PG_HOST, PG_PORT, name)
+        yield url
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        admin.close()
+        test_postgres.drop(url)
 
 
 @pytest.fixture

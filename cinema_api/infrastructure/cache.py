@@ -9,7 +9,9 @@ Each region is configured from its own ini prefix::
     cinema.cache.sessions.arguments.url = redis://127.0.0.1:6379/0
 
 ``CACHE_URL`` (``memory://``, ``redis://host:port/db``, ``null://``), when set, replaces
-every region's backend.
+every region's backend. Every key starts with ``CACHE_KEY_PREFIX`` (default ``cinema``):
+``<prefix>:<region>:<key>``, so that several applications (or a test run) can share one Redis
+database and each can find and delete its own keys.
 
 Freshness is the database's: every key starts with the catalogue's version, a value that the
 database changes in the same transaction as any write to movies or sessions (triggers of the
@@ -57,6 +59,7 @@ hit_log = logging.getLogger("cinema_api.cache")
 REDIS_TIMEOUT_SEC = 0.25
 #: After a Redis failure the cache is skipped for this long: an outage costs one timeout, not one per request.
 OUTAGE_BYPASS_SEC = 5.0
+#: What every key of the regions starts with, unless ``CACHE_KEY_PREFIX`` says otherwise.
 KEY_PREFIX = "cinema"
 
 BACKENDS = {
@@ -161,8 +164,9 @@ class RedisWriter:
 class Region:
     """One named dogpile region of immutable entries; a failing backend reads as a miss."""
 
-    def __init__(self, config, pool=None, writer=None):
+    def __init__(self, config, pool=None, writer=None, key_prefix=KEY_PREFIX):
         self.name = config.name
+        self.key_prefix = key_prefix
         self.enabled = config.backend != "null"
         self.local = None
         arguments = {}
@@ -172,7 +176,7 @@ class Region:
             arguments = {"connection_pool": pool, "redis_expiration_time": config.expiration_time}
             self.local = LRUDict(config.max_entries)
         self.writer = writer if config.backend == "redis" else None
-        prefix = "%s:%s:" % (KEY_PREFIX, self.name)
+        prefix = "%s:%s:" % (key_prefix, self.name)
         self.dogpile = make_region(name=self.name, key_mangler=lambda key: prefix + key)
         self.dogpile.configure(BACKENDS[config.backend], expiration_time=config.expiration_time, arguments=arguments)
         self.breaker = CircuitBreaker("cache region %s" % self.name, OUTAGE_BYPASS_SEC)
@@ -230,7 +234,7 @@ class Region:
         if not self.enabled:
             return True
         backend = self.dogpile.backend
-        key = "%s:health:%s" % (KEY_PREFIX, uuid.uuid4().hex)
+        key = "%s:health:%s" % (self.key_prefix, uuid.uuid4().hex)
         # dogpile's Redis backend stores bytes (set_serialized); the memory backend stores objects
         value = b"ok" if backend.serializer else "ok"
         set_, get = (backend.set_serialized, backend.get_serialized) if backend.serializer else (backend.set, backend.get)
@@ -245,12 +249,13 @@ class Region:
 
 
 class Caches:
-    """The application's regions, by name; one Redis pool per URL."""
+    """The application's regions, by name; one Redis pool per URL. Every key starts with
+    ``key_prefix`` and a ``:`` (``CACHE_KEY_PREFIX``)."""
 
-    def __init__(self, configs):
+    def __init__(self, configs, key_prefix=KEY_PREFIX):
         pools = {config.url: redis_pool(config.url) for config in configs if config.backend == "redis"}
         writer = RedisWriter() if pools else None
-        self.regions = {config.name: Region(config, pools.get(config.url), writer) for config in configs}
+        self.regions = {config.name: Region(config, pools.get(config.url), writer, key_prefix) for config in configs}
         self.default_config = configs[0]
 
     def region(self, name):
@@ -409,7 +414,7 @@ def cache_tween_factory(handler, registry):
 
 def includeme(config):
     settings = config.registry["cinema.settings"]
-    caches = config.registry["cinema.caches"] = Caches(settings.cache_regions)
+    caches = config.registry["cinema.caches"] = Caches(settings.cache_regions, settings.cache_key_prefix)
     metrics = config.registry["cinema.metrics"]
     for name, region in caches.regions.items():
         region.hits, region.misses = metrics.cache_hits.labels(name), metrics.cache_misses.labels(name)

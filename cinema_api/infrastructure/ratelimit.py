@@ -99,9 +99,10 @@ class MemoryAttempts:
 class RedisAttempts:
     """Attempt times per key in Redis sorted sets, shared by every process."""
 
-    def __init__(self, url):
+    def __init__(self, url, key_prefix=KEY_PREFIX):
         self.client = redis.Redis(connection_pool=redis_pool(url))
         self.script = self.client.register_script(RESERVE_SCRIPT)
+        self.key_prefix = key_prefix
 
     def reserve(self, keys, limits, now, member):
         return float(self.script(keys=list(keys), args=[now, WINDOW_SEC, member, *limits]))
@@ -116,24 +117,24 @@ class RedisAttempts:
         self.client.delete(key)
 
     def reset(self):
-        keys = list(self.client.scan_iter(KEY_PREFIX + "*"))
+        keys = list(self.client.scan_iter(self.key_prefix + "*"))
         if keys:
             self.client.delete(*keys)
         return len(keys)
 
 
 class LoginLimiter:
-    def __init__(self, attempts, per_address, per_username, clock=time.time):
+    def __init__(self, attempts, per_address, per_username, clock=time.time, key_prefix=KEY_PREFIX):
         self.attempts = attempts
+        self.key_prefix = key_prefix
         self.limits = (per_address, per_username)
         self.clock = clock
         self.breaker = CircuitBreaker("login limiter storage", PROBE_SEC)
 
-    @staticmethod
-    def _keys(address, username):
+    def _keys(self, address, username):
         """The keys of both budgets: SHA-256 digests, so any text (a lone surrogate, a NUL,
         a megabyte) makes a short key every storage can hold."""
-        return (KEY_PREFIX + "address:" + _digest(address), KEY_PREFIX + "username:" + _digest(username))
+        return (self.key_prefix + "address:" + _digest(address), self.key_prefix + "username:" + _digest(username))
 
     def _guarded(self, action, default):
         if not self.breaker.allows():
@@ -210,11 +211,12 @@ def _is_trusted(address, networks):
 def login_limiter(settings):
     """The limiter of these settings: its counts live in Redis when the default (first) cache
     region is Redis, shared by every process, otherwise in this process's memory."""
-    region = settings.cache_regions[0]
+    region, key_prefix = settings.cache_regions[0], settings.cache_key_prefix + ":login:"
     return LoginLimiter(
-        RedisAttempts(region.url) if region.backend == "redis" else MemoryAttempts(),
+        RedisAttempts(region.url, key_prefix) if region.backend == "redis" else MemoryAttempts(),
         settings.login_limit_per_address,
         settings.login_limit_per_username,
+        key_prefix=key_prefix,
     )
 
 

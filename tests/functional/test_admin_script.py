@@ -68,7 +68,8 @@ def test_reset_login_limits_says_a_restart_resets_counts_kept_in_memory(run_admi
     )
 
 
-def test_reset_login_limits_clears_the_counts_kept_in_redis(run_admin, test_environ, tmp_path):
+def test_reset_login_limits_clears_the_counts_kept_in_redis_under_its_own_prefix(run_admin, test_environ, tmp_path):
+    import redis
     from webtest import TestApp
 
     from cinema_api import make_app
@@ -78,14 +79,20 @@ def test_reset_login_limits_clears_the_counts_kept_in_redis(run_admin, test_envi
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
     with RedisServer() as server:
-        app = make_app(build_settings(dict(test_environ, CACHE_URL=server.url)), ini_settings())
+        # another deployment's count in the same database, under the default prefix
+        other = redis.Redis.from_url(server.url)
+        other.zadd("cinema:login:address:203.0.113.9", {"attempt": 1})
+        prefix = {"CACHE_URL": server.url, "CACHE_KEY_PREFIX": "cinema-admin-test"}
+        app = make_app(build_settings(dict(test_environ, **prefix)), ini_settings())
         reset_state(app.registry["cinema.db"], app.registry)
         client = TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
         wrong = {"username": "nobody", "password": "wrong1234"}
         for _ in range(10):
             client.post_json("/v1/auth/login", wrong, status=401)
         client.post_json("/v1/auth/login", wrong, status=429)
-        result = run_admin("reset-login-limits", CACHE_URL=server.url)
+        result = run_admin("reset-login-limits", **prefix)
         assert result.returncode == 0, result.stderr
         assert result.stdout == "login limits reset: 2 counts forgotten\n"  # the address and the username
         client.post_json("/v1/auth/login", wrong, status=401)  # checked again, not throttled
+        assert other.zcard("cinema:login:address:203.0.113.9") == 1  # not its prefix: left alone
+        other.close()

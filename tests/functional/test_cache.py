@@ -16,19 +16,18 @@ from tests.conftest import (
     ini_settings,
     reading_in_background,
     register,
-    require_service,
     reset_state,
 )
-
-REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 @pytest.fixture(params=["memory", "redis", "null"])
 def cache_app(request, test_environ):
+    """The application on each backend; Redis: the one of TEST_CACHE_URL, under the run's prefix."""
     if request.param == "redis":
-        require_service("Redis", "127.0.0.1", 6379)
-    url = {"memory": "memory://", "redis": REDIS_URL, "null": "null://"}[request.param]
-    app = make_app(build_settings(dict(test_environ, CACHE_URL=url)), ini_settings())
+        cache = request.getfixturevalue("test_redis").environ
+    else:
+        cache = {"CACHE_URL": request.param + "://"}
+    app = make_app(build_settings(dict(test_environ, **cache)), ini_settings())
     reset_state(app.registry["cinema.db"], app.registry)
     client = TestApp(app)
     client.backend = request.param
@@ -201,12 +200,9 @@ def test_a_redis_outage_degrades_to_uncached_answers(test_environ, kind, caplog)
 
 
 @pytest.mark.slow
-def test_two_processes_share_postgresql_and_redis(fresh_postgres_url):
-    require_service("Redis", "127.0.0.1", 6379)
-    import redis
-
-    redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()  # this test's own database: no counts left from a previous run
-    environ = {"DATABASE_URL": fresh_postgres_url, "CACHE_URL": "redis://127.0.0.1:6379/13",
+def test_two_processes_share_postgresql_and_redis(fresh_postgres_url, fresh_redis):
+    # keys of this test's own (fresh_redis): no counts left by another test or a previous run
+    environ = {"DATABASE_URL": fresh_postgres_url, **fresh_redis.environ,
                "LOGIN_LIMIT_PER_ADDRESS": "10", "LOGIN_LIMIT_PER_USERNAME": "10"}  # production's budget
     with ServerProcess(**environ) as first, ServerProcess(**environ) as second:
         status, _, body = first.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})

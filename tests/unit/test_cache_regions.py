@@ -1,4 +1,6 @@
-"""The backend contract: one set of cache tests run on every backend (memory, redis, null)."""
+"""The backend contract: one set of cache tests run on every backend (memory, redis, null).
+
+Redis is the one of TEST_CACHE_URL (skipped without it), every key under the run's prefix."""
 
 import time
 import uuid
@@ -7,21 +9,33 @@ import pytest
 
 from cinema_api.infrastructure.cache import Caches, RedisWriter
 from cinema_api.settings import RegionConfig
-from tests.conftest import require_service
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+#: Where the Redis regions of this module live: set by :func:`redis_keys`.
+REDIS = {}
+
+
+@pytest.fixture
+def redis_keys(test_redis):
+    REDIS.update(url=test_redis.url, prefix=test_redis.prefix)
+    yield test_redis
+    REDIS.clear()
 
 
 @pytest.fixture(params=["memory", "redis", "null"])
 def backend(request):
     if request.param == "redis":
-        require_service("Redis", "127.0.0.1", 6379)
+        request.getfixturevalue("redis_keys")
     return request.param
 
 
+def caches_on(backend, *names):
+    if backend != "redis":
+        return Caches([RegionConfig(name, backend, 60, 100) for name in names])
+    return Caches([RegionConfig(name, "redis", 60, 100, REDIS["url"]) for name in names], REDIS["prefix"])
+
+
 def region_on(backend, name="contract"):
-    config = RegionConfig(name, backend, 60, 100, REDIS_URL if backend == "redis" else None)
-    return Caches([config]).region(name)
+    return caches_on(backend, name).region(name)
 
 
 def test_a_missing_key_reads_as_none(backend):
@@ -50,9 +64,8 @@ def test_processes_sharing_a_backend_share_values_only_on_redis(backend):
     assert eventually(lambda: other.get(key), seconds) == (("etag", b"body") if backend == "redis" else None)
 
 
-def test_new_entries_reach_redis_off_the_request_thread_a_batch_in_one_round_trip():
-    require_service("Redis", "127.0.0.1", 6379)
-    caches = Caches([RegionConfig(name, "redis", 60, 100, REDIS_URL) for name in ("first", "second")])
+def test_new_entries_reach_redis_off_the_request_thread_a_batch_in_one_round_trip(redis_keys):
+    caches = caches_on("redis", "first", "second")
     sent = []
     for region in caches.regions.values():
         store_many = region.store_many
@@ -83,7 +96,7 @@ def test_a_failing_store_opens_the_breaker_and_the_local_copy_stays():
 
 
 def test_the_health_check_is_a_real_round_trip(backend):
-    assert Caches([RegionConfig("health", backend, 60, 100, REDIS_URL if backend == "redis" else None)]).ping()
+    assert caches_on(backend, "health").ping()
 
 
 def test_an_unreachable_backend_reads_as_a_miss_and_reports_down():

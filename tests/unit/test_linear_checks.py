@@ -109,6 +109,7 @@ CLIENT_PATTERNS = {
 NOT_CLIENT_INPUT = {
     "settings.SECRET_LINE_RE": "reads the repository's own files",
     "settings.ORIGIN_RE": "reads CORS_ORIGINS, a setting",
+    "settings.KEY_PREFIX_RE": "reads CACHE_KEY_PREFIX, a setting",
     "core.openapi.PATH_PARAMETER_RE": "reads the routes' own patterns",
     "infrastructure.db._PARAMETER": "reads our own SQL",
 }

@@ -29,6 +29,7 @@ def test_built_in_defaults(tmp_path):
     assert settings.allow_manager_signup is False
     assert settings.login_limit_per_address == settings.login_limit_per_username == 10
     assert settings.cache_url == ""
+    assert settings.cache_key_prefix == "cinema"  # the keys production always wrote
     assert settings.log_format == "text" and settings.log_level == "INFO"
     # The default database is a SQLite file of the mode's own next to the ini file.
     assert settings.database_url.bind_kwargs["filename"] == str(tmp_path / "production.sqlite")
@@ -146,6 +147,11 @@ def test_scripts_load_settings_without_a_jwt_secret(tmp_path):
         ("DATABASE_URL", "sqlite://", "DATABASE_URL needs a file"),
         ("DATABASE_URL", "postgresql://127.0.0.1:5432/", "DATABASE_URL names no database"),
         ("CACHE_URL", "memcached://x", "CACHE_URL must be memory://, null:// or redis://"),
+        # a glob character in the prefix would make SCAN MATCH <prefix>:* find other keys
+        ("CACHE_KEY_PREFIX", "cinema*", "CACHE_KEY_PREFIX must be 1 to 64 letters"),
+        ("CACHE_KEY_PREFIX", "a[b]", "CACHE_KEY_PREFIX must be 1 to 64 letters"),
+        ("CACHE_KEY_PREFIX", "", "CACHE_KEY_PREFIX must be 1 to 64 letters"),
+        ("CACHE_KEY_PREFIX", "two words", "CACHE_KEY_PREFIX must be 1 to 64 letters"),
         ("TRUSTED_PROXIES", "not-an-ip", "TRUSTED_PROXIES 'not-an-ip' is not an IP address"),
         ("ENVIRONMENT", "staging", "ENVIRONMENT must be one of development, testing, production"),
         ("JWT_SECRET", "short", "JWT_SECRET must be at least 32 bytes"),
