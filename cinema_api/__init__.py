@@ -12,7 +12,7 @@ from pyramid.exceptions import ConfigurationExecutionError
 
 from cinema_api.core.logs import configure_logging
 from cinema_api.core.trace import trace_event
-from cinema_api.infrastructure.db import unusable_database
+from cinema_api.infrastructure.storage_errors import unusable_database
 from cinema_api.infrastructure.migrate import wrong_environment
 from cinema_api.settings import SettingsError, load_settings
 

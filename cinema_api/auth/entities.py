@@ -6,7 +6,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, Set
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import sql_datetime, sql_uuid
+from cinema_api.infrastructure.sql import sql_datetime, sql_uuid
 
 
 def define_entities(db):

@@ -10,7 +10,8 @@ the cache keys on.
 """
 
 from cinema_api.core.state import request_state
-from cinema_api.infrastructure.db import live_login_session_of, select_rows
+from cinema_api.infrastructure.db import live_login_session_of
+from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
 
 MALFORMED_HEADER = "Authorization header must be: Bearer <token>"

@@ -14,7 +14,7 @@ from cinema_api.auth.errors import (
 )
 from cinema_api.core.clock import utcnow
 from cinema_api.core.schemas import is_storable
-from cinema_api.infrastructure.db import sql_datetime, sql_uuid
+from cinema_api.infrastructure.sql import sql_datetime, sql_uuid
 from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
 from cinema_api.users.errors import ManagerSignupClosed
 

@@ -3,7 +3,8 @@
 import logging
 
 from cinema_api.core.errors import ServiceUnavailable
-from cinema_api.infrastructure.db import RETRY_AFTER_SEC, ping
+from cinema_api.infrastructure.db import ping
+from cinema_api.infrastructure.storage_errors import RETRY_AFTER_SEC
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from cinema_api.core.api import ApiService, RetryAfterHeaders, reply
 from cinema_api.core.errors import ServiceUnavailable
 from cinema_api.health.schemas import HealthCheck, Liveness
 from cinema_api.health.services import check_health, check_readiness
-from cinema_api.infrastructure.db import RETRY_AFTER_SEC
+from cinema_api.infrastructure.storage_errors import RETRY_AFTER_SEC
 
 health = ApiService(name="health", path="/health")
 health_alias = ApiService(name="health_alias", path="/health", prefix="", documented=False)

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from pony.orm import desc, flush, select
 
-from cinema_api.infrastructure.db import on_sqlite, select_rows, sql_uuid, sqlite_datetime, substring_condition
+from cinema_api.infrastructure.pony_internals import select_rows
+from cinema_api.infrastructure.sql import on_sqlite, sql_uuid, sqlite_datetime, substring_condition
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
     MovieAlreadyExists,

@@ -13,7 +13,7 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import sql_datetime
+from cinema_api.infrastructure.sql import sql_datetime
 from cinema_api.rooms.errors import InvalidSeatPlan
 
 ROW_LETTERS = string.ascii_uppercase

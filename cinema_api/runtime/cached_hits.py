@@ -29,7 +29,8 @@ from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.state import request_state
 from cinema_api.core.trace import TRACE_HEADER, TRACEPARENT_HEADER, trace_context
 from cinema_api.infrastructure.cache import cached_answer, hit_log
-from cinema_api.infrastructure.db import ATTEMPTS, retry_attempts, select_without_session
+from cinema_api.infrastructure.db import ATTEMPTS, retry_attempts
+from cinema_api.infrastructure.pony_internals import select_without_session
 from cinema_api.infrastructure.tokens import bearer_token
 
 _PLAIN = re.compile(r"[A-Za-z0-9/_.~=&-]*")

@@ -6,7 +6,8 @@ from datetime import datetime
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import execute_alone, on_sqlite, select_rows, sql_datetime, sql_uuid, sqlite_datetime
+from cinema_api.infrastructure.pony_internals import execute_alone, select_rows
+from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid, sqlite_datetime
 
 # What a purchase needs to know, in one read: the session, its movie and the buyer's age.
 _PURCHASE_FACTS = (

@@ -17,7 +17,7 @@ from pony.orm import desc
 from pony.orm.dbapiprovider import IntegrityError
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import on_sqlite
+from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.movies.errors import ScreeningNotFound
 from cinema_api.rooms.entities import SeatPlan
 from cinema_api.tickets.errors import (

@@ -10,7 +10,7 @@ from pony.orm.dbapiprovider import OperationalError
 from cinema_api.auth import identity
 from cinema_api.core.request import CinemaRequest
 from cinema_api.infrastructure import cache
-from cinema_api.infrastructure.db import select_without_session
+from cinema_api.infrastructure.pony_internals import select_without_session
 
 
 @pytest.fixture

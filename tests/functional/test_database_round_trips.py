@@ -16,7 +16,8 @@ from pony.orm import db_session
 
 from pony.orm.dbapiprovider import IntegrityError
 
-from cinema_api.infrastructure.db import execute_alone, make_database, select_rows, select_without_session
+from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.pony_internals import execute_alone, select_rows, select_without_session
 from cinema_api.settings import parse_database_url
 
 

@@ -63,7 +63,7 @@ def test_liveness_is_200_without_asking_the_database_or_the_cache(testapp, monke
 
     monkeypatch.setattr("cinema_api.health.services.ping", forbidden)
     monkeypatch.setattr("cinema_api.infrastructure.cache.Caches.ping", forbidden)
-    monkeypatch.setattr("cinema_api.infrastructure.db.select_rows", forbidden)
+    monkeypatch.setattr("cinema_api.infrastructure.pony_internals.select_rows", forbidden)
     response = testapp.get("/v1/health/live")
     assert response.json == {"status": "ok"} and response.headers["X-Trace-Id"]
 

@@ -8,7 +8,8 @@ from pony.orm import db_session
 
 from cinema_api import main
 from cinema_api.infrastructure import migrate
-from cinema_api.infrastructure.db import make_database, violated_constraint
+from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.storage_errors import violated_constraint
 from cinema_api.settings import parse_database_url
 from cinema_api.testing import copy_ini
 from tests.conftest import HERE, TABLES, ini_settings, production_secret
@@ -187,7 +188,7 @@ def test_the_database_keeps_the_seat_plan_of_a_session_with_tickets(database_url
 
 
 def sql_id(db, value):
-    from cinema_api.infrastructure.db import sql_uuid
+    from cinema_api.infrastructure.sql import sql_uuid
 
     return sql_uuid(db, value)
 
@@ -324,6 +325,7 @@ def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_fun
     from datetime import datetime, timedelta
 
     from cinema_api.infrastructure import db as storage
+    from cinema_api.infrastructure.pony_internals import select_rows
 
     database_url = parse_database_url(fresh_postgres_url, HERE)
     migrate.apply(database_url, "testing")
@@ -344,8 +346,8 @@ def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_fun
     with db_session:
         for name, (session_id, user_id) in cases.items():
             params = {"sid": session_id, "uid": user_id, "now": now}
-            as_query = storage.select_rows(db, storage._LIVE_LOGIN_SESSION, params)
-            as_function = storage.select_rows(db, storage._LIVE_LOGIN_SESSION_CALL, params)
+            as_query = select_rows(db, storage._LIVE_LOGIN_SESSION, params)
+            as_function = select_rows(db, storage._LIVE_LOGIN_SESSION_CALL, params)
             answers[name] = (as_query[0][0] if as_query else None, as_function[0][0])
     version = answers["live"][0].split(":")[1]
     assert answers == {

@@ -8,7 +8,7 @@ import time
 import psycopg2
 import pytest
 
-from cinema_api.infrastructure.db import DatabaseTimeout, Watchdog
+from cinema_api.infrastructure.watchdog import DatabaseTimeout, Watchdog
 
 TIMEOUT_SEC = 0.3
 

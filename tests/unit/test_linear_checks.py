@@ -111,7 +111,7 @@ NOT_CLIENT_INPUT = {
     "settings.ORIGIN_RE": "reads CORS_ORIGINS, a setting",
     "settings.KEY_PREFIX_RE": "reads CACHE_KEY_PREFIX, a setting",
     "core.openapi.PATH_PARAMETER_RE": "reads the routes' own patterns",
-    "infrastructure.db._PARAMETER": "reads our own SQL",
+    "infrastructure.sql._PARAMETER": "reads our own SQL",
 }
 
 

@@ -14,7 +14,8 @@ import pytest
     ],
 )
 def test_a_driver_error_that_means_the_connection_is_gone_is_a_503_and_a_reconnect(error):
-    from cinema_api.infrastructure.db import PostgresProvider, lost_connection
+    from cinema_api.infrastructure.pony_internals import PostgresProvider
+    from cinema_api.infrastructure.storage_errors import lost_connection
 
     assert lost_connection(error)
     assert PostgresProvider.should_reconnect(object.__new__(PostgresProvider), error)
@@ -28,13 +29,14 @@ def test_a_driver_error_that_means_the_connection_is_gone_is_a_503_and_a_reconne
     ],
 )
 def test_an_error_the_server_answered_is_no_lost_connection(error):
-    from cinema_api.infrastructure.db import lost_connection
+    from cinema_api.infrastructure.storage_errors import lost_connection
 
     assert not lost_connection(error)
 
 
 def test_a_timeout_or_refusal_of_ours_is_no_lost_connection_to_reconnect():
-    from cinema_api.infrastructure.db import DatabaseTimeout, DatabaseUnavailable, PostgresProvider
+    from cinema_api.infrastructure.pony_internals import PostgresProvider
+    from cinema_api.infrastructure.watchdog import DatabaseTimeout, DatabaseUnavailable
 
     for error in (DatabaseTimeout("no answer"), DatabaseUnavailable("known down")):
         assert not PostgresProvider.should_reconnect(object.__new__(PostgresProvider), error)
@@ -59,7 +61,7 @@ def run_prepared(statement, cursor):
 
 
 def test_a_prepare_that_fails_after_its_stale_plan_was_dropped_leaves_nothing_to_drop():
-    from cinema_api.infrastructure.db import Prepared
+    from cinema_api.infrastructure.sql import Prepared
 
     statement = Prepared("SELECT $a")
     prepared = {statement.name: False}  # its plan went stale
@@ -73,7 +75,7 @@ def test_a_prepare_that_fails_after_its_stale_plan_was_dropped_leaves_nothing_to
 
 
 def test_a_stale_plan_the_server_no_longer_has_is_forgotten():
-    from cinema_api.infrastructure.db import Prepared
+    from cinema_api.infrastructure.sql import Prepared
 
     statement = Prepared("SELECT $a")
     prepared = {statement.name: False}
