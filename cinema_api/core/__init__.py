@@ -13,16 +13,11 @@ def includeme(config):
         under="cinema_api.core.trace.trace_id_tween_factory",
         over=EXCVIEW,
     )
+    # Every request, error responses included: its log context, access line and metrics.
     config.add_tween(
         "cinema_api.core.logs.request_context_tween_factory",
         under="cinema_api.core.trace.trace_id_tween_factory",
         over=EXCVIEW,
-    )
-    # Every request, error responses included, counted by the route it matched.
-    config.add_tween(
-        "cinema_api.core.metrics.metrics_tween_factory",
-        under="cinema_api.core.trace.trace_id_tween_factory",
-        over=("cinema_api.core.logs.request_context_tween_factory", EXCVIEW),
     )
     # Under the exception view tween, so its 413 and 415 are rendered as JSON errors.
     config.add_tween("cinema_api.core.body.body_limits_tween_factory", under=EXCVIEW)

@@ -16,6 +16,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from cinema_api.core.metrics import route_pattern
 from cinema_api.core.trace import safe_path
 
 #: (trace id, method, path) of the request this thread is handling.
@@ -218,12 +219,18 @@ def log_access(method, path, status, started, trace_id=None):
 
 
 def request_context_tween_factory(handler, registry):
-    """Sets the logging context of a request and writes its access log line."""
+    """Sets the logging context of a request, writes its access log line and counts it in the
+    metrics (by the route it matched, error responses included; the fast path of cached hits
+    does the same for the hits it answers)."""
+    metrics = registry["cinema.metrics"]
+    metrics = metrics if metrics.enabled else None
 
     def request_context_tween(request):
         started = time.perf_counter()
         path = safe_path(request)
         token = current_request.set((request.trace_id, request.method, path))
+        if metrics is not None:
+            metrics.requests_in_flight.inc()
         status = 500
         try:
             response = handler(request)
@@ -231,6 +238,9 @@ def request_context_tween_factory(handler, registry):
             return response
         finally:
             log_access(request.method, path, status, started)
+            if metrics is not None:
+                metrics.requests_in_flight.dec()
+                metrics.observe_request(route_pattern(request), request.method, status, time.perf_counter() - started)
             current_request.reset(token)
 
     return request_context_tween

@@ -21,7 +21,6 @@ an unknown route to others. It is kept out of the OpenAPI document: it is the op
 
 import ipaddress
 import threading
-import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -145,29 +144,6 @@ class Metrics:
 def route_pattern(request):
     route = getattr(request, "matched_route", None)
     return route.pattern if route is not None else None
-
-
-def metrics_tween_factory(handler, registry):
-    """Counts and times every request that goes through Pyramid, error responses included."""
-    metrics = registry["cinema.metrics"]
-    if not metrics.enabled:
-        return handler
-    in_flight = metrics.requests_in_flight
-    clock = time.perf_counter
-
-    def metrics_tween(request):
-        started = clock()
-        in_flight.inc()
-        status = 500
-        try:
-            response = handler(request)
-            status = response.status_code
-            return response
-        finally:
-            in_flight.dec()
-            metrics.observe_request(route_pattern(request), request.method, status, clock() - started)
-
-    return metrics_tween
 
 
 def allowed(address, networks):
