@@ -80,10 +80,11 @@ sys.path.insert(0, ROOT)
 
 from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
 from cinema_api.settings import SCHEMA  # noqa: E402
-from cinema_api.testing import RedisPrefix, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag  # noqa: E402
+from cinema_api.testing import (  # noqa: E402
+    RedisPrefix, RedisServer, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag, script,
+)
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
-SCRIPTS = os.path.dirname(sys.executable)
 REDIS_URL = "redis://127.0.0.1:6379/11"
 #: This run's names: its database, its Redis keys.
 RUN_TAG = run_tag()
@@ -394,14 +395,16 @@ class Setup:
 
     # -------------------------------------------------------- plumbing
 
-    def server(self, **extra):
-        return ServerProcess(os.path.basename(PRODUCTION_INI), args=("-q",), **dict(self.environ, **extra))
+    def server(self, checkout=None, **extra):
+        return ServerProcess(os.path.basename(PRODUCTION_INI), args=("-q",), checkout=checkout, **dict(self.environ, **extra))
 
-    def admin(self, *command, **extra):
-        """A console script of the project on production.ini with this setup's environment."""
-        env = child_environ(**self.environ, **extra)
+    def admin(self, *command, checkout=None, **extra):
+        """A console script of the project on production.ini with this setup's environment (of
+        another ``checkout`` of the project: its .venv, its production.ini)."""
+        env = child_environ(**dict(self.environ, **extra))
         # a copy, as the servers run on: no .env of the checkout reaches it
-        command = [os.path.join(SCRIPTS, command[0]), copy_ini(PRODUCTION_INI, self.work), *command[1:]]
+        ini = copy_ini("production.ini", tempfile.mkdtemp(dir=self.work), checkout or ROOT)
+        command = [script(command[0], checkout), ini, *command[1:]]
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
 
     def list_file(self, items):
@@ -467,10 +470,55 @@ class Setup:
         for row in self.rows:
             row.floor = self.floor(row.connections)
 
-    def prepare(self):
-        self.admin("cinema-migrate")
+    def prepare(self, checkout=None, **extra):
+        self.admin("cinema-migrate", checkout=checkout, **extra)
         manager = ("--username", "manager", "--role", "manager", "--age", "40")
-        self.admin("cinema-admin", "create-user", *manager, CINEMA_ADMIN_PASSWORD=PASSWORD)
+        self.admin("cinema-admin", "create-user", *manager, checkout=checkout, CINEMA_ADMIN_PASSWORD=PASSWORD, **extra)
+
+    def code_ab(self, before, before_database, rounds):
+        """The scenarios of the project's targets at AB_CONNECTIONS, served by this code and by the
+        ``before`` checkout (its own .venv, production.ini and database ``before_database``), each
+        run beside a floor run of its own, in ``rounds`` rounds whose order alternates:
+        ``{scenario: {side: [ratio to the floor run just before]}}``."""
+        print("== %s: code A/B against %s" % (self.name, before), flush=True)
+        self.prepare()
+        self.prepare(checkout=before, DATABASE_URL=before_database)
+        self.code = {}
+        with floor_server(self.threads) as self.floor_url, self.server() as after, \
+                self.server(checkout=before, DATABASE_URL=before_database) as earlier:
+            sides = [("after", after, Seed(after)), ("before", earlier, Seed(earlier))]
+            offsets = {"after": 0, "before": 0}
+            for number in range(rounds):
+                for side, server, seed in sides if number % 2 == 0 else sides[::-1]:
+                    for scenario, env in self.code_ab_scenarios(server, seed, offsets[side]):
+                        self.run_floor(AB_CONNECTIONS)
+                        figures = wrk(server.url, self.duration, AB_CONNECTIONS, env)
+                        self.settle(server)
+                        if scenario == PURCHASES:
+                            offsets[side] = figures.next_pair
+                        ratio = figures.ok_rps / self.floor_runs[AB_CONNECTIONS][-1]
+                        self.code.setdefault(scenario, {"after": [], "before": []})[side].append(ratio)
+                        print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  non-2xx %d" % (
+                            scenario, side, AB_CONNECTIONS, figures.rps, ratio, figures.unexpected), flush=True)
+            self.finish(after, "A/B, this code")
+            self.finish(earlier, "A/B, the code before")
+
+    def code_ab_scenarios(self, server, seed, offset):
+        customer = seed.customers[0]
+        reads = [
+            ("cached list", ["/v1/movies?perPage=20"]),
+            ("movie by id", ["/v1/movies/%s" % movie_id for movie_id in seed.movies]),
+            ("session list", ["/v1/movie-sessions?perPage=20"]),
+        ]
+        for scenario, paths in reads:
+            for path in paths:  # warm: cached reads measure hits from their first request
+                api(server, "GET", path, 200, token=customer)
+            yield scenario, self.get_env(paths, customer)
+        yield "title search (misses)", {"BENCH_MODE": "search", "BENCH_TOKEN": customer}
+        fastest = max(max(runs) for runs in self.floor_runs.values() if runs)
+        seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(seed.sessions)))
+        yield PURCHASES, {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
+                          "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
 
     def metrics_ab(self, rounds):
         """The cached list with metrics on and off (see the module docstring): ``{side: [ratio to
@@ -797,10 +845,34 @@ def metrics_ab_section(setup):
     ]
 
 
+def code_ab_section(setup, before):
+    lines = [
+        "## %s: this code against %s" % (setup.name, before),
+        "",
+        "At %d connections, the order of the two versions alternating round by round; each run's ratio"
+        " (answers of the expected status per second) is to the floor run right before it." % AB_CONNECTIONS,
+        "",
+        "| scenario | before | this code | median before | median this code | change |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for scenario, sides in setup.code.items():
+        b, a = statistics.median(sides["before"]), statistics.median(sides["after"])
+        lines.append("| %s | %s | %s | %.3f | %.3f | %+.1f %% |" % (
+            scenario, ", ".join("%.3f" % r for r in sides["before"]), ", ".join("%.3f" % r for r in sides["after"]),
+            b, a, 100 * (a / b - 1)))
+    return lines
+
+
 def report(setups, args):
     lines = header(args)
     for setup in setups:
-        lines += [""] + (metrics_ab_section(setup) if args.ab_metrics else setup_section(setup))
+        if args.ab_code:
+            section = code_ab_section(setup, args.ab_code)
+        elif args.ab_metrics:
+            section = metrics_ab_section(setup)
+        else:
+            section = setup_section(setup)
+        lines += [""] + section
     return "\n".join(lines) + "\n"
 
 
@@ -808,9 +880,9 @@ def report(setups, args):
 
 
 @contextlib.contextmanager
-def postgres_database():
+def postgres_database(suffix=""):
     """A database of the run's own, dropped at the end; yields its URL."""
-    name = "cinema_bench_" + RUN_TAG
+    name = "cinema_bench_" + RUN_TAG + suffix
     admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     admin.autocommit = True
     try:
@@ -868,6 +940,9 @@ def parse_args(argv):
     parser.add_argument("--duration", type=seconds, default=10, help="seconds per wrk run, at most %d (default 10)" % MAX_DURATION_SEC)
     parser.add_argument("--setups", default="sqlite,postgres", help="comma-separated, of: sqlite, postgres (default: both)")
     parser.add_argument("--ab-metrics", type=int, metavar="ROUNDS", help="only the metrics A/B, in this many rounds")
+    parser.add_argument("--ab-code", metavar="CHECKOUT",
+                        help="only an A/B of this code against another checkout of the project (with its own .venv)")
+    parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the code A/B (default 3)")
     parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md)")
     args = parser.parse_args(argv)
     args.command = shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)])
@@ -889,7 +964,12 @@ def main(argv=None):
         for key in args.setups:
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
-            if args.ab_metrics:
+            if args.ab_code:
+                before = "sqlite:///%s/before.sqlite" % work if key == "sqlite" else stack.enter_context(postgres_database("_before"))
+                if key == "postgres":  # the code before may know no key prefix: a Redis of the run's own
+                    setups[-1].environ["CACHE_URL"] = stack.enter_context(RedisServer()).url
+                setups[-1].code_ab(os.path.abspath(args.ab_code), before, args.ab_rounds)
+            elif args.ab_metrics:
                 setups[-1].metrics_ab(args.ab_metrics)
             else:
                 setups[-1].run()

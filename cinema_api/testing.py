@@ -100,11 +100,12 @@ def child_environ(**variables):
     return environ
 
 
-def copy_ini(name, directory):
+def copy_ini(name, directory, root=PROJECT_ROOT):
     """A copy of the project's ini file ``name`` in ``directory``: what runs on it reads no
-    ``.env`` of the checkout, and a relative SQLite file lands in ``directory``."""
+    ``.env`` of the checkout, and a relative SQLite file lands in ``directory``. ``root``: the
+    checkout whose ini file it is (another version of the project, for the benchmark's A/B)."""
     path = os.path.join(str(directory), os.path.basename(name))
-    shutil.copyfile(os.path.join(PROJECT_ROOT, name), path)
+    shutil.copyfile(os.path.join(root, name), path)
     return path
 
 
@@ -130,8 +131,11 @@ def stop_process(process, log, timeout):
     return output
 
 
-def script(name):
-    """The path of the console script ``name`` of this environment (``pserve``, ``cinema-migrate``)."""
+def script(name, checkout=None):
+    """The path of the console script ``name`` of this environment (``pserve``, ``cinema-migrate``),
+    or of the ``.venv`` of another ``checkout`` of the project."""
+    if checkout is not None:
+        return os.path.join(checkout, ".venv", "bin", name)
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
@@ -144,7 +148,7 @@ class ServerProcess:
     so this is how a test runs production.ini as shipped (an ``ENVIRONMENT`` that contradicts the
     ini file stops it). production.ini gets a random ``JWT_SECRET`` unless one is given."""
 
-    def __init__(self, ini="development.ini", args=(), migrate=False, **environ):
+    def __init__(self, ini="development.ini", args=(), migrate=False, checkout=None, **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         if os.path.basename(ini) == "production.ini":
@@ -153,15 +157,16 @@ class ServerProcess:
         self.ini = ini
         self.args = args
         self.migrate = migrate
+        self.checkout = checkout  # another version of the project (its .venv and ini files), or None
         self.process = None
 
     def __enter__(self):
-        pserve = script("pserve")
+        pserve = script("pserve", self.checkout)
         self.directory = tempfile.TemporaryDirectory(prefix="cinema-server-")
-        ini = copy_ini(self.ini, self.directory.name)
+        ini = copy_ini(self.ini, self.directory.name, self.checkout or PROJECT_ROOT)
         if self.migrate:
             migrated = subprocess.run(
-                [script("cinema-migrate"), ini], cwd=self.directory.name, env=self.env,
+                [script("cinema-migrate", self.checkout), ini], cwd=self.directory.name, env=self.env,
                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
             )
             if migrated.returncode != 0:
