@@ -2,7 +2,7 @@
 
 import logging
 
-from cinema_api.core.errors import ServiceUnavailable
+from cinema_api.core.errors import StorageUnavailable
 from cinema_api.infrastructure.db import RETRY_AFTER_SEC, ping
 
 log = logging.getLogger(__name__)
@@ -48,5 +48,5 @@ def check_readiness(db, caches):
     ``error``: degraded, still serving); 503 ``Database unavailable`` when the database does not."""
     database = database_status(db)
     if database["status"] != "up":
-        raise ServiceUnavailable("Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
+        raise StorageUnavailable("Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
     return dict(status="ok", **components(database, cache_status(caches)))
