@@ -168,7 +168,7 @@ def test_every_error_response_call_names_a_registered_code():
 
 
 def test_every_code_is_documented_in_docs_api_md_with_its_status():
-    with open(os.path.join(PROJECT_ROOT, "docs", "API.md"), encoding="utf-8") as contract:
+    with open(os.path.join(PROJECT_ROOT, "docs/API.md"), encoding="utf-8") as contract:
         text = contract.read()
     section = text[text.index("## 11."):]
     section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
