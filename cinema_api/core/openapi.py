@@ -263,25 +263,15 @@ class DocumentBuilder:
     def operation_responses(self, service, permission, parts, declared, where):
         if not any(code.startswith("2") for code in declared):
             raise DocumentError("%s: response_schemas declares no success response" % where)
-        # The body limits hold for every request, a GET with a body too (before authentication).
-        derived = {"413", "415"}
-        if parts:
-            derived.add("400")
-        if permission != NO_PERMISSION_REQUIRED:
-            derived.add("401")
-        if permission not in (NO_PERMISSION_REQUIRED, USE):
-            derived.add("403")
-        if service.needs_database:
-            derived.add("503")
-        for code in derived:
-            declared.setdefault(code, error_response(code))
         derived_codes = self.derived_error_codes(service, permission, parts)
+        for code in derived_codes:
+            declared.setdefault(code, error_response(code))
         result = {}
         for code in sorted(declared):
             node = declared[code]
             error_codes = None
             if hasattr(node, "error_codes"):  # an error body (GET /v1/health's 503 is a health check)
-                named = set(getattr(node, "error_codes", ())) | derived_codes.get(code, set())
+                named = set(node.error_codes) | derived_codes.get(code, set())
                 error_codes = sorted(named, key=list(ERROR_CODES).index)
                 if not error_codes:
                     raise DocumentError("%s: response %s names no error code (responses(raises=...))" % (where, code))
@@ -290,7 +280,8 @@ class DocumentBuilder:
 
     @staticmethod
     def derived_error_codes(service, permission, parts):
-        """The error codes of the statuses the generator derives, by status."""
+        """The statuses the generator derives, each with its error codes. The body limits hold
+        for every request, a GET with a body too (before authentication)."""
         codes = {"413": {"BODY_TOO_LARGE"}, "415": {"UNSUPPORTED_MEDIA_TYPE"}}
         if parts:
             codes["400"] = {"VALIDATION_FAILED", "MALFORMED_JSON"} if "body" in parts else {"VALIDATION_FAILED"}
