@@ -2,6 +2,7 @@
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from cinema_api.auth.errors import InvalidCredentials, InvalidRefreshToken, RefreshTokenReused, TooManyFailedLogins
 from cinema_api.auth.schemas import AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, auth_body
 from cinema_api.core.api import (
     OPTIONAL_BEARER,
@@ -15,7 +16,9 @@ from cinema_api.core.api import (
     responses,
 )
 from cinema_api.core.trace import trace
+from cinema_api.infrastructure.passwords import GateFull
 from cinema_api.infrastructure.ratelimit import client_address
+from cinema_api.users.errors import ManagerSignupClosed, UsernameTaken
 
 register = ApiService(name="auth_register", path="/auth/register")
 login = ApiService(name="auth_login", path="/auth/login")
@@ -50,6 +53,7 @@ def auth_reply(description, with_location=False):
             "409": "`Username already exists`",
             "503": "Password hashing is saturated (or the database is down): retry after Retry-After seconds",
         },
+        raises=[ManagerSignupClosed, UsernameTaken, GateFull],
     ),
 )
 def register_view(request):
@@ -78,6 +82,7 @@ def register_view(request):
             "401": "`Invalid credentials`: unknown user or wrong password (the two are not told apart)",
             "503": "Password hashing is saturated (or the database is down): retry after Retry-After seconds",
         },
+        raises=[InvalidCredentials, TooManyFailedLogins, GateFull],
     ),
 )
 def login_view(request):
@@ -101,6 +106,7 @@ def login_view(request):
     response_schemas=responses(
         {"200": auth_reply("A new token pair; the presented refresh token is spent")},
         why={"401": "The refresh token is unknown, expired, revoked or already spent (which revokes its session)"},
+        raises=[InvalidRefreshToken, RefreshTokenReused],
     ),
 )
 def refresh_token_view(request):

@@ -36,6 +36,9 @@ DENIED_MESSAGES = {
     CANCEL_TICKET: "You can only cancel your own tickets",
 }
 
+#: Permissions granted to an owner: their 403 says NOT_OWNER (the others', FORBIDDEN: the role).
+OWNERSHIP_PERMISSIONS = frozenset((VIEW_ACCOUNT, CANCEL_TICKET))
+
 ROLE_PRINCIPALS = {
     "manager": ("role:manager",),
     "customer": ("role:customer",),

@@ -207,29 +207,41 @@ ERROR_DESCRIPTIONS = {
 }
 
 
-def error_response(code, description=None):
-    """The response schema of an error status; ``generic`` when it says nothing specific."""
+def error_response(code, description=None, error_codes=()):
+    """The response schema of an error status; ``generic`` when it says nothing specific.
+    ``error_codes`` are the error codes (``cinema_api.core.error_codes``) this operation's rules
+    answer with it; the generator adds those it derives (see :mod:`cinema_api.core.openapi`)."""
     generic = description is None
     description = description or ERROR_DESCRIPTIONS[code]
     if code in ("429", "503"):
-        return ErrorWithRetry(description=description, generic=generic)
-    if code == "401":
-        return ErrorUnauthorized(description=description, generic=generic)
-    return ErrorResponse(description=description, generic=generic)
+        node = ErrorWithRetry(description=description, generic=generic)
+    elif code == "401":
+        node = ErrorUnauthorized(description=description, generic=generic)
+    else:
+        node = ErrorResponse(description=description, generic=generic)
+    node.error_codes = tuple(error_codes)
+    return node
 
 
-def responses(success, *errors, why=None, cached=False, authenticated=False, body=False):
+def responses(success, *errors, why=None, raises=(), cached=False, authenticated=False, body=False):
     """The ``response_schemas`` of an operation: its successes and the errors its rules answer.
 
     ``success`` maps status codes to response schemas (see :func:`reply`). ``errors`` are
     further error codes with the generic description; ``why`` maps error codes to what they
-    mean for this operation (``{"409": "`Movie already exists`"}``). ``cached`` adds 304.
+    mean for this operation (``{"409": "`Movie already exists`"}``). ``raises`` lists the domain
+    error classes the operation's use case raises: each adds its status and its ``code`` to the
+    response's error codes. ``cached`` adds 304.
     The OpenAPI generator adds what it derives itself: 400 for a request schema, 413 and 415
     always, 401 and 403 from the permission, 503 for a service that needs the database.
     ``authenticated`` and ``body`` add those same codes explicitly.
     """
     why = dict(why or {})
-    codes = set(errors) | set(why)
+    error_codes = {}
+    for error in raises:
+        if error.__dict__.get("code") is None:
+            raise ValueError("%s names no error code of its own" % error.__name__)
+        error_codes.setdefault(str(error.status), []).append(error.code)
+    codes = set(errors) | set(why) | set(error_codes)
     if cached:
         success = dict(success, **{"304": NotModified(description="Not modified: the ETag matches If-None-Match")})
     if authenticated:
@@ -238,5 +250,5 @@ def responses(success, *errors, why=None, cached=False, authenticated=False, bod
         codes |= {"400", "413", "415"}
     result = dict(success)
     for code in sorted(codes):
-        result[code] = error_response(code, why.get(code))
+        result[code] = error_response(code, why.get(code), error_codes.get(code, ()))
     return result

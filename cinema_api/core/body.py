@@ -8,7 +8,7 @@ checks is 413/415 -> 401 -> 403 -> 400.
 import json
 import re
 
-from cinema_api.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from cinema_api.core.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64
@@ -99,15 +99,15 @@ def parse_json_object(request):
     try:
         text = raw.decode(request.charset or "utf-8")
         if values_exceed(text, MAX_JSON_VALUES):
-            raise BadRequest("Request body holds more than %d JSON values" % MAX_JSON_VALUES)
+            raise MalformedJson("Request body holds more than %d JSON values" % MAX_JSON_VALUES)
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH) from None
+        raise MalformedJson("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH) from None
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
-        raise BadRequest("Malformed JSON in request body: %s" % exc) from None
+        raise MalformedJson("Malformed JSON in request body: %s" % exc) from None
     # depth first: a parser that does not recurse (Python 3.13's) hands back deep arrays too
     if _depth_exceeds(value, MAX_JSON_DEPTH):
-        raise BadRequest("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH)
+        raise MalformedJson("Request body is nested deeper than %d levels" % MAX_JSON_DEPTH)
     if not isinstance(value, dict):
-        raise BadRequest("Request body must be a JSON object")
+        raise MalformedJson("Request body must be a JSON object")
     return value

@@ -2,7 +2,9 @@
 
 Services raise :class:`DomainError` subclasses; views never build error responses
 themselves. Every 4xx and 5xx the application produces has the shape
-``{"statusCode": 404, "error": "Not Found", "message": "..."}``.
+``{"statusCode": 404, "error": "Not Found", "code": "MOVIE_NOT_FOUND", "message": "..."}``:
+``code`` is one of :data:`cinema_api.core.error_codes.ERROR_CODES`, carried by each concrete
+error class (``code = "..."``) or named where a view answers without one.
 """
 
 import logging
@@ -13,7 +15,8 @@ from pyramid.response import Response
 from pyramid_retry import is_error_retryable
 from webob.util import status_reasons
 
-from cinema_api.core.acl import DENIED_MESSAGES
+from cinema_api.core.acl import DENIED_MESSAGES, OWNERSHIP_PERMISSIONS
+from cinema_api.core.error_codes import check_code
 from cinema_api.core.state import request_state
 from cinema_api.core.trace import safe_path, trace
 
@@ -21,9 +24,17 @@ log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    """An error a use case reports to its caller; ``status`` is its HTTP status."""
+    """An error a use case reports to its caller; ``status`` is its HTTP status and ``code`` the
+    error code of its situation. The classes below, one per status, are bases with no code:
+    what is raised is a subclass naming its own ``code`` (a test walks the tree)."""
 
     status = 400
+    code = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("code") is not None:
+            check_code(cls.code, cls.status)  # a code that is not registered fails at import
 
     def __init__(self, message, headers=None):
         super().__init__(message)
@@ -53,10 +64,12 @@ class Conflict(DomainError):
 
 class PayloadTooLarge(DomainError):
     status = 413
+    code = "BODY_TOO_LARGE"
 
 
 class UnsupportedMediaType(DomainError):
     status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class TooManyRequests(DomainError):
@@ -74,10 +87,23 @@ class FieldError(DomainError):
     """
 
     status = 400
+    code = "VALIDATION_FAILED"
 
     def __init__(self, errors):
         self.errors = list(errors)
         super().__init__([join_field_message(name, text) for _, name, text in self.errors])
+
+
+class MalformedJson(BadRequest):
+    """A body that is not JSON, not a JSON object, nested too deep or holding too many values."""
+
+    code = "MALFORMED_JSON"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The database does not answer (the readiness check; requests get theirs at the storage boundary)."""
+
+    code = "DATABASE_UNAVAILABLE"
 
 
 def join_field_message(name, description):
@@ -91,9 +117,10 @@ def reason(status):
     return status_reasons.get(status, "Error")
 
 
-def error_response(request, status, message, headers=None, errors=None):
-    """Build the JSON error response; ``message`` is a string or a list of strings."""
-    body = {"statusCode": status, "error": reason(status), "message": message}
+def error_response(request, status, message, headers=None, errors=None, *, code):
+    """Build the JSON error response; ``message`` is a string or a list of strings, ``code`` a
+    registered error code (:mod:`cinema_api.core.error_codes`): every call names one."""
+    body = {"statusCode": status, "error": reason(status), "code": code, "message": message}
     if errors is not None:
         body["errors"] = [
             {"location": location, "name": name, "description": description}
@@ -134,20 +161,27 @@ def domain_error_view(exc, request):
     if exc.status == 401:
         headers.update(unauthorized_headers())
     errors = exc.errors if isinstance(exc, FieldError) else None
-    return error_response(request, exc.status, exc.message, headers, errors)
+    return error_response(request, exc.status, exc.message, headers, errors, code=exc.code)
 
 
 def forbidden_view(exc, request):
     """Pyramid denies by raising HTTPForbidden: 401 for who you are, 403 for what you may."""
     if request.authenticated_userid is None:
-        message = request_state(request.environ).auth_error or "Authentication required"
-        return error_response(request, 401, message, unauthorized_headers())
+        why = request_state(request.environ).auth_error  # a token was sent, and refused
+        if why is None:
+            return error_response(request, 401, "Authentication required", unauthorized_headers(), code="AUTHENTICATION_REQUIRED")
+        return error_response(request, 401, why, unauthorized_headers(), code="INVALID_TOKEN")
     permission = getattr(exc.result, "permission", None)
-    return error_response(request, 403, DENIED_MESSAGES.get(permission, "You are not allowed to do this"))
+    message = DENIED_MESSAGES.get(permission, "You are not allowed to do this")
+    return error_response(request, 403, message, code="NOT_OWNER" if permission in OWNERSHIP_PERMISSIONS else "FORBIDDEN")
 
 
 def notfound_view(exc, request):
-    return error_response(request, 404, "Cannot %s %s" % (request.method, safe_path(request)))
+    return error_response(request, 404, "Cannot %s %s" % (request.method, safe_path(request)), code="NOT_FOUND")
+
+
+#: The code of an HTTP exception a view or the framework raised, by status (others: HTTP_ERROR).
+HTTP_EXCEPTION_CODES = {405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
 def http_exception_view(exc, request):
@@ -159,21 +193,21 @@ def http_exception_view(exc, request):
         message = exc.detail or exc.explanation or reason(exc.code)
     if exc.code < 400:
         return exc
-    return error_response(request, exc.code, str(message), headers)
+    return error_response(request, exc.code, str(message), headers, code=HTTP_EXCEPTION_CODES.get(exc.code, "HTTP_ERROR"))
 
 
 def optimistic_error_view(exc, request):
-    return error_response(request, 409, "The resource was changed by another request; retry")
+    return error_response(request, 409, "The resource was changed by another request; retry", code="CONFLICT_RETRY")
 
 
 def undecodable_request_view(exc, request):
     """A path or query string that is not valid UTF-8 (pyramid's URLDecodeError included)."""
-    return error_response(request, 400, "The request URL is not valid UTF-8")
+    return error_response(request, 400, "The request URL is not valid UTF-8", code="MALFORMED_URL")
 
 
 def unexpected_error_view(exc, request):
     log.error("unexpected error [trace %s]", request.trace_id, exc_info=exc)
-    return error_response(request, 500, "Internal server error")
+    return error_response(request, 500, "Internal server error", code="INTERNAL_ERROR")
 
 
 def includeme(config):

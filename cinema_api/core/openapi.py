@@ -18,6 +18,12 @@ What an operation must declare, and what is derived:
   plus what the generator derives: 400 for a request schema, 413 and 415 always (a body is
   checked on every request), 401 and 403 from the permission, 503 when the service needs the
   database. Every response carries ``X-Trace-Id``.
+- **error codes**: every error response lists the ``code`` values it can carry
+  (:mod:`cinema_api.core.error_codes`), in its description and as the ``enum`` of its body's
+  ``code``: those of the domain errors the view declares (``responses(raises=...)``) and those
+  derived as above (VALIDATION_FAILED and MALFORMED_JSON for a request schema and body, the
+  401s and 403s of the permission, BODY_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, DATABASE_UNAVAILABLE).
+  An error response naming no code is refused.
 
 Anything missing (a docstring, a success response, an example, a tag's description, a
 permission nobody described) is an error raised while generating, so the document test fails
@@ -33,8 +39,9 @@ import threading
 import yaml
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from cinema_api.core.acl import USE, WHO_MAY_CALL
+from cinema_api.core.acl import OWNERSHIP_PERMISSIONS, USE, WHO_MAY_CALL
 from cinema_api.core.api import error_response
+from cinema_api.core.error_codes import ANY_REQUEST, ANY_WRITE, ERROR_CODES
 from cinema_api.core.jsonschema import SchemaSet, example_of, is_optional
 
 OPENAPI_VERSION = "3.1.0"
@@ -74,7 +81,9 @@ another form is a 400, a UUID that names nothing a 404. Bodies are `application/
 unpaired surrogates; integer fields also take a string of digits (`"21"`). Unknown body and query \
 fields are ignored; an empty query value counts as absent; a repeated query parameter is a 400.
 
-**Errors.** Every error has the body `{statusCode, error, message}`. For a 400 decided from the \
+**Errors.** Every error has the body `{statusCode, error, code, message}`. `code` says what \
+happened, for a program to switch on: each error response lists the codes it can carry. Any \
+request may also get %s; a write may also get %s (PostgreSQL). For a 400 decided from the \
 request alone, `message` lists one sentence per field, each starting with the field's dotted path, \
 and `errors` locates them. Checks run in this order: 413/415, 401, 403 (role), 400 (schema), \
 403 (ownership), 404, 400 (state), 403 (age), 409.
@@ -90,7 +99,10 @@ header (`first`, `prev`, `next`, `last`).
 Every response carries `X-Trace-Id` and a W3C `traceparent`. A valid incoming `traceparent` \
 (version `00`) is continued: its trace-id becomes the request's trace id, and the response's \
 `traceparent` carries it with the request's own span id. Without one, an incoming `X-Trace-Id` of \
-8-64 characters of `[A-Za-z0-9-]` is reused; otherwise a new UUID. An invalid `traceparent` is ignored."""
+8-64 characters of `[A-Za-z0-9-]` is reused; otherwise a new UUID. An invalid `traceparent` is ignored.""" % (
+    ", ".join("`%s` (%s)" % (name, ERROR_CODES[name].status or "any status") for name in ANY_REQUEST),
+    ", ".join("`%s`" % name for name in ANY_WRITE),
+)
 
 CACHE_NOTE = """\
 **Caching.** Served from a cache that cannot be stale: every entry is keyed by the version of the \
@@ -124,6 +136,18 @@ TRACEPARENT_HEADER = {
     "required": True,
     "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
 }
+
+#: The error codes of each shared response (an error response with other codes is written inline).
+SHARED_CODES = {
+    "400": ["VALIDATION_FAILED", "MALFORMED_JSON"],
+    "401": ["AUTHENTICATION_REQUIRED", "INVALID_TOKEN"],
+    "403": ["FORBIDDEN"],
+    "413": ["BODY_TOO_LARGE"],
+    "415": ["UNSUPPORTED_MEDIA_TYPE"],
+    "503": ["DATABASE_UNAVAILABLE"],
+}
+
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 
 METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
 PATH_PARAMETER_RE = re.compile(r"{([^}:]+)")
@@ -239,29 +263,49 @@ class DocumentBuilder:
     def operation_responses(self, service, permission, parts, declared, where):
         if not any(code.startswith("2") for code in declared):
             raise DocumentError("%s: response_schemas declares no success response" % where)
-        # The body limits hold for every request, a GET with a body too (before authentication).
-        derived = {"413", "415"}
-        if parts:
-            derived.add("400")
-        if permission != NO_PERMISSION_REQUIRED:
-            derived.add("401")
-        if permission not in (NO_PERMISSION_REQUIRED, USE):
-            derived.add("403")
-        if service.needs_database:
-            derived.add("503")
-        for code in derived:
+        derived_codes = self.derived_error_codes(service, permission, parts)
+        for code in derived_codes:
             declared.setdefault(code, error_response(code))
-        return {code: self.response(code, declared[code], where) for code in sorted(declared)}
+        result = {}
+        for code in sorted(declared):
+            node = declared[code]
+            error_codes = None
+            if hasattr(node, "error_codes"):  # an error body (GET /v1/health's 503 is a health check)
+                named = set(node.error_codes) | derived_codes.get(code, set())
+                error_codes = sorted(named, key=list(ERROR_CODES).index)
+                if not error_codes:
+                    raise DocumentError("%s: response %s names no error code (responses(raises=...))" % (where, code))
+            result[code] = self.response(code, node, error_codes, where)
+        return result
 
-    def response(self, code, node, where):
-        if getattr(node, "generic", False):
+    @staticmethod
+    def derived_error_codes(service, permission, parts):
+        """The statuses the generator derives, each with its error codes. The body limits hold
+        for every request, a GET with a body too (before authentication)."""
+        codes = {"413": {"BODY_TOO_LARGE"}, "415": {"UNSUPPORTED_MEDIA_TYPE"}}
+        if parts:
+            codes["400"] = {"VALIDATION_FAILED", "MALFORMED_JSON"} if "body" in parts else {"VALIDATION_FAILED"}
+        if permission != NO_PERMISSION_REQUIRED:
+            codes["401"] = {"AUTHENTICATION_REQUIRED", "INVALID_TOKEN"}
+        if permission in OWNERSHIP_PERMISSIONS:
+            codes["403"] = {"NOT_OWNER"}
+        elif permission not in (NO_PERMISSION_REQUIRED, USE):
+            codes["403"] = {"FORBIDDEN"}
+        if service.needs_database:
+            codes["503"] = {"DATABASE_UNAVAILABLE"}
+        return codes
+
+    def response(self, code, node, error_codes, where):
+        if getattr(node, "generic", False) and error_codes == SHARED_CODES.get(code):
             name = SHARED_RESPONSES[code]
             if name not in self.responses:
-                self.responses[name] = self.response_object(node, where)
+                self.responses[name] = self.response_object(node, error_codes, where)
             return {"$ref": "#/components/responses/" + name}
-        return self.response_object(node, where)
+        return self.response_object(node, error_codes, where)
 
-    def response_object(self, node, where):
+    def response_object(self, node, error_codes, where):
+        """A response; an error response lists its ``error_codes`` in its description and as
+        the ``enum`` of its body's ``code``."""
         if not node.description:
             raise DocumentError("%s: a response schema has no description" % where)
         parts = {child.name: child for child in node.children}
@@ -276,9 +320,18 @@ class DocumentBuilder:
                 "required": not is_optional(header),
                 "schema": schema,
             }
-        response = {"description": str(node.description), "headers": headers}
+        description = str(node.description)
+        if error_codes:
+            description += "\n\nCodes: " + ", ".join("`%s`" % name for name in error_codes)
+        response = {"description": description, "headers": headers}
         if "body" in parts:
-            response["content"] = {"application/json": {"schema": self.schemas.convert(parts["body"])}}
+            schema = self.schemas.convert(parts["body"])
+            if error_codes:
+                if schema != {"$ref": ERROR_BODY_REF}:
+                    raise DocumentError("%s: an error response's body must be an ErrorBody" % where)
+                narrowed = {"type": "object", "properties": {"code": {"type": "string", "enum": error_codes}}, "required": ["code"]}
+                schema = {"allOf": [schema, narrowed]}
+            response["content"] = {"application/json": {"schema": schema}}
         return response
 
     # ------------------------------------------------------------ the document

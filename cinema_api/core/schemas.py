@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 import colander
 
+from cinema_api.core.error_codes import ERROR_CODES
+
 INTEGER_RE = re.compile(r"-?[0-9]+")
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DATE_TIME_RE = re.compile(
@@ -262,10 +264,18 @@ class ArraySchema(colander.SequenceSchema):
 
 
 class ErrorBody(colander.MappingSchema):
-    """The body of every error: `message` is a string, or a list of strings for field errors."""
+    """The body of every error: `code` says what happened; `message` is a string, or a list of
+    strings for field errors."""
 
     statusCode = colander.SchemaNode(colander.Integer(), example=404)
     error = colander.SchemaNode(colander.String(), example="Not Found", description="the HTTP reason phrase")
+    code = colander.SchemaNode(
+        colander.String(),
+        validator=colander.OneOf(list(ERROR_CODES)),
+        example="MOVIE_NOT_FOUND",
+        description="what happened, for a program to switch on: one code per situation, listed with each response "
+        "(docs/API.md section 11 says what each means)",
+    )
     message = colander.SchemaNode(
         Message(), example="Movie not found", description="a sentence, or one per field, each starting with its dotted path"
     )

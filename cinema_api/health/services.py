@@ -2,7 +2,7 @@
 
 import logging
 
-from cinema_api.core.errors import ServiceUnavailable
+from cinema_api.core.errors import StorageUnavailable
 from cinema_api.infrastructure.db import ping
 from cinema_api.infrastructure.storage_errors import RETRY_AFTER_SEC
 
@@ -49,5 +49,5 @@ def check_readiness(db, caches):
     ``error``: degraded, still serving); 503 ``Database unavailable`` when the database does not."""
     database = database_status(db)
     if database["status"] != "up":
-        raise ServiceUnavailable("Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
+        raise StorageUnavailable("Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
     return dict(status="ok", **components(database, cache_status(caches)))

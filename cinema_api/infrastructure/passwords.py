@@ -43,12 +43,24 @@ GONE_POLL_SEC = 0.05
 CLIENT_SHARE = 0.25
 
 
+class GateFull(ServiceUnavailable):
+    """The hashing gate admits no more requests (or none from this client): retry later."""
+
+    code = "BUSY"
+
+
+class ClientGone(ServiceUnavailable):
+    """The client went away while its password check waited: an answer nobody receives."""
+
+    code = "CLIENT_GONE"
+
+
 def _busy():
-    return ServiceUnavailable("Too many password checks in progress, retry later", {"Retry-After": "5"})
+    return GateFull("Too many password checks in progress, retry later", {"Retry-After": "5"})
 
 
 def _gone():
-    return ServiceUnavailable("The client closed the connection before its password check", {"Retry-After": "5"})
+    return ClientGone("The client closed the connection before its password check", {"Retry-After": "5"})
 
 
 class _Waiter:

@@ -119,17 +119,17 @@ def storage_error_view(exc, request):
         if known is not None:
             return domain_error_view(known(), request)
         log.info("integrity conflict [trace %s]: %s", request.trace_id, exc)
-        return error_response(request, 409, "The request conflicts with the current state of the resource")
+        return error_response(request, 409, "The request conflicts with the current state of the resource", code="CONFLICT")
     if is_retryable(exc):  # still failing after ATTEMPTS tries
-        return error_response(request, 409, "The request conflicted with a concurrent one; retry", {"Retry-After": "1"})
+        return error_response(request, 409, "The request conflicted with a concurrent one; retry", {"Retry-After": "1"}, code="CONFLICT_RETRY")
     if isinstance(error, (sqlite3.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError)) or (
         error is not None and lost_connection(error)
     ):
         log.error("database unavailable [trace %s]: %s", request.trace_id, exc)
         request.registry["cinema.metrics"].database_unavailable.inc()
-        return error_response(request, 503, "Database unavailable", {"Retry-After": RETRY_AFTER_SEC})
+        return error_response(request, 503, "Database unavailable", {"Retry-After": RETRY_AFTER_SEC}, code="DATABASE_UNAVAILABLE")
     log.error("database error [trace %s]", request.trace_id, exc_info=exc)
-    return error_response(request, 500, "Internal server error")
+    return error_response(request, 500, "Internal server error", code="INTERNAL_ERROR")
 
 
 def lost_connection(exc):

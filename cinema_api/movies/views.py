@@ -5,6 +5,15 @@ from cinema_api.core.pagination import Page
 from cinema_api.core.trace import trace
 from cinema_api.core.acl import MANAGE
 from cinema_api.movies import schemas
+from cinema_api.movies.errors import (
+    MovieAlreadyExists,
+    MovieHasTickets,
+    MovieNotFound,
+    RoomAlreadyBooked,
+    ScreeningHasTickets,
+    ScreeningNotFound,
+    ScreeningNotOfMovie,
+)
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
 
 SESSIONS_TAG = ["movie-sessions"]
@@ -75,6 +84,7 @@ def list_movies(request):
     response_schemas=responses(
         {"201": reply(schemas.MovieResponse(), "Created; Location is the movie's URL", LocationHeaders())},
         why={"409": MOVIE_409},
+        raises=[MovieAlreadyExists],
     ),
 )
 def create_movie(request):
@@ -95,6 +105,7 @@ def create_movie(request):
     response_schemas=responses(
         {"201": reply(schemas.MovieList(), "Created, in request order")},
         why={"409": '`Movie with title "<title>" already exists`: in the database or twice in the batch'},
+        raises=[MovieAlreadyExists],
     ),
 )
 def create_movies(request):
@@ -118,6 +129,7 @@ def create_movies(request):
             "404": "`Movie with ID <id> not found`: the first unknown id, in request order",
             "409": "`Movie with ID <id> has sessions with tickets and cannot be deleted`",
         },
+        raises=[MovieNotFound, MovieHasTickets],
     ),
 )
 def delete_movies(request):
@@ -138,6 +150,7 @@ def delete_movies(request):
         {"200": cached_reply(schemas.MovieWithSessions(), "The movie with every session")},
         why={"404": "`Movie not found`"},
         cached=True,
+        raises=[MovieNotFound],
     ),
 )
 def get_movie(request):
@@ -157,7 +170,8 @@ def get_movie(request):
     schema=schemas.UpdateMovieRequest(),
     permission=MANAGE,
     response_schemas=responses(
-        {"200": reply(schemas.MovieResponse(), "Updated")}, why={"404": "`Movie not found`", "409": MOVIE_409}
+        {"200": reply(schemas.MovieResponse(), "Updated")}, why={"404": "`Movie not found`", "409": MOVIE_409},
+        raises=[MovieNotFound, MovieAlreadyExists],
     ),
 )
 def update_movie(request):
@@ -178,6 +192,7 @@ def update_movie(request):
     response_schemas=responses(
         {"204": NoContent(description="Deleted with its sessions")},
         why={"404": "`Movie not found`", "409": "`Movie has sessions with tickets and cannot be deleted`"},
+        raises=[MovieNotFound, MovieHasTickets],
     ),
 )
 def delete_movie(request):
@@ -201,6 +216,7 @@ def delete_movie(request):
         {"200": cached_reply(schemas.MovieSessionPage(), "One page of the movie's sessions")},
         why={"404": "`Movie not found`"},
         cached=True,
+        raises=[MovieNotFound],
     ),
 )
 def list_sessions_of_movie(request):
@@ -222,6 +238,7 @@ def list_sessions_of_movie(request):
     response_schemas=responses(
         {"201": reply(schemas.MovieSessionResponse(), "Created; Location is the session's URL", LocationHeaders())},
         why={"400": "Invalid body (see `errors`), e.g. `date must be in the future`", "404": "`Movie not found`", "409": SESSION_ROOM_409},
+        raises=[MovieNotFound, RoomAlreadyBooked],
     ),
 )
 def create_movie_session(request):
@@ -243,6 +260,7 @@ def create_movie_session(request):
     response_schemas=responses(
         {"201": reply(schemas.MovieSessionList(), "Created, in request order")},
         why={"404": "`Movie not found`", "409": SESSION_ROOM_409 + ": in the database or twice in the batch"},
+        raises=[MovieNotFound, RoomAlreadyBooked],
     ),
 )
 def create_movie_sessions(request):
@@ -266,6 +284,7 @@ def create_movie_sessions(request):
             "409": "`Movie session does not belong to the movie`",
         },
         cached=True,
+        raises=[MovieNotFound, ScreeningNotFound, ScreeningNotOfMovie],
     ),
 )
 def get_movie_session(request):
@@ -305,6 +324,7 @@ def list_movie_sessions(request):
             "404": "`Movie session with ID <id> not found`: the first unknown id, in request order",
             "409": "`Movie session with ID <id> has tickets and cannot be deleted`",
         },
+        raises=[ScreeningNotFound, ScreeningHasTickets],
     ),
 )
 def delete_movie_sessions(request):
@@ -325,6 +345,7 @@ def delete_movie_sessions(request):
     response_schemas=responses(
         {"204": NoContent(description="Deleted")},
         why={"404": "`Movie session not found`", "409": "`Movie session has tickets and cannot be deleted`"},
+        raises=[ScreeningNotFound, ScreeningHasTickets],
     ),
 )
 def delete_movie_session(request):

@@ -3,6 +3,7 @@
 from cinema_api.core.acl import MANAGE
 from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
 from cinema_api.core.trace import trace
+from cinema_api.rooms.errors import RoomNotFound
 from cinema_api.rooms.schemas import PutRoomRequest, Room, RoomList, RoomRequest, room_body
 
 rooms = ApiService(name="rooms", path="/rooms")
@@ -23,7 +24,7 @@ def list_rooms(request):
 
 @room.get(
     schema=RoomRequest(),
-    response_schemas=responses({"200": reply(Room(), "The room")}, why={"404": "`Room not found`"}),
+    response_schemas=responses({"200": reply(Room(), "The room")}, why={"404": "`Room not found`"}, raises=[RoomNotFound]),
 )
 def get_room(request):
     """Read one room
@@ -61,7 +62,7 @@ def put_room(request):
 @room.delete(
     schema=RoomRequest(),
     permission=MANAGE,
-    response_schemas=responses({"204": NoContent(description="Deleted")}, why={"404": "`Room not found`"}),
+    response_schemas=responses({"204": NoContent(description="Deleted")}, why={"404": "`Room not found`"}, raises=[RoomNotFound]),
 )
 def delete_room(request):
     """Delete a room

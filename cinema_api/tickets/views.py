@@ -4,6 +4,22 @@ from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created,
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
 from cinema_api.core.acl import CANCEL_TICKET, MANAGE, owned_resource
+from cinema_api.movies.errors import ScreeningNotFound
+from cinema_api.tickets.errors import (
+    CancelAfterStart,
+    NoSeatPlan,
+    NotYourTicket,
+    ScreeningAlreadyStarted,
+    SeatAlreadyTaken,
+    SeatNotInPlan,
+    SeatsChangedMeanwhile,
+    SoldOut,
+    TicketAlreadyPurchased,
+    TicketAlreadyUsed,
+    TicketNotFound,
+    TooYoung,
+    UserNotFound,
+)
 from cinema_api.tickets.schemas import (
     DEFAULT_PER_PAGE,
     BuyTicketRequest,
@@ -59,6 +75,7 @@ def ticket_page(request, user_id=None, session_id=None):
             "409": "`Ticket already purchased for this session`, `Seat <label> is already taken`, or "
             "`Movie session is sold out`",
         },
+        raises=[ScreeningAlreadyStarted, SeatNotInPlan, NoSeatPlan, NotYourTicket, TooYoung, ScreeningNotFound, UserNotFound, TicketAlreadyPurchased, SeatAlreadyTaken, SoldOut, SeatsChangedMeanwhile],
     ),
 )
 def buy_ticket(request):
@@ -121,6 +138,7 @@ def list_my_tickets(request):
     response_schemas=responses(
         {"200": reply(TicketResponse(), "Checked: `isUsed` is true and `usedAt` set")},
         why={"404": "`Ticket not found`", "409": "`Ticket has already been used`"},
+        raises=[TicketNotFound, TicketAlreadyUsed],
     ),
 )
 def use_ticket(request):
@@ -145,6 +163,7 @@ def use_ticket(request):
             "404": "`Ticket not found`",
             "409": "`Ticket has already been used` (a customer's own used ticket)",
         },
+        raises=[CancelAfterStart, TicketNotFound, TicketAlreadyUsed],
     ),
 )
 def delete_ticket(request):
@@ -170,6 +189,7 @@ def delete_ticket(request):
     response_schemas=responses(
         {"200": reply(SeatMap(), "The seat map, as sold right now")},
         why={"404": "`Movie session not found`"},
+        raises=[ScreeningNotFound],
     ),
 )
 def get_session_seats(request):
@@ -188,7 +208,8 @@ def get_session_seats(request):
     schema=GetUserTicketsRequest(),
     permission=MANAGE,
     response_schemas=responses(
-        {"200": ticket_list_reply("The user's tickets, newest first")}, why={"404": "`User not found`"}
+        {"200": ticket_list_reply("The user's tickets, newest first")}, why={"404": "`User not found`"},
+        raises=[UserNotFound],
     ),
 )
 def get_user_tickets(request):

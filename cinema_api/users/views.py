@@ -3,6 +3,7 @@
 from cinema_api.core.api import ApiService, reply, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.acl import MANAGE, VIEW_ACCOUNT, owner_of_path
+from cinema_api.users.errors import UserNotFound
 from cinema_api.users.schemas import (
     DEFAULT_PER_PAGE,
     GetUserRequest,
@@ -41,6 +42,7 @@ def list_users(request):
     response_schemas=responses(
         {"200": reply(UserWithTickets(), "The user with every ticket, newest first")},
         why={"403": "`You can only access your own account`: a customer asked for another user", "404": "`User not found`"},
+        raises=[UserNotFound],
     ),
 )
 def get_user(request):

@@ -97,7 +97,7 @@ def test_register_json_with_charset_is_accepted(testapp):
 def test_duplicate_username_is_409_and_usernames_are_case_sensitive(testapp):
     register(testapp, "alice")
     response = testapp.post_json("/v1/auth/register", {"username": "alice", "password": "other1234", "age": 20}, status=409)
-    assert response.json == {"statusCode": 409, "error": "Conflict", "message": "Username already exists"}
+    assert response.json == {"statusCode": 409, "error": "Conflict", "code": "USERNAME_TAKEN", "message": "Username already exists"}
     register(testapp, "Alice")
 
 
@@ -115,7 +115,7 @@ def test_login_with_the_right_password(testapp):
 def test_login_failures_are_alike(testapp, username, password):
     register(testapp, "alice")
     response = testapp.post_json("/v1/auth/login", {"username": username, "password": password}, status=401)
-    assert response.json == {"statusCode": 401, "error": "Unauthorized", "message": "Invalid credentials"}
+    assert response.json == {"statusCode": 401, "error": "Unauthorized", "code": "INVALID_CREDENTIALS", "message": "Invalid credentials"}
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -225,7 +225,7 @@ def test_a_token_for_a_deleted_user_is_401(testapp, app, customer):
 
 def test_customer_is_403_on_manager_routes(testapp, customer):
     response = testapp.get("/v1/users", headers=customer.headers, status=403)
-    assert response.json == {"statusCode": 403, "error": "Forbidden", "message": "You are not allowed to do this"}
+    assert response.json == {"statusCode": 403, "error": "Forbidden", "code": "FORBIDDEN", "message": "You are not allowed to do this"}
     assert "WWW-Authenticate" not in response.headers
 
 

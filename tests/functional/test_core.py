@@ -7,14 +7,18 @@ import uuid
 import pytest
 
 from cinema_api.core.body import MAX_BODY_BYTES
+from cinema_api.core.error_codes import ERROR_CODES
 
 
-def assert_error(response, status, message=None):
+def assert_error(response, status, message=None, code=None):
     assert response.status_int == status
     assert response.content_type == "application/json"
     body = response.json
     assert body["statusCode"] == status
     assert body["error"] == response.status.split(" ", 1)[1]
+    assert body["code"] in ERROR_CODES and ERROR_CODES[body["code"]].status in (None, status)
+    if code is not None:
+        assert body["code"] == code
     if message is not None:
         assert body["message"] == message
     return body

@@ -82,7 +82,7 @@ def test_readiness_is_503_database_unavailable_with_retry_after_when_the_databas
 
     monkeypatch.setattr("cinema_api.health.services.ping", failing_ping)
     response = testapp.get("/v1/health/ready", status=503)
-    assert response.json == {"statusCode": 503, "error": "Service Unavailable", "message": "Database unavailable"}
+    assert response.json == {"statusCode": 503, "error": "Service Unavailable", "code": "DATABASE_UNAVAILABLE", "message": "Database unavailable"}
     assert int(response.headers["Retry-After"]) > 0
     assert testapp.get("/v1/health/live").json == {"status": "ok"}  # alive all the same
 

@@ -40,7 +40,7 @@ def test_titles_are_stored_nfc_normalised(testapp, manager):
 def test_duplicate_title_is_409(testapp, manager):
     create(testapp, manager)
     response = create(testapp, manager, status=409)
-    assert response.json == {"statusCode": 409, "error": "Conflict", "message": "Movie already exists"}
+    assert response.json == {"statusCode": 409, "error": "Conflict", "code": "MOVIE_EXISTS", "message": "Movie already exists"}
     create(testapp, manager, "alien")  # exact match only
 
 

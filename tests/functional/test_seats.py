@@ -86,7 +86,7 @@ def test_a_session_sells_no_more_tickets_than_seats(testapp, seated):
     buyers = customers(testapp, 7)
     assert sorted(buy(testapp, buyer, seated).json["seat"] for buyer in buyers[:6]) == ["A1", "A2", "A3", "B1", "B2", "B3"]
     response = buy(testapp, buyers[6], seated, status=409)
-    assert response.json == {"statusCode": 409, "error": "Conflict", "message": "Movie session is sold out"}
+    assert response.json == {"statusCode": 409, "error": "Conflict", "code": "SOLD_OUT", "message": "Movie session is sold out"}
     assert buy(testapp, buyers[6], seated, seat="A1", status=409).json["message"] == "Seat A1 is already taken"
     assert testapp.get("/v1/tickets/me", headers=buyers[6].headers).json == []
 

@@ -73,7 +73,7 @@ def test_user_ids_are_case_insensitive(testapp, customer):
 def test_a_manager_reads_any_account(testapp, manager, customer):
     assert testapp.get("/v1/users/" + customer.id, headers=manager.headers).json["id"] == customer.id
     response = testapp.get("/v1/users/" + UNKNOWN, headers=manager.headers, status=404)
-    assert response.json == {"statusCode": 404, "error": "Not Found", "message": "User not found"}
+    assert response.json == {"statusCode": 404, "error": "Not Found", "code": "USER_NOT_FOUND", "message": "User not found"}
 
 
 def test_a_malformed_user_id_is_400_before_ownership(testapp, customer):

@@ -6,6 +6,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.core.acl import MANAGE, VIEW_ACCOUNT
 from cinema_api.core.api import ApiService, LocationHeaders, NoContent, reply, responses
+from cinema_api.core.errors import Conflict
 from cinema_api.core.jsonschema import SchemaSet, example_of
 from cinema_api.core.openapi import DocumentBuilder, DocumentError, camel_case
 from cinema_api.core.schemas import (
@@ -184,6 +185,10 @@ def build(service):
     return DocumentBuilder(TAGS).document([service], "1.0")
 
 
+class ThingExists(Conflict):
+    code = "CONFLICT"
+
+
 def thing_service(name, **kw):
     return ApiService(name="unit_" + name, path="/shops/{shopId}/things", **kw)
 
@@ -203,7 +208,9 @@ def test_an_operation_is_derived_from_the_view_the_permission_and_the_schema():
         schema=CreateThingRequest(),
         permission=MANAGE,
         response_schemas=responses(
-            {"201": reply(ThingBody(), "Created", LocationHeaders())}, why={"409": "`Thing already exists`"}
+            {"201": reply(ThingBody(), "Created", LocationHeaders())},
+            why={"409": "`Thing already exists`"},
+            raises=[ThingExists],
         ),
     )
     operation = build(service)["paths"]["/v1/shops/{shopId}/things"]["post"]
@@ -213,13 +220,64 @@ def test_an_operation_is_derived_from_the_view_the_permission_and_the_schema():
     assert operation["description"] == "**Who may call:** Managers only.\n\nThings are unique."
     assert operation["security"] == [{"bearer": []}]
     assert set(operation["responses"]) == {"201", "400", "401", "403", "409", "413", "415", "503"}
-    assert operation["responses"]["409"]["description"] == "`Thing already exists`"
+    assert operation["responses"]["409"]["description"] == "`Thing already exists`\n\nCodes: `CONFLICT`"
     assert operation["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
     assert operation["responses"]["201"]["headers"]["Location"]["required"] is True
     assert operation["requestBody"]["content"]["application/json"]["example"] == {"name": "lamp"}
     assert operation["parameters"] == [
         {"name": "shopId", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
     ]
+
+
+def test_each_error_response_lists_its_codes_declared_and_derived():
+    service = thing_service("codes")
+    service.add_view(
+        "POST",
+        create_thing,
+        schema=CreateThingRequest(),
+        permission=VIEW_ACCOUNT,
+        response_schemas=responses({"201": reply(ThingBody(), "Created")}, raises=[ThingExists]),
+    )
+    document = build(service)
+    answers = document["paths"]["/v1/shops/{shopId}/things"]["post"]["responses"]
+
+    def codes(status):
+        answer = answers[status]
+        if "$ref" in answer:
+            answer = document["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
+        body = answer["content"]["application/json"]["schema"]
+        listed = body["allOf"][1]["properties"]["code"]["enum"]
+        assert answer["description"].endswith("Codes: " + ", ".join("`%s`" % code for code in listed))
+        return listed
+
+    assert codes("400") == ["VALIDATION_FAILED", "MALFORMED_JSON"]
+    assert codes("401") == ["AUTHENTICATION_REQUIRED", "INVALID_TOKEN"]
+    assert codes("403") == ["NOT_OWNER"]  # an ownership permission
+    assert codes("409") == ["CONFLICT"]
+    assert codes("413") == ["BODY_TOO_LARGE"] and codes("415") == ["UNSUPPORTED_MEDIA_TYPE"]
+    assert codes("503") == ["DATABASE_UNAVAILABLE"]
+    assert answers["401"] == {"$ref": "#/components/responses/Unauthorized"}  # shared: the same codes everywhere
+    assert "$ref" not in answers["403"]  # not the shared 403 (FORBIDDEN)
+
+
+def test_an_error_response_that_names_no_code_is_refused():
+    service = thing_service("no_code")
+    service.add_view(
+        "POST", create_thing, schema=CreateThingRequest(),
+        response_schemas=responses({"201": reply(ThingBody(), "Created")}, why={"409": "`Thing already exists`"}),
+    )
+    with pytest.raises(DocumentError, match="response 409 names no error code"):
+        build(service)
+
+
+def test_a_raised_error_without_a_code_of_its_own_is_refused():
+    class Vague(ThingExists):
+        pass
+
+    with pytest.raises(ValueError, match="Vague names no error code"):
+        responses({"201": reply(ThingBody(), "Created")}, raises=[Vague])
+    with pytest.raises(ValueError, match="not a registered error code"):
+        type("Misspelt", (Conflict,), {"code": "CONFLIKT"})
 
 
 def test_documentation_arguments_never_reach_pyramid():
