@@ -12,7 +12,7 @@ from pyramid.exceptions import ConfigurationExecutionError
 
 from cinema_api.core.errors import domain_error_view, error_response
 
-log = logging.getLogger("cinema_api.infrastructure.db")
+log = logging.getLogger("cinema_api.infrastructure.db")  # the storage's log lines keep the name they had
 
 
 # ---------------------------------------------------------------- storage errors, at one boundary
