@@ -161,7 +161,9 @@ def metrics_view(request):
     """The Prometheus exposition of this process's metrics, to the allowed addresses only."""
     metrics = request.registry["cinema.metrics"]
     settings = request.registry["cinema.settings"]
-    if not metrics.enabled or not allowed(request.environ.get("REMOTE_ADDR"), settings.metrics_allow):
+    if request.method not in ("GET", "HEAD") or not metrics.enabled or not allowed(
+        request.environ.get("REMOTE_ADDR"), settings.metrics_allow
+    ):
         raise HTTPNotFound()  # the answer of an unknown route: nothing says that it exists
     body, content_type = metrics.exposition(request.headers.get("Accept"))
     response = Response(body=body, headerlist=[("Content-Type", content_type)])
@@ -172,5 +174,6 @@ def metrics_view(request):
 def includeme(config):
     settings = config.registry["cinema.settings"]
     config.registry["cinema.metrics"] = Metrics(settings.metrics_enabled)
-    config.add_route("metrics", METRICS_PATH, request_method="GET")
+    # no route predicate: the routes mapper keeps its answers by path where no route has one
+    config.add_route("metrics", METRICS_PATH)
     config.add_view(metrics_view, route_name="metrics", permission=NO_PERMISSION_REQUIRED)

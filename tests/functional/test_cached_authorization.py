@@ -55,3 +55,30 @@ def test_a_cached_route_whose_context_depends_on_the_request_is_refused_at_confi
     monkeypatch.setattr(views.movie, "factory", owner_of_path("movieId"), raising=False)
     with pytest.raises(ConfigurationError, match="movie.*context"):
         make_app(build_settings(test_environ), ini_settings())
+
+
+def test_a_root_acl_that_names_a_user_is_asked_for_every_caller():
+    """The answer is kept per role only where the ACL grants by role alone."""
+    from pyramid.authorization import Allow
+    from pyramid.interfaces import IDefaultPermission, IRootFactory
+    from pyramid.registry import Registry
+
+    from cinema_api.auth.identity import Identity
+    from cinema_api.auth.security_policy import JWTSecurityPolicy
+    from cinema_api.infrastructure.cache import CachedRoute
+
+    class NamesAUser:
+        __acl__ = [(Allow, "role:manager", "view"), (Allow, "user:alice", "view")]
+
+        def __init__(self, request):
+            pass
+
+    registry = Registry()
+    registry.registerUtility(NamesAUser, IRootFactory)
+    registry.registerUtility("view", IDefaultPermission)
+    route = CachedRoute("probe", "movies", [])
+    route.resolve(registry)
+    policy = JWTSecurityPolicy(None)
+    assert route.admitted_roles is None
+    assert route.admits_identity(policy, Identity("alice", "customer", "s1"))
+    assert not route.admits_identity(policy, Identity("bob", "customer", "s2"))  # same role, another answer
