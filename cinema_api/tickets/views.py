@@ -3,7 +3,7 @@
 from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
-from cinema_api.core.acl import CANCEL_TICKET, MANAGE, owned_resource
+from cinema_api.core.acl import CANCEL_TICKET, MANAGE, VIEW_TICKET, owned_resource
 from cinema_api.tickets.schemas import (
     DEFAULT_PER_PAGE,
     BuyTicketRequest,
@@ -25,7 +25,9 @@ ticket_use = ApiService(name="ticket_use", path="/tickets/{ticketId}/use")
 ticket = ApiService(
     name="ticket",
     path="/tickets/{ticketId}",
-    factory=owned_resource("ticketId", lambda request, ticket_id: request.tickets.owner_of(ticket_id), CANCEL_TICKET),
+    factory=owned_resource(
+        "ticketId", lambda request, ticket_id: request.tickets.owner_of(ticket_id), (VIEW_TICKET, CANCEL_TICKET)
+    ),
 )
 user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
 session_seats = ApiService(name="session_seats", path="/movie-sessions/{sessionId}/seats")
@@ -132,6 +134,25 @@ def use_ticket(request):
     used = request.tickets.use(request.validated["path"]["ticketId"])
     trace(request, "ticket used", ticket=used.id)
     return ticket_body(used)
+
+
+@ticket.get(
+    schema=TicketRequest(),
+    permission=VIEW_TICKET,
+    response_schemas=responses(
+        {"200": reply(TicketResponse(), "The ticket, as in the lists")},
+        why={"403": "Another user's ticket (customers)", "404": "`Ticket not found`"},
+    ),
+)
+def get_ticket(request):
+    """Get a ticket
+
+    The same Ticket object as in the lists (with `cancelledAt` set when its session was
+    cancelled): the `Location` of a purchase names this URL. Managers read any ticket, a
+    customer their own; checks in this order: 400 malformed id, 404 unknown ticket, 403
+    another user's ticket.
+    """
+    return ticket_body(request.tickets.get(request.validated["path"]["ticketId"]))
 
 
 @ticket.delete(
