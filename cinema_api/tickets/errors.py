@@ -18,6 +18,15 @@ class TicketAlreadyUsed(Conflict):
         super().__init__("Ticket has already been used")
 
 
+class TicketCancelled(Conflict):
+    """The ticket's screening was cancelled: it can no longer be used."""
+
+    code = "TICKET_CANCELLED"
+
+    def __init__(self):
+        super().__init__("Ticket is cancelled")
+
+
 class ScreeningAlreadyStarted(BadRequest):
     def __init__(self):
         super().__init__("Cannot buy a ticket for a past session")

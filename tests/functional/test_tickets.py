@@ -28,7 +28,8 @@ def buy(testapp, account, session_id, status=201, **extra):
 def test_buy_a_ticket(testapp, customer, show):
     movie, sessions = show
     body = buy(testapp, customer, sessions[0]["id"]).json
-    assert set(body) == {"id", "userId", "sessionId", "seat", "purchasedAt", "isUsed", "usedAt", "session"}
+    assert set(body) == {"id", "userId", "sessionId", "seat", "purchasedAt", "isUsed", "usedAt", "cancelledAt", "session"}
+    assert body["cancelledAt"] is None
     assert body["userId"] == customer.id and body["sessionId"] == sessions[0]["id"]
     assert body["isUsed"] is False and body["usedAt"] is None
     assert body["seat"] is None  # room 1 has no Room: no seat plan
