@@ -58,8 +58,8 @@ def ticket_page(request, user_id=None, session_id=None):
             "403": "`You can only buy tickets for yourself` (a `userId` that is not the caller's), or "
             "`You must be at least <n> years old to watch this movie`",
             "404": "`Movie session not found`",
-            "409": "`Ticket already purchased for this session`, `Seat <label> is already taken`, or "
-            "`Movie session is sold out`",
+            "409": "`Movie session is cancelled`, `Ticket already purchased for this session`, "
+            "`Seat <label> is already taken`, or `Movie session is sold out`",
         },
     ),
 )
@@ -72,7 +72,7 @@ def buy_ticket(request):
     else 400); the buyer is at least the movie's `ageRestriction` years old (403); the seat is in
     the session's seat plan (400 `Seat <label> does not exist in this session`), and a seat is
     asked for only where the session has a plan (400 `This session has no seat plan`); then 409
-    `Ticket already purchased for this session`, 409 `Seat <label> is already taken`, 409
+    `Movie session is cancelled`, 409 `Ticket already purchased for this session`, 409 `Seat <label> is already taken`, 409
     `Movie session is sold out`.
 
     Without `seat`, a session with a seat plan gives the free seat with the lowest row, then the
@@ -122,14 +122,15 @@ def list_my_tickets(request):
     permission=MANAGE,
     response_schemas=responses(
         {"200": reply(TicketResponse(), "Checked: `isUsed` is true and `usedAt` set")},
-        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`"},
+        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`, or `Ticket is cancelled` (its session was cancelled)"},
     ),
 )
 def use_ticket(request):
     """Check a ticket at the door
 
     One-shot: the first use answers 200 and marks the ticket used; any later one, concurrent
-    ones included, answers 409. Accepted at any time, before or after the session starts.
+    ones included, answers 409. Accepted at any time, before or after the session starts, but
+    not for a ticket of a cancelled session (409 `Ticket is cancelled`).
     """
     used = request.tickets.use(request.validated["path"]["ticketId"])
     trace(request, "ticket used", ticket=used.id)
