@@ -217,6 +217,15 @@ def test_after_a_cancellation_buying_using_and_cancelling_again_are_refused(test
     assert patch(testapp, manager, session, {"roomNumber": 2}, status=409).json["message"] == "Movie session is cancelled"
 
 
+def test_the_cancellation_409_comes_before_already_purchased_and_sold_out(testapp, manager, customer, movie):
+    room(testapp, manager, 1, 1, 1)
+    session = schedule(testapp, manager, movie).json
+    buy(testapp, customer, session)  # the only seat: sold out
+    cancel(testapp, manager, session)
+    assert buy(testapp, customer, session, status=409).json["message"] == "Movie session is cancelled"
+    assert buy(testapp, register(testapp, "late1"), session, status=409).json["message"] == "Movie session is cancelled"
+
+
 def test_only_managers_cancel_and_an_unknown_session_is_404(testapp, manager, customer, movie):
     session = schedule(testapp, manager, movie).json
     cancel(testapp, customer, session, status=403)
