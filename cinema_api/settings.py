@@ -281,6 +281,7 @@ SCHEMA = {
     "bcrypt_rounds": (_int_between(4, 31), 12),
     "bcrypt_concurrency": (_int_between(1, 1024), _cpu_count),
     "allow_manager_signup": (_bool, False),
+    "rooms_required": (_bool, False),
     "login_limit_per_address": (_int_between(1, 1_000_000), 10),
     "login_limit_per_username": (_int_between(1, 1_000_000), 10),
     "trusted_proxies": (_networks, ""),
@@ -361,6 +362,7 @@ class Settings:
     bcrypt_rounds: int
     bcrypt_concurrency: int
     allow_manager_signup: bool
+    rooms_required: bool
     login_limit_per_address: int
     login_limit_per_username: int
     trusted_proxies: tuple

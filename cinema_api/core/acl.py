@@ -19,6 +19,8 @@ MANAGE = "manage"
 VIEW_ACCOUNT = "view_account"
 #: Cancelling a ticket: managers, and the ticket's buyer.
 CANCEL_TICKET = "cancel_ticket"
+#: Reading one ticket: managers, and the ticket's buyer.
+VIEW_TICKET = "view_ticket"
 
 #: Who may call an operation guarded by each permission: the first line of its description in
 #: the OpenAPI document, so the document says what the ACL does.
@@ -28,12 +30,14 @@ WHO_MAY_CALL = {
     MANAGE: "Managers only.",
     VIEW_ACCOUNT: "Managers, and the user themself (the owner of the account).",
     CANCEL_TICKET: "Managers (any ticket), and the ticket's buyer (the owner), under the rules below.",
+    VIEW_TICKET: "Managers (any ticket), and the ticket's buyer (the owner).",
 }
 
 #: What a 403 says when a permission is denied (default: "You are not allowed to do this").
 DENIED_MESSAGES = {
     VIEW_ACCOUNT: "You can only access your own account",
     CANCEL_TICKET: "You can only cancel your own tickets",
+    VIEW_TICKET: "You can only view your own tickets",
 }
 
 #: Permissions granted to an owner: their 403 says NOT_OWNER (the others', FORBIDDEN: the role).
@@ -90,7 +94,7 @@ def owner_of_path(name):
 def owned_resource(name, find_owner, permission):
     """A context factory for routes whose ``{name}`` path segment names a resource owned by a
     user: ``find_owner(request, resource_id)`` gives the owner's id, or None when there is no
-    such resource. The owner is granted ``permission``.
+    such resource. The owner is granted ``permission`` (one, or a tuple of them).
 
     A malformed id (the schema's 400) and a missing resource (the view's 404) grant it to every
     authenticated user, so those answers are not hidden behind a 403.

@@ -16,7 +16,8 @@ def includeme(config):
     # a session created while its movie was being deleted
     config.add_constraint_error("movie_sessions_movie_id_fkey", "movie_sessions", MovieNotFound)
     config.add_request_service(lambda request: Movies(request.db), "movies")
-    config.add_request_service(lambda request: Screenings(request.db, request.movies), "screenings")
+    rooms_required = config.registry["cinema.settings"].rooms_required
+    config.add_request_service(lambda request: Screenings(request.db, request.movies, rooms_required), "screenings")
     for service in views.SERVICES:
         config.add_cornice_service(service)
     for service, region in views.CACHED:

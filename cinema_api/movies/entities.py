@@ -5,7 +5,7 @@ import uuid
 from datetime import date as calendar_date
 from datetime import datetime
 
-from pony.orm import Optional, PrimaryKey, Required, Set, composite_key
+from pony.orm import Optional, PrimaryKey, Required, Set
 
 from cinema_api.core.clock import utcnow
 from cinema_api.rooms.entities import SeatPlan
@@ -60,11 +60,15 @@ def define_entities(db):
         # the seat plan copied from the room when the session was created (both null: none)
         seat_rows = Optional(int)
         seats_per_row = Optional(int)
+        # set when the screening is cancelled (docs/API.md section 11)
+        cancelled_at = Optional(datetime)
         created_at = Required(datetime, default=utcnow)
         updated_at = Required(datetime, default=utcnow)
         # volatile: tickets are also sold and cancelled by conditional SQL statements (Ticket.sell_seat)
         tickets = Set("Ticket", cascade_delete=False, volatile=True)
-        composite_key(room_number, timeslot, day)
+        # The room rule (room, timeslot, day) holds among the screenings that are on: a partial
+        # unique index of the database (migration 0007), not a key of Pony's, which would refuse
+        # to load a cancelled screening beside the one that took its place.
 
         def __init__(self, date, plan=None, **kwargs):
             # The booking day of the room rule: the UTC day the session starts on.
@@ -81,6 +85,21 @@ def define_entities(db):
         def capacity(self):
             plan = self.plan
             return plan.capacity if plan is not None else None
+
+        @property
+        def is_cancelled(self):
+            return self.cancelled_at is not None
+
+        def move(self, date=None, timeslot=None, room_number=None, plan=None):
+            """Change when and where the screening is; a new room brings its own seat plan (or none)."""
+            if date is not None:
+                self.date, self.day = date, date.date()
+            if timeslot is not None:
+                self.timeslot = timeslot
+            if room_number is not None and room_number != self.room_number:
+                self.room_number = room_number
+                self.seat_rows = plan.rows if plan is not None else None
+                self.seats_per_row = plan.seats_per_row if plan is not None else None
 
         def before_update(self):
             self.updated_at = utcnow()

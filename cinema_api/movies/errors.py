@@ -1,6 +1,6 @@
 """Errors of the movies domain."""
 
-from cinema_api.core.errors import Conflict, NotFound
+from cinema_api.core.errors import BadRequest, Conflict, NotFound
 
 
 class MovieNotFound(NotFound):
@@ -59,3 +59,51 @@ class ScreeningHasTickets(Conflict):
     def __init__(self, session_id=None):
         text = "Movie session with ID %s has tickets" % session_id if session_id else "Movie session has tickets"
         super().__init__(text + " and cannot be deleted")
+
+
+class ScreeningCancelled(Conflict):
+    """The screening was cancelled: no ticket is sold for it, and it is no longer changed."""
+
+    code = "SESSION_CANCELLED"
+
+    def __init__(self):
+        super().__init__("Movie session is cancelled")
+
+
+class ScreeningAlreadyCancelled(Conflict):
+    code = "SESSION_CANCELLED"
+
+    def __init__(self):
+        super().__init__("Movie session is already cancelled")
+
+
+class CancelStartedScreening(BadRequest):
+    code = "SESSION_STARTED"
+
+    def __init__(self):
+        super().__init__("Cannot cancel a past session")
+
+
+class ChangeStartedScreening(BadRequest):
+    code = "SESSION_STARTED"
+
+    def __init__(self):
+        super().__init__("Cannot change a past session")
+
+
+class ScreeningHasLiveTickets(Conflict):
+    """A screening whose buyers hold seats for its time and room is not moved: it is cancelled."""
+
+    code = "HAS_TICKETS"
+
+    def __init__(self):
+        super().__init__("Movie session has tickets")
+
+
+class ScreeningRoomNotFound(NotFound):
+    """With ROOMS_REQUIRED, a screening goes only into a room that has a Room."""
+
+    code = "ROOM_NOT_FOUND"
+
+    def __init__(self, room_number):
+        super().__init__("Room %d not found" % room_number)

@@ -89,6 +89,16 @@ class CreateMovieSession(ObjectSchema):
     roomNumber = integer_node(validator=Bounds(1, 999), example=1)
 
 
+class UpdateMovieSession(ObjectSchema):
+    """Where and when to move a screening; the fields left out stay as they are."""
+
+    date = datetime_node(
+        validator=in_the_future, missing=colander.drop, example="2030-12-23T20:00:00.000Z", description="the new start instant; must be in the future"
+    )
+    timeslot = string_node(validator=Choice(TIMESLOTS), missing=colander.drop, example="20:00-22:00")
+    roomNumber = integer_node(validator=Bounds(1, 999), missing=colander.drop, example=1, description="a new room brings its seat plan (or none)")
+
+
 class SessionItems(ArraySchema):
     session = CreateMovieSession()
 
@@ -135,6 +145,11 @@ class QueryMovieSession(ObjectSchema):
     date = datetime_node(missing=colander.drop, description="a date or date-time: sessions on that UTC day")
     timeslot = string_node(validator=Choice(TIMESLOTS), missing=colander.drop)
     roomNumber = integer_node(validator=Bounds(1, 999), missing=colander.drop)
+
+
+    cancelled = string_node(
+        validator=Choice(("true", "false")), missing=colander.drop, description="true: only cancelled screenings; false: only those that are on"
+    )
 
 
 class QueryAllMovieSessions(QueryMovieSession):
@@ -199,6 +214,11 @@ class SessionRequest(colander.MappingSchema):
     path = SessionPath()
 
 
+class UpdateMovieSessionRequest(colander.MappingSchema):
+    path = SessionPath()
+    body = UpdateMovieSession()
+
+
 class DeleteMovieSessionsRequest(colander.MappingSchema):
     body = DeleteMovieSession()
 
@@ -215,6 +235,7 @@ class MovieSessionResponse(colander.MappingSchema):
     timeslot = string_node(validator=Choice(TIMESLOTS))
     roomNumber = integer_node()
     capacity = integer_node(missing=None, description="seats of the session's seat plan; null without one (no limit)")
+    cancelledAt = datetime_node(missing=None, description="when the screening was cancelled; null while it is on")
     createdAt = datetime_node()
     updatedAt = datetime_node()
 
@@ -275,6 +296,7 @@ def session_body(session):
         "timeslot": session.timeslot,
         "roomNumber": session.room_number,
         "capacity": session.capacity,
+        "cancelledAt": format_datetime(session.cancelled_at) if session.cancelled_at else None,
         "createdAt": format_datetime(session.created_at),
         "updatedAt": format_datetime(session.updated_at),
     }

@@ -11,17 +11,24 @@ from datetime import datetime
 
 from pony.orm import desc, flush, select
 
+from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.pony_internals import select_rows
-from cinema_api.infrastructure.sql import on_sqlite, sql_uuid, sqlite_datetime, substring_condition
+from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid, sqlite_datetime, substring_condition
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
+    CancelStartedScreening,
+    ChangeStartedScreening,
     MovieAlreadyExists,
     MovieHasTickets,
     MovieNotFound,
     ScreeningNotFound,
     RoomAlreadyBooked,
+    ScreeningAlreadyCancelled,
+    ScreeningCancelled,
+    ScreeningHasLiveTickets,
     ScreeningHasTickets,
     ScreeningNotOfMovie,
+    ScreeningRoomNotFound,
 )
 
 def unique_in_order(values):
@@ -144,9 +151,11 @@ class MovieRow:
 
 
 class Screenings:
-    def __init__(self, db, movies):
+    def __init__(self, db, movies, rooms_required=False):
         self.db = db
         self.movies = movies
+        #: ROOMS_REQUIRED: a screening only in a room number that has a Room
+        self.rooms_required = rooms_required
 
     def get(self, session_id):
         session = self.db.Screening.get(id=uuid.UUID(session_id))
@@ -175,6 +184,8 @@ class Screenings:
         session keeps a copy of its room's seat plan."""
         movie = self.movies.get(movie_id)
         Screening = self.db.Screening
+        numbers = unique_in_order(item["roomNumber"] for item in items)
+        plans = self._room_plans(numbers)
         slots = [(item["roomNumber"], item["timeslot"], item["date"].date()) for item in items]
         seen = set()
         for slot in slots:
@@ -182,13 +193,12 @@ class Screenings:
                 raise RoomAlreadyBooked(*slot_words(slot))
             seen.add(slot)
         days = unique_in_order(day for _, _, day in slots)
-        booked = set(select((s.room_number, s.timeslot, s.day) for s in Screening if s.day in days))
+        # a cancelled screening leaves its room, timeslot and day free
+        booked = set(select((s.room_number, s.timeslot, s.day) for s in Screening if s.day in days and s.cancelled_at is None))
         for slot in slots:
             if slot in booked:
                 raise RoomAlreadyBooked(*slot_words(slot))
         # each session copies its room's seat plan as it is now (none for a room without a Room)
-        numbers = unique_in_order(item["roomNumber"] for item in items)
-        plans = {room.number: room.plan for room in select(r for r in self.db.Room if r.number in numbers)}
         sessions = [
             Screening(
                 movie=movie,
@@ -201,6 +211,78 @@ class Screenings:
         ]
         flush()
         return sessions
+
+    def _room_plans(self, numbers):
+        """``{room number: seat plan}`` of the rooms that exist among ``numbers``; with
+        ROOMS_REQUIRED, 404 for the first number that has no Room."""
+        plans = {room.number: room.plan for room in select(r for r in self.db.Room if r.number in numbers)}
+        if self.rooms_required:
+            for number in numbers:
+                if number not in plans:
+                    raise ScreeningRoomNotFound(number)
+        return plans
+
+    def update(self, session_id, changes):
+        """Move a screening (``date``, ``timeslot``, ``roomNumber``; those absent stay), with the
+        rules of a create. Checks in the order of docs/API.md: 404 (the screening, then the room
+        with ROOMS_REQUIRED), 400 started, 409 cancelled, 409 tickets, 409 room clash.
+
+        The screening's row is locked first (PostgreSQL): a purchase in flight finishes before the
+        tickets are counted, and one that comes later waits for the move."""
+        Screening = self.db.Screening
+        screening = Screening.get_for_update(id=uuid.UUID(session_id))
+        if screening is None:
+            raise ScreeningNotFound()
+        room_number = changes.get("roomNumber")
+        plan = None
+        if room_number is not None and room_number != screening.room_number:
+            plan = self._room_plans([room_number]).get(room_number)
+        if not changes:
+            return screening
+        if screening.date <= utcnow():  # started: the instant, not the calendar day
+            raise ChangeStartedScreening()
+        if screening.is_cancelled:
+            raise ScreeningCancelled()
+        sid = screening.id
+        if select(t for t in self.db.Ticket if t.screening.id == sid and t.cancelled_at is None).exists():
+            raise ScreeningHasLiveTickets()
+        date = changes.get("date", screening.date)
+        slot = (changes.get("roomNumber", screening.room_number), changes.get("timeslot", screening.timeslot), date.date())
+        room, timeslot, day = slot
+        clash = select(
+            s for s in Screening if s.id != sid and s.room_number == room and s.timeslot == timeslot and s.day == day and s.cancelled_at is None
+        ).exists()
+        if clash:
+            raise RoomAlreadyBooked(*slot_words(slot))
+        screening.move(changes.get("date"), changes.get("timeslot"), room_number, plan)
+        flush()  # a room taken meanwhile: the constraint's 409 (cinema_api.infrastructure.db)
+        return screening
+
+    def cancel(self, session_id):
+        """Cancel a screening that has not started, and each of its unused tickets.
+
+        The screening is marked by a conditional update (of concurrent cancellations one wins);
+        on PostgreSQL it waits for the purchases in flight, which hold a share lock on its row,
+        and a purchase that comes later sees it cancelled (``Ticket.sell_seat``). The tickets
+        are then marked in a statement of their own, which sees every ticket sold before."""
+        db = self.db
+        sid, now = uuid.UUID(session_id), utcnow()
+        params = {"sid": sql_uuid(db, sid), "now": sql_datetime(db, now)}
+        cursor = db.execute(
+            'UPDATE "movie_sessions" SET "cancelled_at" = $now, "updated_at" = $now '
+            'WHERE "id" = $sid AND "cancelled_at" IS NULL AND "date" > $now',
+            params,
+        )
+        screening = self.get(session_id)  # loaded after the update: as it is now
+        if cursor.rowcount != 1:
+            if screening.date <= now:  # started: the instant, not the calendar day
+                raise CancelStartedScreening()
+            raise ScreeningAlreadyCancelled()
+        db.execute(
+            'UPDATE "tickets" SET "cancelled_at" = $now WHERE "session_id" = $sid AND "is_used" = $false AND "cancelled_at" IS NULL',
+            dict(params, false=False),
+        )
+        return screening
 
     def delete_many(self, session_ids, bulk=True):
         """Delete sessions; none if any is missing or has tickets."""
@@ -215,9 +297,14 @@ class Screenings:
         for session_id in ids:
             self.db.execute('DELETE FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(self.db, session_id)})
 
-    def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None):
-        """``(sessions, total)`` for one page of screenings."""
+    def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None, cancelled=None):
+        """``(sessions, total)`` for one page of screenings; ``cancelled`` True or False keeps only
+        the cancelled ones or only those that are on."""
         query = select(s for s in self.db.Screening)
+        if cancelled is True:
+            query = query.filter(lambda s: s.cancelled_at is not None)
+        elif cancelled is False:
+            query = query.filter(lambda s: s.cancelled_at is None)
         if movie_id is not None:
             mid = uuid.UUID(movie_id)
             query = query.filter(lambda s: s.movie.id == mid)

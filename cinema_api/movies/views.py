@@ -6,13 +6,20 @@ from cinema_api.core.trace import trace
 from cinema_api.core.acl import MANAGE
 from cinema_api.movies import schemas
 from cinema_api.movies.errors import (
+    CancelStartedScreening,
+    ChangeStartedScreening,
     MovieAlreadyExists,
     MovieHasTickets,
     MovieNotFound,
     RoomAlreadyBooked,
+    RoomBookedMeanwhile,
+    ScreeningAlreadyCancelled,
+    ScreeningCancelled,
+    ScreeningHasLiveTickets,
     ScreeningHasTickets,
     ScreeningNotFound,
     ScreeningNotOfMovie,
+    ScreeningRoomNotFound,
 )
 from cinema_api.movies.schemas import DEFAULT_PER_PAGE, movie_body, session_body
 
@@ -28,6 +35,7 @@ movie_session = ApiService(name="movie_session", path="/movies/{movieId}/session
 all_sessions_bulk = ApiService(name="all_sessions_bulk", path="/movie-sessions/bulk")
 all_sessions = ApiService(name="all_sessions", path="/movie-sessions")
 session_by_id = ApiService(name="session_by_id", path="/movie-sessions/{sessionId}")
+session_cancel = ApiService(name="session_cancel", path="/movie-sessions/{sessionId}/cancel")
 
 #: The reads served from the caches, and their regions.
 CACHED = ((movies, "movies"), (movie, "movies"), (movie_sessions, "sessions"), (movie_session, "sessions"), (all_sessions, "sessions"))
@@ -42,6 +50,7 @@ SERVICES = (
     all_sessions_bulk,
     all_sessions,
     session_by_id,
+    session_cancel,
 )
 
 
@@ -52,6 +61,7 @@ def cached_reply(body, description):
 
 MOVIE_409 = "`Movie already exists`: another movie has this exact title"
 SESSION_ROOM_409 = "`Room <n> is already booked for <YYYY-MM-DD> <timeslot>`"
+ROOM_404 = "`Room <n> not found` (only with `ROOMS_REQUIRED`: a room number that has no Room)"
 
 
 # ---------------------------------------------------------------- movies
@@ -225,7 +235,8 @@ def list_sessions_of_movie(request):
     25 per page by default, with `meta`. Past sessions are listed too. Order: `sort` = `date`,
     `timeslot` or `roomNumber` (default: all three, in that order), in `order` `asc` or
     `desc`, then by `id`. Filters: `date` (a date or date-time: the sessions of that UTC day),
-    `timeslot`, `roomNumber`.
+    `timeslot`, `roomNumber`, `cancelled` (`true`: only cancelled screenings; `false`: only
+    those that are on).
     """
     movie_id = request.validated["path"]["movieId"]
     request.movies.get(movie_id)  # 404 for an unknown movie
@@ -237,8 +248,12 @@ def list_sessions_of_movie(request):
     permission=MANAGE,
     response_schemas=responses(
         {"201": reply(schemas.MovieSessionResponse(), "Created; Location is the session's URL", LocationHeaders())},
-        why={"400": "Invalid body (see `errors`), e.g. `date must be in the future`", "404": "`Movie not found`", "409": SESSION_ROOM_409},
-        raises=[MovieNotFound, RoomAlreadyBooked],
+        why={
+            "400": "Invalid body (see `errors`), e.g. `date must be in the future`",
+            "404": "`Movie not found`, or " + ROOM_404,
+            "409": SESSION_ROOM_409,
+        },
+        raises=[MovieNotFound, RoomAlreadyBooked, ScreeningRoomNotFound],
     ),
 )
 def create_movie_session(request):
@@ -247,7 +262,8 @@ def create_movie_session(request):
     `date` is the start instant and must be in the future. `timeslot` is one of the seven
     two-hour slots from `10:00-12:00` to `22:00-00:00`; it is not checked against `date`. A
     room (`roomNumber`, 1 to 999) holds one session per timeslot and booking day (the UTC day
-    of `date`): another one is a 409.
+    of `date`): another one is a 409, unless that one was cancelled. With `ROOMS_REQUIRED` on,
+    the room number must have a Room (404 otherwise).
     """
     screening = request.screenings.create(request.validated["path"]["movieId"], request.validated["body"])
     trace(request, "session created", session=screening.id)
@@ -259,8 +275,8 @@ def create_movie_session(request):
     permission=MANAGE,
     response_schemas=responses(
         {"201": reply(schemas.MovieSessionList(), "Created, in request order")},
-        why={"404": "`Movie not found`", "409": SESSION_ROOM_409 + ": in the database or twice in the batch"},
-        raises=[MovieNotFound, RoomAlreadyBooked],
+        why={"404": "`Movie not found`, or " + ROOM_404, "409": SESSION_ROOM_409 + ": in the database or twice in the batch"},
+        raises=[MovieNotFound, RoomAlreadyBooked, ScreeningRoomNotFound],
     ),
 )
 def create_movie_sessions(request):
@@ -310,7 +326,8 @@ def list_movie_sessions(request):
 
     25 per page by default, with `meta`. Past sessions are listed too (there is no implicit
     date filter). Order and filters are those of a movie's sessions, plus `movieId` (an id
-    that names no movie gives an empty list).
+    that names no movie gives an empty list). Cancelled screenings are listed with their
+    `cancelledAt`; `cancelled=true` keeps only them, `cancelled=false` only those that are on.
     """
     return sessions_page(request, request.validated["querystring"].get("movieId"))
 
@@ -337,6 +354,79 @@ def delete_movie_sessions(request):
     request.screenings.delete_many(session_ids)
     trace(request, "sessions deleted", count=len(set(session_ids)))
     return no_content()
+
+
+@session_by_id.get(
+    schema=schemas.SessionRequest(),
+    response_schemas=responses(
+        {"200": reply(schemas.MovieSessionResponse(), "The session")}, why={"404": "`Movie session not found`"},
+        raises=[ScreeningNotFound],
+    ),
+)
+def get_session(request):
+    """Get a session
+
+    Any session, past and cancelled ones included (`cancelledAt` says when it was cancelled).
+    """
+    return session_body(request.screenings.get(request.validated["path"]["sessionId"]))
+
+
+@session_by_id.patch(
+    schema=schemas.UpdateMovieSessionRequest(),
+    permission=MANAGE,
+    response_schemas=responses(
+        {"200": reply(schemas.MovieSessionResponse(), "Moved (or unchanged for `{}`)")},
+        why={
+            "400": "Invalid body (see `errors`), e.g. `date must be in the future`, or `Cannot change a past session`",
+            "404": "`Movie session not found`, or " + ROOM_404,
+            "409": "`Movie session is cancelled`, `Movie session has tickets` (cancel it instead), or " + SESSION_ROOM_409,
+        },
+        raises=[ScreeningNotFound, ScreeningRoomNotFound, ChangeStartedScreening, ScreeningCancelled, ScreeningHasLiveTickets,
+                RoomAlreadyBooked, RoomBookedMeanwhile],
+    ),
+)
+def update_movie_session(request):
+    """Move a session to another date, timeslot or room
+
+    Only the fields sent change: `{}` changes nothing and answers 200; `null` for a field is a
+    400. The rules of a create hold (`date` in the future, the seven timeslots, rooms 1 to 999,
+    one session per room, timeslot and booking day: 409). Checks in this order: 404, 400 the
+    session has started (`Cannot change a past session`), 409 `Movie session is cancelled`, 409
+    `Movie session has tickets` (its buyers hold seats for that time and room: cancel it
+    instead), 409 room clash. A session keeps its seat plan unless its room changes; then it
+    takes the new room's plan, or none when that room number has no Room.
+    """
+    moved = request.screenings.update(request.validated["path"]["sessionId"], request.validated["body"])
+    trace(request, "session updated", session=moved.id)
+    return session_body(moved)
+
+
+@session_cancel.post(
+    schema=schemas.SessionRequest(),
+    permission=MANAGE,
+    response_schemas=responses(
+        {"200": reply(schemas.MovieSessionResponse(), "Cancelled: `cancelledAt` is set")},
+        why={
+            "400": "`Cannot cancel a past session` (it has started)",
+            "404": "`Movie session not found`",
+            "409": "`Movie session is already cancelled`",
+        },
+        raises=[ScreeningNotFound, CancelStartedScreening, ScreeningAlreadyCancelled],
+    ),
+)
+def cancel_movie_session(request):
+    """Cancel a session
+
+    Marks the session and each of its unused tickets cancelled (`cancelledAt`); their buyers see
+    it on their tickets (`/v1/tickets/me`, `GET /v1/tickets/{ticketId}`). Afterwards buying is
+    409 `Movie session is cancelled`, using one of its tickets is 409 `Ticket is cancelled`, its
+    seat map shows no seat available, and its room, timeslot and day are free for a new
+    session. Checks in this order: 404, 400 the session has started, 409 already cancelled. A
+    cancelled session can be deleted only when it has no tickets, as any session.
+    """
+    cancelled = request.screenings.cancel(request.validated["path"]["sessionId"])
+    trace(request, "session cancelled", session=cancelled.id)
+    return session_body(cancelled)
 
 
 @session_by_id.delete(
@@ -370,5 +460,6 @@ def sessions_page(request, movie_id):
         date=query.get("date"),
         timeslot=query.get("timeslot"),
         room_number=query.get("roomNumber"),
+        cancelled={"true": True, "false": False}.get(query.get("cancelled")),
     )
     return {"sessions": [session_body(s) for s in found], "meta": page.meta(total)}

@@ -12,7 +12,8 @@ from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid, sql
 # What a purchase needs to know, in one read: the session, its movie and the buyer's age.
 _PURCHASE_FACTS = (
     'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", '
-    '"m"."id", "m"."title", "m"."age_restriction", (SELECT "u"."age" FROM "users" "u" WHERE "u"."id" = $uid) '
+    '"m"."id", "m"."title", "m"."age_restriction", (SELECT "u"."age" FROM "users" "u" WHERE "u"."id" = $uid), '
+    '"s"."cancelled_at" '
     'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" WHERE "s"."id" = $sid'
 )
 
@@ -29,14 +30,18 @@ def define_entities(db):
         purchased_at = Required(datetime, default=utcnow)
         is_used = Required(bool, default=False)
         used_at = Optional(datetime)
+        # set on each unused ticket of a screening when the screening is cancelled
+        cancelled_at = Optional(datetime)
         composite_key(user, screening)
 
         @classmethod
         def use_once(cls, ticket_id, now):
-            """Mark the ticket used, in one conditional update that only an unused ticket matches:
-            of concurrent uses exactly one changes a row. True when this call used it."""
+            """Mark the ticket used, in one conditional update that only an unused ticket that is not
+            cancelled matches: of concurrent uses exactly one changes a row, and a ticket whose
+            screening was cancelled meanwhile none. True when this call used it."""
             cursor = db.execute(
-                'UPDATE "tickets" SET "is_used" = $true, "used_at" = $now WHERE "id" = $tid AND "is_used" = $false',
+                'UPDATE "tickets" SET "is_used" = $true, "used_at" = $now '
+                'WHERE "id" = $tid AND "is_used" = $false AND "cancelled_at" IS NULL',
                 {"true": True, "false": False, "now": sql_datetime(db, now), "tid": sql_uuid(db, ticket_id)},
             )
             return cursor.rowcount == 1
@@ -44,7 +49,7 @@ def define_entities(db):
         @classmethod
         def purchase_facts(cls, user_id, session_id):
             """``(date, timeslot, room number, seat rows, seats per row, movie id, title, age
-            restriction, buyer's age)`` of the session, read now as plain values (no entity is
+            restriction, buyer's age, cancelled at)`` of the session, read now as plain values (no entity is
             loaded); None when there is no such session. The buyer's age is None without a buyer."""
             params = {"uid": sql_uuid(db, user_id), "sid": sql_uuid(db, session_id)}
             rows = select_rows(db, _PURCHASE_FACTS, params, prepared=True)
@@ -52,8 +57,9 @@ def define_entities(db):
             if row is None or not on_sqlite(db):
                 return row
             # SQLite: UUIDs are 16-byte blobs and datetimes the text Pony stores
-            (day, *middle, movie_id, title, restriction, age) = row
-            return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age)
+            (day, *middle, movie_id, title, restriction, age, cancelled_at) = row
+            cancelled_at = sqlite_datetime(cancelled_at) if cancelled_at is not None else None
+            return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, cancelled_at)
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):
@@ -62,11 +68,18 @@ def define_entities(db):
             wait for it on the unique index, then insert nothing). True when this call sold the seat.
             Other violations (the buyer's second ticket, a seat outside the plan) still raise.
             ``seat`` None sells a ticket without a seat: several nulls never clash, so only the
-            other keys and the plan's trigger can refuse it."""
+            other keys and the plan's trigger can refuse it.
+
+            Only a screening that is on (not cancelled, still there) sells: the insert reads it in
+            the same statement, and on PostgreSQL holds a share lock on its row, so a cancellation
+            either waits for this sale (and then cancels the ticket with the others) or is seen by
+            it (nothing is inserted). On SQLite writers are serialised. False, then, too."""
             cursor = execute_alone(
                 db,
                 'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
-                'VALUES ($tid, $uid, $sid, $seat, $now, $false) ON CONFLICT ("session_id", "seat") DO NOTHING',
+                'SELECT $tid, $uid, $sid, $seat, $now, $false FROM "movie_sessions" '
+                'WHERE "id" = $sid AND "cancelled_at" IS NULL%s '
+                'ON CONFLICT ("session_id", "seat") DO NOTHING' % ("" if on_sqlite(db) else " FOR SHARE"),
                 {
                     "tid": sql_uuid(db, ticket_id),
                     "uid": sql_uuid(db, user_id),
@@ -78,6 +91,16 @@ def define_entities(db):
                 prepared=True,
             )
             return cursor.rowcount == 1
+
+        @classmethod
+        def screening_state(cls, session_id):
+            """``"on"``, ``"cancelled"`` or ``"gone"``: the screening as committed now."""
+            rows = select_rows(
+                db, 'SELECT "cancelled_at" IS NULL FROM "movie_sessions" WHERE "id" = $sid', {"sid": sql_uuid(db, session_id)}
+            )
+            if not rows:
+                return "gone"
+            return "on" if rows[0][0] else "cancelled"
 
         @classmethod
         def seats_sold(cls, session_id):

@@ -24,6 +24,15 @@ class TicketAlreadyUsed(Conflict):
         super().__init__("Ticket has already been used")
 
 
+class TicketCancelled(Conflict):
+    """The ticket's screening was cancelled: it can no longer be used."""
+
+    code = "TICKET_CANCELLED"
+
+    def __init__(self):
+        super().__init__("Ticket is cancelled")
+
+
 class ScreeningAlreadyStarted(BadRequest):
     code = "SESSION_STARTED"
 

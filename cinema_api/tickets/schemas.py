@@ -38,6 +38,7 @@ class TicketResponse(colander.MappingSchema):
     purchasedAt = datetime_node()
     isUsed = colander.SchemaNode(colander.Boolean())
     usedAt = datetime_node(missing=None, description="null until used")
+    cancelledAt = datetime_node(missing=None, description="when its screening was cancelled; null otherwise (and for a ticket used before)")
     session = TicketSession(title="TicketSession")
 
 
@@ -122,6 +123,7 @@ def ticket_body(ticket):
         "purchasedAt": format_datetime(ticket.purchased_at),
         "isUsed": ticket.is_used,
         "usedAt": format_datetime(ticket.used_at) if ticket.used_at else None,
+        "cancelledAt": format_datetime(ticket.cancelled_at) if ticket.cancelled_at else None,
         "session": {
             "id": str(session.id),
             "date": format_datetime(session.date),

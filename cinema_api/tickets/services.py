@@ -18,7 +18,7 @@ from pony.orm.dbapiprovider import IntegrityError
 
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.sql import on_sqlite
-from cinema_api.movies.errors import ScreeningNotFound
+from cinema_api.movies.errors import ScreeningCancelled, ScreeningNotFound
 from cinema_api.rooms.entities import SeatPlan
 from cinema_api.tickets.errors import (
     CancelAfterStart,
@@ -31,6 +31,7 @@ from cinema_api.tickets.errors import (
     SoldOut,
     TicketAlreadyPurchased,
     TicketAlreadyUsed,
+    TicketCancelled,
     TicketNotFound,
     TooYoung,
     UserNotFound,
@@ -70,6 +71,7 @@ class SoldTicket:
     purchased_at: datetime
     is_used: bool = False
     used_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
 
 class SeatMap:
@@ -80,6 +82,7 @@ class SeatMap:
         self.plan = screening.plan
         self.sold = len(sold_seats)
         self.taken = {seat for seat in sold_seats if seat is not None}
+        self.cancelled = screening.is_cancelled
 
     @property
     def capacity(self):
@@ -87,7 +90,9 @@ class SeatMap:
 
     @property
     def available(self):
-        return self.plan.capacity - len(self.taken) if self.plan is not None else None
+        if self.plan is None:
+            return None
+        return 0 if self.cancelled else self.plan.capacity - len(self.taken)
 
     def seats(self):
         """``(label, row letter, number, taken)`` of every seat, by row, then number."""
@@ -118,7 +123,7 @@ class Tickets:
 
         One read brings the session, its movie and the buyer's age; one insert sells, and the
         database refuses what the checks cannot see: the buyer's second ticket (the unique key
-        on user and session), a seat sold meanwhile, a session deleted meanwhile.
+        on user and session), a seat sold meanwhile, a session deleted or cancelled meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
         seat with the lowest row, then the lowest number."""
@@ -129,7 +134,7 @@ class Tickets:
         facts = Ticket.purchase_facts(buyer, session_id)
         if facts is None:
             raise ScreeningNotFound()
-        date, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age = facts
+        date, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age, cancelled_at = facts
         if date <= utcnow():  # started: the instant, not the calendar day
             raise ScreeningAlreadyStarted()
         if age is None:
@@ -142,10 +147,14 @@ class Tickets:
                 raise NoSeatPlan()
             if seat not in plan:
                 raise SeatNotInPlan(seat)
+        if cancelled_at is not None:
+            raise ScreeningCancelled()
         ticket_id, now = uuid.uuid4(), utcnow()
         try:
             if plan is None:
-                Ticket.sell_seat(ticket_id, buyer, session_id, None, now)  # no seat: nothing to conflict on
+                # no seat: nothing to conflict on; only a screening cancelled or deleted meanwhile refuses it
+                if not Ticket.sell_seat(ticket_id, buyer, session_id, None, now):
+                    self._refuse_screening_gone(session_id)
             else:
                 seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
         except IntegrityError as exc:
@@ -171,6 +180,7 @@ class Tickets:
         if seat is not None:
             if Ticket.sell_seat(ticket_id, user_id, session_id, seat, now):
                 return seat
+            self._refuse_screening_gone(session_id)
             self._refuse_second_ticket(user_id, session_id)
             raise SeatAlreadyTaken(seat)
         # each round that loses a seat sees one more seat sold: at most capacity rounds
@@ -181,8 +191,17 @@ class Tickets:
                 raise SoldOut()
             if Ticket.sell_seat(ticket_id, user_id, session_id, free, now):
                 return free
+            self._refuse_screening_gone(session_id)
             self._refuse_second_ticket(user_id, session_id)
         raise SeatsChangedMeanwhile()
+
+    def _refuse_screening_gone(self, screening_id):
+        """A sale that inserted nothing: 409 if the screening was cancelled meanwhile, 404 if deleted."""
+        state = self.db.Ticket.screening_state(screening_id)
+        if state == "cancelled":
+            raise ScreeningCancelled()
+        if state == "gone":
+            raise ScreeningNotFound()
 
     def _refuse_second_ticket(self, user_id, screening_id):
         if self.db.Ticket.holds(user_id, screening_id):
@@ -200,7 +219,7 @@ class Tickets:
         used = self.db.Ticket.use_once(uuid.UUID(ticket_id), utcnow())
         ticket = self.get(ticket_id)  # read after the update: 404 before 409
         if not used:
-            raise TicketAlreadyUsed()
+            raise TicketCancelled() if ticket.cancelled_at is not None else TicketAlreadyUsed()
         return ticket
 
     def delete(self, ticket_id):

@@ -3,8 +3,8 @@
 from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
-from cinema_api.core.acl import CANCEL_TICKET, MANAGE, owned_resource
-from cinema_api.movies.errors import ScreeningNotFound
+from cinema_api.core.acl import CANCEL_TICKET, MANAGE, VIEW_TICKET, owned_resource
+from cinema_api.movies.errors import ScreeningCancelled, ScreeningNotFound
 from cinema_api.tickets.errors import (
     CancelAfterStart,
     NoSeatPlan,
@@ -16,6 +16,7 @@ from cinema_api.tickets.errors import (
     SoldOut,
     TicketAlreadyPurchased,
     TicketAlreadyUsed,
+    TicketCancelled,
     TicketNotFound,
     TooYoung,
     UserNotFound,
@@ -41,7 +42,9 @@ ticket_use = ApiService(name="ticket_use", path="/tickets/{ticketId}/use")
 ticket = ApiService(
     name="ticket",
     path="/tickets/{ticketId}",
-    factory=owned_resource("ticketId", lambda request, ticket_id: request.tickets.owner_of(ticket_id), CANCEL_TICKET),
+    factory=owned_resource(
+        "ticketId", lambda request, ticket_id: request.tickets.owner_of(ticket_id), (VIEW_TICKET, CANCEL_TICKET)
+    ),
 )
 user_tickets = ApiService(name="user_tickets", path="/users/{userId}/tickets")
 session_seats = ApiService(name="session_seats", path="/movie-sessions/{sessionId}/seats")
@@ -72,10 +75,10 @@ def ticket_page(request, user_id=None, session_id=None):
             "403": "`You can only buy tickets for yourself` (a `userId` that is not the caller's), or "
             "`You must be at least <n> years old to watch this movie`",
             "404": "`Movie session not found`",
-            "409": "`Ticket already purchased for this session`, `Seat <label> is already taken`, or "
-            "`Movie session is sold out`",
+            "409": "`Movie session is cancelled`, `Ticket already purchased for this session`, "
+            "`Seat <label> is already taken`, or `Movie session is sold out`",
         },
-        raises=[ScreeningAlreadyStarted, SeatNotInPlan, NoSeatPlan, NotYourTicket, TooYoung, ScreeningNotFound, UserNotFound, TicketAlreadyPurchased, SeatAlreadyTaken, SoldOut, SeatsChangedMeanwhile],
+        raises=[ScreeningAlreadyStarted, SeatNotInPlan, NoSeatPlan, NotYourTicket, TooYoung, ScreeningNotFound, UserNotFound, TicketAlreadyPurchased, SeatAlreadyTaken, SoldOut, SeatsChangedMeanwhile, ScreeningCancelled],
     ),
 )
 def buy_ticket(request):
@@ -87,7 +90,7 @@ def buy_ticket(request):
     else 400); the buyer is at least the movie's `ageRestriction` years old (403); the seat is in
     the session's seat plan (400 `Seat <label> does not exist in this session`), and a seat is
     asked for only where the session has a plan (400 `This session has no seat plan`); then 409
-    `Ticket already purchased for this session`, 409 `Seat <label> is already taken`, 409
+    `Movie session is cancelled`, 409 `Ticket already purchased for this session`, 409 `Seat <label> is already taken`, 409
     `Movie session is sold out`.
 
     Without `seat`, a session with a seat plan gives the free seat with the lowest row, then the
@@ -137,19 +140,40 @@ def list_my_tickets(request):
     permission=MANAGE,
     response_schemas=responses(
         {"200": reply(TicketResponse(), "Checked: `isUsed` is true and `usedAt` set")},
-        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`"},
-        raises=[TicketNotFound, TicketAlreadyUsed],
+        why={"404": "`Ticket not found`", "409": "`Ticket has already been used`, or `Ticket is cancelled` (its session was cancelled)"},
+        raises=[TicketNotFound, TicketAlreadyUsed, TicketCancelled],
     ),
 )
 def use_ticket(request):
     """Check a ticket at the door
 
     One-shot: the first use answers 200 and marks the ticket used; any later one, concurrent
-    ones included, answers 409. Accepted at any time, before or after the session starts.
+    ones included, answers 409. Accepted at any time, before or after the session starts, but
+    not for a ticket of a cancelled session (409 `Ticket is cancelled`).
     """
     used = request.tickets.use(request.validated["path"]["ticketId"])
     trace(request, "ticket used", ticket=used.id)
     return ticket_body(used)
+
+
+@ticket.get(
+    schema=TicketRequest(),
+    permission=VIEW_TICKET,
+    response_schemas=responses(
+        {"200": reply(TicketResponse(), "The ticket, as in the lists")},
+        why={"403": "Another user's ticket (customers)", "404": "`Ticket not found`"},
+        raises=[TicketNotFound],
+    ),
+)
+def get_ticket(request):
+    """Get a ticket
+
+    The same Ticket object as in the lists (with `cancelledAt` set when its session was
+    cancelled): the `Location` of a purchase names this URL. Managers read any ticket, a
+    customer their own; checks in this order: 400 malformed id, 404 unknown ticket, 403
+    another user's ticket.
+    """
+    return ticket_body(request.tickets.get(request.validated["path"]["ticketId"]))
 
 
 @ticket.delete(

@@ -21,6 +21,7 @@ MIGRATIONS = [
     "0004_live_login_session",
     "0005_database_environment",
     "0006_kept_rows",
+    "0007_cancelled_screenings",
 ]
 
 
@@ -185,6 +186,82 @@ def test_the_database_keeps_the_seat_plan_of_a_session_with_tickets(database_url
     with db_session:
         assert (db.Screening[sold_id].plan.rows, db.Screening[unsold_id].plan.rows) == (2, 5)
     db.disconnect()
+
+
+def test_the_room_rule_holds_among_the_screenings_that_are_on(database_url):
+    """One screening per room, timeslot and day that is on (``uq_movie_sessions_room_slot_day``,
+    a partial unique index since 0007): a cancelled one leaves its place free, whatever path writes."""
+    from datetime import datetime
+
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+
+    migrate.apply(database_url, "testing")
+    db = make_database(database_url, definers())
+    with db_session:
+        movie = db.Movie(title="Alien", age_restriction=0)
+        first = db.Screening(movie=movie, date=datetime(2030, 1, 1, 20), timeslot="20:00-22:00", room_number=1)
+        ids = movie.id, first.id
+    with pytest.raises((TransactionIntegrityError, IntegrityError)) as refused:
+        with db_session:
+            db.Screening(movie=db.Movie[ids[0]], date=datetime(2030, 1, 1, 21), timeslot="20:00-22:00", room_number=1)
+            commit()
+    assert violated_constraint(refused.value) == ("uq_movie_sessions_room_slot_day", "movie_sessions")
+    with db_session:
+        db.execute('UPDATE "movie_sessions" SET "cancelled_at" = "date" WHERE "id" = $sid', {"sid": sql_id(db, ids[1])})
+        db.Screening(movie=db.Movie[ids[0]], date=datetime(2030, 1, 1, 21), timeslot="20:00-22:00", room_number=1)
+    # the cancelled one cannot come back while another holds its place
+    with pytest.raises((TransactionIntegrityError, IntegrityError)):
+        with db_session:
+            db.execute('UPDATE "movie_sessions" SET "cancelled_at" = NULL WHERE "id" = $sid', {"sid": sql_id(db, ids[1])})
+            commit()
+    db.disconnect()
+
+
+def test_screenings_and_their_tickets_survive_0007(database_url):
+    """SQLite rebuilds ``movie_sessions`` for 0007 (and back): rows, the tickets' foreign key and
+    the catalogue version triggers are all still there afterwards."""
+    from pony.orm import TransactionIntegrityError, commit
+    from pony.orm.dbapiprovider import IntegrityError
+    from yoyo import get_backend, read_migrations
+
+    migrate.apply(database_url, "testing")
+    backend = get_backend(database_url.url)
+    with backend.lock():
+        backend.rollback_migrations(read_migrations(migrate.MIGRATIONS_DIR).filter(lambda m: m.id == "0007_cancelled_screenings"))
+    backend.connection.close()
+    db = make_database(database_url, [])  # as 0006 left it: raw rows only
+    from cinema_api.infrastructure.db import sql_datetime
+
+    now = sql_datetime(db, NOW)
+    with db_session:
+        insert(db, "users", id=sql_id(db, UUIDS[3]), username="buyer", password_hash="x", role="customer", age=30,
+               created_at=now, updated_at=now)
+        insert(db, "movies", id=sql_id(db, UUIDS[0]), title="Alien", title_folded="alien", age_restriction=0,
+               created_at=now, updated_at=now)
+        insert(db, "movie_sessions", id=sql_id(db, UUIDS[1]), movie_id=sql_id(db, UUIDS[0]), date=now, day=NOW.date().isoformat(),
+               timeslot="20:00-22:00", room_number=1, created_at=now, updated_at=now)
+        insert(db, "tickets", id=sql_id(db, UUIDS[2]), user_id=sql_id(db, UUIDS[3]), session_id=sql_id(db, UUIDS[1]),
+               purchased_at=now, is_used=False)
+    db.disconnect()
+    assert migrate.apply(database_url, "testing") == ["0007_cancelled_screenings"]
+    db = make_database(database_url, definers())
+    with db_session:
+        screening = db.Screening[UUIDS[1]]
+        assert (screening.room_number, screening.cancelled_at, len(screening.tickets)) == (1, None, 1)
+        version = db.select('SELECT "version" FROM "catalog_version"')
+        screening.timeslot = "18:00-20:00"
+    with db_session:
+        assert db.select('SELECT "version" FROM "catalog_version"') != version
+    with pytest.raises((TransactionIntegrityError, IntegrityError)):
+        with db_session:
+            db.execute('DELETE FROM "movie_sessions"')
+            commit()
+    db.disconnect()
+
+
+UUIDS = [__import__("uuid").UUID("0b7e6f2a-1c3d-4e5f-8a9b-0c1d2e3f4a5%d" % i) for i in range(4)]
+NOW = __import__("datetime").datetime(2030, 1, 1, 20)
 
 
 def sql_id(db, value):

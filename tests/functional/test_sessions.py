@@ -28,7 +28,8 @@ def total_sessions(testapp, manager):
 
 def test_create_session(testapp, manager, movie):
     body = new_session(testapp, manager, movie, date="2031-01-01T22:30:00+02:00").json
-    assert set(body) == {"id", "movieId", "date", "timeslot", "roomNumber", "capacity", "createdAt", "updatedAt"}
+    assert set(body) == {"id", "movieId", "date", "timeslot", "roomNumber", "capacity", "cancelledAt", "createdAt", "updatedAt"}
+    assert body["cancelledAt"] is None
     assert body["movieId"] == movie["id"] and body["capacity"] is None  # room 1 has no Room
     assert body["date"] == "2031-01-01T20:30:00.000Z"
     assert body["timeslot"] == "20:00-22:00" and body["roomNumber"] == 1

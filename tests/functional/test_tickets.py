@@ -28,7 +28,8 @@ def buy(testapp, account, session_id, status=201, **extra):
 def test_buy_a_ticket(testapp, customer, show):
     movie, sessions = show
     body = buy(testapp, customer, sessions[0]["id"]).json
-    assert set(body) == {"id", "userId", "sessionId", "seat", "purchasedAt", "isUsed", "usedAt", "session"}
+    assert set(body) == {"id", "userId", "sessionId", "seat", "purchasedAt", "isUsed", "usedAt", "cancelledAt", "session"}
+    assert body["cancelledAt"] is None
     assert body["userId"] == customer.id and body["sessionId"] == sessions[0]["id"]
     assert body["isUsed"] is False and body["usedAt"] is None
     assert body["seat"] is None  # room 1 has no Room: no seat plan
@@ -95,6 +96,37 @@ def test_tokens_are_required(testapp, show):
 
 
 # ---------------------------------------------------------------- use and delete
+
+
+# ---------------------------------------------------------------- one ticket (docs/API.md section 11)
+
+
+def test_the_purchase_location_answers_the_body_the_purchase_answered(testapp, customer, show):
+    _, sessions = show
+    response = buy(testapp, customer, sessions[0]["id"])
+    location = response.headers["Location"]
+    assert location.endswith("/v1/tickets/" + response.json["id"])
+    assert testapp.get(location, headers=customer.headers, status=200).json == response.json
+
+
+def test_a_ticket_reads_as_in_the_lists_for_its_owner_and_managers(testapp, customer, manager, show):
+    _, sessions = show
+    ticket = buy(testapp, customer, sessions[0]["id"]).json
+    used = testapp.post("/v1/tickets/%s/use" % ticket["id"], headers=manager.headers).json
+    listed = testapp.get("/v1/tickets/me", headers=customer.headers).json
+    assert testapp.get("/v1/tickets/" + ticket["id"], headers=customer.headers).json == used == listed[0]
+    assert testapp.get("/v1/tickets/" + ticket["id"].upper(), headers=manager.headers).json == used
+
+
+def test_another_customers_ticket_is_403_and_the_checks_come_400_404_403(testapp, customer, show):
+    _, sessions = show
+    ticket = buy(testapp, customer, sessions[0]["id"]).json
+    other = register(testapp, "other1")
+    response = testapp.get("/v1/tickets/" + ticket["id"], headers=other.headers, status=403)
+    assert response.json["message"] == "You can only view your own tickets"
+    assert testapp.get("/v1/tickets/" + UNKNOWN, headers=other.headers, status=404).json["message"] == "Ticket not found"
+    testapp.get("/v1/tickets/not-a-uuid", headers=other.headers, status=400)
+    testapp.get("/v1/tickets/" + ticket["id"], status=401)
 
 
 def test_use_a_ticket_once(testapp, customer, manager, show):
