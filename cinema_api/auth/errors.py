@@ -4,6 +4,8 @@ from cinema_api.core.errors import TooManyRequests, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
     def __init__(self):
         super().__init__("Invalid credentials")
 
@@ -19,5 +21,7 @@ class RefreshTokenReused(InvalidRefreshToken):
 
 
 class TooManyFailedLogins(TooManyRequests):
+    code = "TOO_MANY_FAILED_LOGINS"
+
     def __init__(self, retry_after):
         super().__init__("Too many failed login attempts, retry later", {"Retry-After": str(retry_after)})

@@ -1,4 +1,4 @@
-"""Use cases of authentication: register, login, refresh with rotation, logout."""
+"""Use cases of authentication: register, login, refresh with rotation, logout, password change."""
 
 import logging
 import uuid
@@ -83,15 +83,49 @@ class Authentication:
             self._revoke_after_reuse(session.id)
         return self._issue(session.user, session)
 
-    def logout(self, user_id):
-        """Revoke every session of the user: their access and refresh tokens stop working now
-        (the bearer check reads the database on every request)."""
-        self.db.execute(
-            'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL',
-            {"now": sql_datetime(self.db, utcnow()), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
-        )
+    def logout(self, user_id, login_session_id, everywhere=False):
+        """End the caller's login session, or with ``everywhere`` every session of the user: their
+        access and refresh tokens stop working now (the bearer check reads the database on every
+        request). The user's other sessions keep working after a plain logout."""
+        if everywhere:
+            self._revoke_sessions(user_id)
+        else:
+            self._revoke_sessions(user_id, only=login_session_id)
+
+    def change_password(self, user_id, login_session_id, current_password, new_password, address):
+        """Replace the password of the signed-in user, who proves it with the current one (a wrong
+        one is a failed login for the throttle, as at login), and end every other login session of
+        the user; the caller's goes on."""
+        user = self.users.get(user_id)
+        retry_after, reservation = self.limiter.reserve(address, user.username)
+        if retry_after is not None:
+            raise TooManyFailedLogins(retry_after)
+        try:
+            self.hasher.refuse_if_full()
+            valid = self.hasher.verify(current_password, user.password_hash)
+            new_hash = self.hasher.hash(new_password) if valid else None
+        except Exception:
+            self.limiter.give_back(reservation)  # not a failed login: no 401 was answered
+            raise
+        if not valid:
+            raise InvalidCredentials()
+        self.limiter.succeeded(reservation)
+        user.password_hash = new_hash
+        self._revoke_sessions(user_id, keep=login_session_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _revoke_sessions(self, user_id, only=None, keep=None):
+        """Revoke the live sessions of the user: all of them, ``only`` that one, or all but ``keep``."""
+        sql = 'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL'
+        params = {"now": sql_datetime(self.db, utcnow()), "uid": sql_uuid(self.db, uuid.UUID(user_id))}
+        if only is not None:
+            sql += ' AND "id" = $sid'
+            params["sid"] = sql_uuid(self.db, uuid.UUID(only))
+        if keep is not None:
+            sql += ' AND "id" <> $sid'
+            params["sid"] = sql_uuid(self.db, uuid.UUID(keep))
+        self.db.execute(sql, params)
 
     def _revoke_after_reuse(self, session_id):
         # The revocation must outlive the 401 this request answers: commit it now.
