@@ -14,11 +14,16 @@ from cinema_api.auth.errors import (
 )
 from cinema_api.core.clock import utcnow
 from cinema_api.core.schemas import is_storable
-from cinema_api.infrastructure.db import sql_datetime, sql_uuid
+from cinema_api.infrastructure.db import select_rows, sql_datetime, sql_uuid
 from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
 from cinema_api.users.errors import ManagerSignupClosed
 
 log = logging.getLogger(__name__)
+
+#: How long a successful login from an address spares it the per-username budget (API.md section 11).
+KNOWN_ADDRESS_TTL = timedelta(days=30)
+#: The longest address ``known_login_addresses`` holds (an IPv6 address with a zone is far shorter).
+MAX_ADDRESS_LENGTH = 100
 
 
 class AuthResult:
@@ -53,7 +58,7 @@ class Authentication:
     def login(self, username, password, address):
         # Count first, then check: the failure is reserved before the password is hashed, so
         # concurrent attempts cannot overshoot the budget.
-        retry_after, reservation = self.limiter.reserve(address, username)
+        retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
         try:
@@ -66,6 +71,7 @@ class Authentication:
         if not valid:
             raise InvalidCredentials()
         self.limiter.succeeded(reservation)
+        self._remember_address(user, address)
         return self._start_session(user)
 
     def refresh(self, presented):
@@ -97,7 +103,8 @@ class Authentication:
         one is a failed login for the throttle, as at login), and end every other login session of
         the user; the caller's goes on."""
         user = self.users.get(user_id)
-        retry_after, reservation = self.limiter.reserve(address, user.username)
+        username = user.username
+        retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
         try:
@@ -114,6 +121,29 @@ class Authentication:
         self._revoke_sessions(user_id, keep=login_session_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _remember_address(self, user, address):
+        """Record that ``user`` signed in from ``address`` now: for 30 days the per-username login
+        budget spares it. An address no column could hold (never a real peer's) is not recorded."""
+        if not address or len(address) > MAX_ADDRESS_LENGTH or not is_storable(address):
+            return
+        self.db.execute(
+            'INSERT INTO "known_login_addresses" ("user_id", "address", "last_success_at") VALUES ($uid, $address, $now) '
+            'ON CONFLICT ("user_id", "address") DO UPDATE SET "last_success_at" = excluded."last_success_at"',
+            {"uid": sql_uuid(self.db, user.id), "address": address, "now": sql_datetime(self.db, utcnow())},
+        )
+
+    def _is_known_address(self, username, address):
+        """Whether ``username`` signed in successfully from ``address`` in the last 30 days."""
+        if not (username and address and is_storable(username) and is_storable(address)) or len(address) > MAX_ADDRESS_LENGTH:
+            return False
+        rows = select_rows(
+            self.db,
+            'SELECT 1 FROM "known_login_addresses" "k" JOIN "users" "u" ON "u"."id" = "k"."user_id" '
+            'WHERE "u"."username" = $username AND "k"."address" = $address AND "k"."last_success_at" > $since',
+            {"username": username, "address": address, "since": sql_datetime(self.db, utcnow() - KNOWN_ADDRESS_TTL)},
+        )
+        return bool(rows)
 
     def _revoke_sessions(self, user_id, only=None, keep=None):
         """Revoke the live sessions of the user: all of them, ``only`` that one, or all but ``keep``."""

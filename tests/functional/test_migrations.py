@@ -20,6 +20,7 @@ MIGRATIONS = [
     "0004_live_login_session",
     "0005_database_environment",
     "0006_kept_rows",
+    "0008_known_login_addresses",
 ]
 
 
