@@ -20,7 +20,7 @@ from cinema_api.users.errors import ManagerSignupClosed
 
 log = logging.getLogger(__name__)
 
-#: How long a successful login from an address spares it the per-username budget (API.md section 11).
+#: How long a successful login from an address spares it the per-username budget (docs/API.md section 11).
 KNOWN_ADDRESS_TTL = timedelta(days=30)
 #: The longest address ``known_login_addresses`` holds (an IPv6 address with a zone is far shorter).
 MAX_ADDRESS_LENGTH = 100
