@@ -4,7 +4,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from pony.orm import commit
+from pony.orm import commit, flush
 
 from cinema_api.auth.errors import (
     InvalidCredentials,
@@ -118,6 +118,9 @@ class Authentication:
             raise InvalidCredentials()
         self.limiter.succeeded(reservation)
         user.password_hash = new_hash
+        # The user's row first: concurrent changes of one password queue on it (the later one,
+        # retried, finds its session revoked) instead of deadlocking on each other's sessions.
+        flush()
         self._revoke_sessions(user_id, keep=login_session_id)
 
     # ------------------------------------------------------------ helpers

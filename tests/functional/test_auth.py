@@ -743,3 +743,27 @@ def test_a_password_change_refused_by_the_hashing_gate_is_503_and_changes_nothin
     testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
     login(testapp, password=PASSWORD)
     change_password(testapp, customer)
+
+
+def test_concurrent_password_changes_of_one_user_have_one_winner(app, testapp, monkeypatch):
+    """Four devices change the password at once: one change wins, its session goes on, every other
+    session ends, and only the winner's new password signs in (on PostgreSQL they race for real)."""
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    # a gate that admits all four at once, from one address: the race is on the user's row
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=8, share=1)))
+    register(testapp, "alice")
+    tokens = [login(testapp, "alice").json["accessToken"] for _ in range(4)]
+
+    def attempt(index):
+        body = {"currentPassword": PASSWORD, "newPassword": "n3w-secret%d" % index}
+        return TestApp(app).post_json("/v1/auth/password", body, headers=bearer(tokens[index]), expect_errors=True).status_int
+
+    statuses = at_once(4, attempt, timeout=60)
+    assert statuses.count(204) == 1 and all(status in (401, 409) for status in statuses if status != 204)
+    winner = statuses.index(204)
+    for index, token in enumerate(tokens):
+        testapp.get("/v1/users", headers=bearer(token), status=403 if index == winner else 401)
+    for index in range(4):
+        login(testapp, "alice", "n3w-secret%d" % index, status=200 if index == winner else 401)
+    login(testapp, "alice", PASSWORD, status=401)
