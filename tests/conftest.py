@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTING_INI = os.path.join(HERE, "testing.ini")
 
 # Children first, so deleting never trips a foreign key.
-TABLES = ["tickets", "movie_sessions", "movies", "rooms", "refresh_tokens", "user_sessions", "users"]
+TABLES = ["tickets", "movie_sessions", "movies", "rooms", "refresh_tokens", "user_sessions", "known_login_addresses", "users"]
 
 
 #: The application's variables that choose where it writes: a developer's, never the suite's.

@@ -1,4 +1,4 @@
-"""Authentication: registration, login, token refresh with rotation, logout."""
+"""Authentication: registration, login, token refresh with rotation, logout, password change."""
 
 from cinema_api.auth.entities import define_entities
 from cinema_api.auth.services import Authentication
@@ -32,7 +32,7 @@ def includeme(config):
 
     settings = config.registry["cinema.settings"]
     # While other requests are in progress, logins hash on one core (see the hashing gate).
-    in_flight = RequestsInFlight(view.path for view in (views.login, views.register))
+    in_flight = RequestsInFlight(view.path for view in (views.login, views.register, views.password))
     config.registry["cinema.requests_in_flight"] = in_flight
     gate = HashingGate(settings.bcrypt_concurrency)
     metrics = config.registry["cinema.metrics"]
@@ -45,5 +45,5 @@ def includeme(config):
     config.add_entities(define_entities)
     config.add_request_service(password_hasher, "password_hasher")
     config.add_request_service(authentication, "authentication")
-    for service in (views.register, views.login, views.refresh, views.logout):
+    for service in (views.register, views.login, views.refresh, views.logout, views.password):
         config.add_cornice_service(service)

@@ -9,6 +9,7 @@ from cinema_api.core.schemas import (
     Choice,
     FirstOf,
     LengthBounds,
+    Node,
     ObjectSchema,
     Pattern,
     datetime_node,
@@ -57,6 +58,35 @@ class RefreshToken(ObjectSchema):
     )
 
 
+class JsonBoolean(colander.Boolean):
+    """A JSON ``true`` or ``false``, nothing else (colander's Boolean takes any value)."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, "must be a boolean value")
+        return cstruct
+
+
+class Logout(ObjectSchema):
+    """What to sign out: this login session (the default), or every one of the user."""
+
+    everywhere = Node(
+        JsonBoolean(), missing=False, example=False, description="true: end every login session of the user, not only this one"
+    )
+
+
+class ChangePassword(ObjectSchema):
+    """The current password and the new one."""
+
+    # Checked against the stored hash by the use case: any string, as at login.
+    currentPassword = string_node(storable=False, example="secret123")
+    newPassword = string_node(
+        validator=password_rules, example="n3w-secret", description="8-72 UTF-8 bytes with at least one letter and one digit"
+    )
+
+
 class RegisterRequest(colander.MappingSchema):
     body = Register()
 
@@ -67,6 +97,14 @@ class LoginRequest(colander.MappingSchema):
 
 class RefreshRequest(colander.MappingSchema):
     body = RefreshToken()
+
+
+class LogoutRequest(colander.MappingSchema):
+    body = Logout()
+
+
+class ChangePasswordRequest(colander.MappingSchema):
+    body = ChangePassword()
 
 
 class AuthUser(colander.MappingSchema):

@@ -1,10 +1,10 @@
-"""Use cases of authentication: register, login, refresh with rotation, logout."""
+"""Use cases of authentication: register, login, refresh with rotation, logout, password change."""
 
 import logging
 import uuid
 from datetime import timedelta
 
-from pony.orm import commit
+from pony.orm import commit, flush
 
 from cinema_api.auth.errors import (
     InvalidCredentials,
@@ -14,11 +14,17 @@ from cinema_api.auth.errors import (
 )
 from cinema_api.core.clock import utcnow
 from cinema_api.core.schemas import is_storable
+from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.sql import sql_datetime, sql_uuid
 from cinema_api.infrastructure.tokens import hash_refresh_token, new_refresh_token
 from cinema_api.users.errors import ManagerSignupClosed
 
 log = logging.getLogger(__name__)
+
+#: How long a successful login from an address spares it the per-username budget (docs/API.md section 11).
+KNOWN_ADDRESS_TTL = timedelta(days=30)
+#: The longest address ``known_login_addresses`` holds (an IPv6 address with a zone is far shorter).
+MAX_ADDRESS_LENGTH = 100
 
 
 class AuthResult:
@@ -53,7 +59,7 @@ class Authentication:
     def login(self, username, password, address):
         # Count first, then check: the failure is reserved before the password is hashed, so
         # concurrent attempts cannot overshoot the budget.
-        retry_after, reservation = self.limiter.reserve(address, username)
+        retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
         try:
@@ -66,6 +72,7 @@ class Authentication:
         if not valid:
             raise InvalidCredentials()
         self.limiter.succeeded(reservation)
+        self._remember_address(user, address)
         return self._start_session(user)
 
     def refresh(self, presented):
@@ -83,15 +90,76 @@ class Authentication:
             self._revoke_after_reuse(session.id)
         return self._issue(session.user, session)
 
-    def logout(self, user_id):
-        """Revoke every session of the user: their access and refresh tokens stop working now
-        (the bearer check reads the database on every request)."""
-        self.db.execute(
-            'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL',
-            {"now": sql_datetime(self.db, utcnow()), "uid": sql_uuid(self.db, uuid.UUID(user_id))},
-        )
+    def logout(self, user_id, login_session_id, everywhere=False):
+        """End the caller's login session, or with ``everywhere`` every session of the user: their
+        access and refresh tokens stop working now (the bearer check reads the database on every
+        request). The user's other sessions keep working after a plain logout."""
+        if everywhere:
+            self._revoke_sessions(user_id)
+        else:
+            self._revoke_sessions(user_id, only=login_session_id)
+
+    def change_password(self, user_id, login_session_id, current_password, new_password, address):
+        """Replace the password of the signed-in user, who proves it with the current one (a wrong
+        one is a failed login for the throttle, as at login), and end every other login session of
+        the user; the caller's goes on."""
+        user = self.users.get(user_id)
+        username = user.username
+        retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
+        if retry_after is not None:
+            raise TooManyFailedLogins(retry_after)
+        try:
+            self.hasher.refuse_if_full()
+            valid = self.hasher.verify(current_password, user.password_hash)
+            new_hash = self.hasher.hash(new_password) if valid else None
+        except Exception:
+            self.limiter.give_back(reservation)  # not a failed login: no 401 was answered
+            raise
+        if not valid:
+            raise InvalidCredentials()
+        self.limiter.succeeded(reservation)
+        user.password_hash = new_hash
+        # The user's row first: concurrent changes of one password queue on it (the later one,
+        # retried, finds its session revoked) instead of deadlocking on each other's sessions.
+        flush()
+        self._revoke_sessions(user_id, keep=login_session_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _remember_address(self, user, address):
+        """Record that ``user`` signed in from ``address`` now: for 30 days the per-username login
+        budget spares it. An address no column could hold (never a real peer's) is not recorded."""
+        if not address or len(address) > MAX_ADDRESS_LENGTH or not is_storable(address):
+            return
+        self.db.execute(
+            'INSERT INTO "known_login_addresses" ("user_id", "address", "last_success_at") VALUES ($uid, $address, $now) '
+            'ON CONFLICT ("user_id", "address") DO UPDATE SET "last_success_at" = excluded."last_success_at"',
+            {"uid": sql_uuid(self.db, user.id), "address": address, "now": sql_datetime(self.db, utcnow())},
+        )
+
+    def _is_known_address(self, username, address):
+        """Whether ``username`` signed in successfully from ``address`` in the last 30 days."""
+        if not (username and address and is_storable(username) and is_storable(address)) or len(address) > MAX_ADDRESS_LENGTH:
+            return False
+        rows = select_rows(
+            self.db,
+            'SELECT 1 FROM "known_login_addresses" "k" JOIN "users" "u" ON "u"."id" = "k"."user_id" '
+            'WHERE "u"."username" = $username AND "k"."address" = $address AND "k"."last_success_at" > $since',
+            {"username": username, "address": address, "since": sql_datetime(self.db, utcnow() - KNOWN_ADDRESS_TTL)},
+        )
+        return bool(rows)
+
+    def _revoke_sessions(self, user_id, only=None, keep=None):
+        """Revoke the live sessions of the user: all of them, ``only`` that one, or all but ``keep``."""
+        sql = 'UPDATE "user_sessions" SET "revoked_at" = $now WHERE "user_id" = $uid AND "revoked_at" IS NULL'
+        params = {"now": sql_datetime(self.db, utcnow()), "uid": sql_uuid(self.db, uuid.UUID(user_id))}
+        if only is not None:
+            sql += ' AND "id" = $sid'
+            params["sid"] = sql_uuid(self.db, uuid.UUID(only))
+        if keep is not None:
+            sql += ' AND "id" <> $sid'
+            params["sid"] = sql_uuid(self.db, uuid.UUID(keep))
+        self.db.execute(sql, params)
 
     def _revoke_after_reuse(self, session_id):
         # The revocation must outlive the 401 this request answers: commit it now.

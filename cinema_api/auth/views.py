@@ -1,9 +1,17 @@
-"""POST /v1/auth/register | login | refresh | logout."""
+"""POST /v1/auth/register | login | refresh | logout | password."""
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from cinema_api.auth.errors import InvalidCredentials, InvalidRefreshToken, RefreshTokenReused, TooManyFailedLogins
-from cinema_api.auth.schemas import AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, auth_body
+from cinema_api.auth.schemas import (
+    AuthResponse,
+    ChangePasswordRequest,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    auth_body,
+)
 from cinema_api.core.api import (
     OPTIONAL_BEARER,
     ApiService,
@@ -24,6 +32,7 @@ register = ApiService(name="auth_register", path="/auth/register")
 login = ApiService(name="auth_login", path="/auth/login")
 refresh = ApiService(name="auth_refresh", path="/auth/refresh")
 logout = ApiService(name="auth_logout", path="/auth/logout")
+password = ApiService(name="auth_password", path="/auth/password")
 
 
 def tokens_body(request, result):
@@ -123,14 +132,56 @@ def refresh_token_view(request):
 
 
 @logout.post(
-    response_schemas=responses({"204": NoContent(description="Every session of the user is revoked")}),
+    schema=LogoutRequest(),
+    response_schemas=responses(
+        {"204": NoContent(description="This login session (with `everywhere`: every one of the user) is revoked")}
+    ),
 )
 def logout_view(request):
-    """Sign out everywhere
+    """Sign out
 
-    Revokes every user session and refresh token of the caller: from the next request on,
-    in every process, each of the user's access tokens answers 401.
+    Revokes the caller's login session: its refresh token and every access token of it answer
+    401 from the next request on, in every process. The user's other login sessions (other
+    devices) keep working. With `{"everywhere": true}` every login session of the user is
+    revoked. The body is optional: none, or `{}`, is a plain logout; `everywhere` must be a
+    JSON boolean.
     """
-    request.authentication.logout(request.identity.user_id)
-    trace(request, "logout", user=request.identity.user_id)
+    identity = request.identity
+    everywhere = request.validated["body"]["everywhere"]
+    request.authentication.logout(identity.user_id, identity.login_session_id, everywhere)
+    trace(request, "logout", user=identity.user_id, everywhere=everywhere)
+    return no_content()
+
+
+@password.post(
+    schema=ChangePasswordRequest(),
+    response_schemas=responses(
+        {"204": NoContent(description="Password changed; every other login session of the user is revoked")},
+        "429",
+        why={
+            "401": "`Invalid credentials`: the current password is wrong (a failed login for the throttle); "
+            "or the access token is missing, expired or revoked",
+            "503": "Password hashing is saturated (or the database is down): retry after Retry-After seconds",
+        },
+        raises=[InvalidCredentials, TooManyFailedLogins, GateFull],
+    ),
+)
+def change_password_view(request):
+    """Change one's password
+
+    Any authenticated user changes their own password, proving it with the current one.
+    `newPassword` follows the registration rules: 8 to 72 UTF-8 bytes with at least one letter
+    and one digit. A wrong `currentPassword` is 401 `Invalid credentials` and counts as a failed
+    login (per client address and per username: after 10 in 15 minutes, 429 with
+    `Retry-After`). On success every other login session of the user ends at once (their
+    access and refresh tokens answer 401 from the next request on); the caller's goes on. From
+    then on the new password signs in and the old one does not.
+    """
+    body = request.validated["body"]
+    identity = request.identity
+    address = client_address(request, request.registry["cinema.settings"].trusted_proxies)
+    request.authentication.change_password(
+        identity.user_id, identity.login_session_id, body["currentPassword"], body["newPassword"], address
+    )
+    trace(request, "password changed", user=identity.user_id)
     return no_content()

@@ -2,7 +2,9 @@
 
 A login first *reserves* one failure in both budgets, atomically (check and add in one step),
 and only then checks the password: of 30 simultaneous wrong passwords from one address at
-most 10 are checked, in every process sharing the storage. A successful login gives its
+most 10 are checked, in every process sharing the storage. A login that the per-username budget
+alone refuses, from an address that username signed in from lately (the caller says which), is
+reserved against the address's budget only, atomically too. A successful login gives its
 reservation back and clears the username's count. The counts live in Redis when the cache is
 Redis (a sorted set of attempt times per key, changed by one Lua script), otherwise in process
 memory. If the storage is unreachable, logins proceed and a warning is logged: a throttle
@@ -35,25 +37,28 @@ PROBE_SEC = 0.5
 #: other exception is a bug of ours: raised, never taken for an outage that bypasses the throttle.
 STORAGE_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.exceptions.OutOfMemoryError, OSError)
 
-#: KEYS: the budgets' keys; ARGV: now, window, member, then each key's limit. Returns 0 when
-#: the attempt was added to every key, else the seconds until the oldest failure of a spent
-#: budget leaves the window (nothing added then).
+#: KEYS: the budgets' keys; ARGV: now, window, member, then each key's limit. Returns, per key, the
+#: seconds until the oldest failure of that budget leaves the window when it is spent, else 0; the
+#: attempt is added to every key only when none is spent.
 RESERVE_SCRIPT = """
 local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local wait = 0
+local waits, spent = {}, false
 for i, key in ipairs(KEYS) do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local wait = 0
     if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
         local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-        wait = math.max(wait, tonumber(oldest[2]) + window - now)
+        wait = tonumber(oldest[2]) + window - now
+        spent = true
     end
+    waits[i] = tostring(wait)
 end
-if wait > 0 then return tostring(wait) end
+if spent then return waits end
 for _, key in ipairs(KEYS) do
     redis.call('ZADD', key, now, member)
     redis.call('EXPIRE', key, math.ceil(window))
 end
-return '0'
+return waits
 """
 
 
@@ -66,19 +71,20 @@ class MemoryAttempts:
         self.times = defaultdict(OrderedDict)  # key -> {member: time}, in the order of time
 
     def reserve(self, keys, limits, now, member):
+        """Per key, the seconds until its oldest failure leaves the window when that budget is
+        spent, else 0; the attempt is added to every key only when none is spent."""
         with self.lock:
-            wait = 0.0
+            waits = []
             for key, limit in zip(keys, limits, strict=True):
                 attempts = self.times[key]
                 while attempts and next(iter(attempts.values())) <= now - WINDOW_SEC:
                     attempts.popitem(last=False)
-                if len(attempts) >= limit:
-                    wait = max(wait, next(iter(attempts.values())) + WINDOW_SEC - now)
-            if wait > 0:
-                return wait
-            for key in keys:
-                self.times[key][member] = now
-            return 0.0
+                spent = len(attempts) >= limit
+                waits.append(next(iter(attempts.values())) + WINDOW_SEC - now if spent else 0.0)
+            if not any(wait > 0 for wait in waits):
+                for key in keys:
+                    self.times[key][member] = now
+            return waits
 
     def release(self, keys, member):
         with self.lock:
@@ -105,7 +111,7 @@ class RedisAttempts:
         self.key_prefix = key_prefix
 
     def reserve(self, keys, limits, now, member):
-        return float(self.script(keys=list(keys), args=[now, WINDOW_SEC, member, *limits]))
+        return [float(wait) for wait in self.script(keys=list(keys), args=[now, WINDOW_SEC, member, *limits])]
 
     def release(self, keys, member):
         pipeline = self.client.pipeline(transaction=False)
@@ -147,27 +153,38 @@ class LoginLimiter:
         self.breaker.success()
         return result
 
-    def reserve(self, address, username):
+    def reserve(self, address, username, spared=None):
         """``(retry_after, reservation)``: seconds to wait while a budget is spent (and no
         reservation), else None and a reservation, which counts as a failure unless it is
-        given back (:meth:`give_back`, :meth:`succeeded`)."""
+        given back (:meth:`give_back`, :meth:`succeeded`).
+
+        ``spared()`` says whether the per-username budget spares this address (one the user
+        signed in from lately); it is asked only when that budget alone would refuse. A spared
+        attempt is reserved against the address's budget only, which still applies."""
         keys, member = self._keys(address, username), uuid.uuid4().hex
-        wait = self._guarded(lambda: self.attempts.reserve(keys, self.limits, self.clock(), member), 0.0)
-        if wait > 0:
-            return max(1, math.ceil(wait)), None
-        return None, (keys, member)
+        waits = self._guarded(lambda: self.attempts.reserve(keys, self.limits, self.clock(), member), None)
+        if waits is None or not any(wait > 0 for wait in waits):
+            return None, (keys, member, keys[1])
+        address_wait, username_wait = waits
+        if address_wait <= 0 and spared is not None and spared():
+            address_key = keys[:1]
+            waits = self._guarded(lambda: self.attempts.reserve(address_key, self.limits[:1], self.clock(), member), None)
+            if waits is None or waits[0] <= 0:
+                return None, (address_key, member, keys[1])
+            address_wait, username_wait = waits[0], 0
+        return max(1, math.ceil(max(address_wait, username_wait))), None
 
     def give_back(self, reservation):
         """The attempt was not a failure after all (it was answered otherwise than 401)."""
         if reservation is not None:
-            keys, member = reservation
+            keys, member, _ = reservation
             self._guarded(lambda: self.attempts.release(keys, member), None)
 
     def succeeded(self, reservation):
         """The login succeeded: it was no failure, and the username's count starts again."""
         self.give_back(reservation)
         if reservation is not None:
-            self._guarded(lambda: self.attempts.clear(reservation[0][1]), None)
+            self._guarded(lambda: self.attempts.clear(reservation[2]), None)
 
     def reset(self):
         """Forget every count (tests)."""

@@ -310,17 +310,60 @@ def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(app, testapp,
     assert sorted(at_once(8, attempt, timeout=60)) == [200] + [401] * 7
 
 
-def test_logout_ends_every_access_token_at_once(testapp, customer):
-    second = testapp.post_json("/v1/auth/login", {"username": "customer1", "password": PASSWORD}).json
+def login(testapp, username="customer1", password=PASSWORD, status=200, **kwargs):
+    return testapp.post_json("/v1/auth/login", {"username": username, "password": password}, status=status, **kwargs)
+
+
+def test_logout_ends_the_callers_login_session_only(testapp, customer):
+    other = login(testapp).json  # the same user on another device
     testapp.post("/v1/auth/logout", headers=customer.headers, status=204)
+    # this session: its access token and its refresh token answer 401 from the next request on
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=customer.headers, status=401))
+    assert_401(refresh(testapp, customer.refresh_token, status=401))
+    assert_401(testapp.post("/v1/auth/logout", headers=customer.headers, status=401))
+    # the other device keeps working: its access token, and its refresh token
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
+    rotated = refresh(testapp, other["refreshToken"]).json
+    testapp.get("/v1/users/" + customer.id, headers=bearer(rotated["accessToken"]))
+
+
+def test_logout_ends_every_access_token_of_the_session(testapp, customer):
+    rotated = refresh(testapp, customer.refresh_token).json  # a second access token of the same session
+    testapp.post("/v1/auth/logout", headers=bearer(rotated["accessToken"]), status=204)
+    for token in (customer.access_token, rotated["accessToken"]):
+        assert_401(testapp.get("/v1/users/" + customer.id, headers=bearer(token), status=401))
+    assert_401(refresh(testapp, rotated["refreshToken"], status=401))
+
+
+def test_logout_everywhere_ends_every_session_of_the_user(testapp, customer):
+    second = login(testapp).json
+    someone_else = register(testapp, "bystander")
+    testapp.post_json("/v1/auth/logout", {"everywhere": True}, headers=customer.headers, status=204)
     for token in (customer.access_token, second["accessToken"]):
         assert_401(testapp.get("/v1/users/" + customer.id, headers=bearer(token), status=401))
     for token in (customer.refresh_token, second["refreshToken"]):
         assert_401(refresh(testapp, token, status=401))
     assert_401(testapp.post("/v1/auth/logout", headers=customer.headers, status=401))
+    testapp.get("/v1/users/" + someone_else.id, headers=someone_else.headers)  # another user's sessions are not touched
     # signing in again works
-    fresh = testapp.post_json("/v1/auth/login", {"username": "customer1", "password": PASSWORD}).json
+    fresh = login(testapp).json
     testapp.get("/v1/users/" + customer.id, headers=bearer(fresh["accessToken"]))
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"everywhere": false}'])
+def test_a_logout_without_everywhere_is_a_plain_logout(testapp, customer, body):
+    other = login(testapp).json
+    testapp.post("/v1/auth/logout", body, headers=dict(customer.headers, **{"Content-Type": "application/json"}), status=204)
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=customer.headers, status=401))
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0, None, [], {}])
+def test_logout_everywhere_must_be_a_json_boolean(testapp, customer, value):
+    response = testapp.post_json("/v1/auth/logout", {"everywhere": value}, headers=customer.headers, status=400)
+    assert response.json["message"] == ["everywhere must be a boolean value"]
+    assert response.json["errors"] == [{"location": "body", "name": "everywhere", "description": "must be a boolean value"}]
+    testapp.get("/v1/users/" + customer.id, headers=customer.headers)  # nothing was revoked
 
 
 def test_logout_body_is_empty(testapp, customer):
@@ -575,3 +618,154 @@ def test_the_hashing_gate_admits_twice_its_threads_and_refuses_more_at_once():
     for thread in admitted:
         thread.join(10)
     assert results == ["503", False, False]
+
+
+# ---------------------------------------------------------------- changing one's password
+
+
+NEW_PASSWORD = "n3w-secret"
+
+
+def change_password(testapp, account, current=PASSWORD, new=NEW_PASSWORD, status=204, **kwargs):
+    body = {"currentPassword": current, "newPassword": new}
+    return testapp.post_json("/v1/auth/password", body, headers=account.headers, status=status, **kwargs)
+
+
+def test_changing_the_password_ends_every_other_session_and_keeps_the_callers(testapp, customer):
+    other = login(testapp).json  # the same user on another device
+    bystander = register(testapp, "bystander")
+    response = change_password(testapp, customer)
+    assert response.body == b""
+    # the other device: its access token and its refresh token answer 401 at once
+    assert_401(testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]), status=401))
+    assert_401(refresh(testapp, other["refreshToken"], status=401))
+    # the caller's session goes on, refresh included
+    testapp.get("/v1/users/" + customer.id, headers=customer.headers)
+    rotated = refresh(testapp, customer.refresh_token).json
+    testapp.get("/v1/users/" + customer.id, headers=bearer(rotated["accessToken"]))
+    testapp.get("/v1/users/" + bystander.id, headers=bystander.headers)  # another user's sessions are not touched
+
+
+def test_the_new_password_signs_in_and_the_old_one_no_longer_does(testapp, customer):
+    change_password(testapp, customer)
+    assert login(testapp, password=PASSWORD, status=401).json["message"] == "Invalid credentials"
+    assert login(testapp, password=NEW_PASSWORD).json["user"]["id"] == customer.id
+
+
+def test_the_new_password_is_stored_as_a_bcrypt_hash(testapp, app, customer):
+    from pony.orm import db_session
+
+    change_password(testapp, customer)
+    with db_session:
+        stored = app.registry["cinema.db"].User.get(username="customer1").password_hash
+    assert stored.startswith("$2b$") and NEW_PASSWORD not in stored
+
+
+def test_a_wrong_current_password_is_401_invalid_credentials_and_changes_nothing(testapp, customer):
+    other = login(testapp).json
+    response = change_password(testapp, customer, current="wrong1234", status=401)
+    assert response.json == {"statusCode": 401, "error": "Unauthorized", "message": "Invalid credentials", "code": "INVALID_CREDENTIALS"}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))  # no session was ended
+    login(testapp, password=PASSWORD)
+    login(testapp, password=NEW_PASSWORD, status=401)
+
+
+@pytest.mark.parametrize(
+    "new, message",
+    [
+        ("short1", "newPassword must be longer than or equal to 8 bytes"),
+        ("a1" + "x" * 71, "newPassword must be shorter than or equal to 72 bytes"),
+        ("é1" + "é" * 35, "newPassword must be shorter than or equal to 72 bytes"),
+        ("onlyletters", "newPassword must contain at least one letter and one digit"),
+        ("12345678", "newPassword must contain at least one letter and one digit"),
+        (12345678, "newPassword must be a string"),
+        ("bad\u0000pass1", "newPassword must not contain NUL or unpaired surrogate characters"),
+    ],
+)
+def test_the_new_password_follows_the_registration_rules(testapp, customer, new, message):
+    other = login(testapp).json
+    response = change_password(testapp, customer, new=new, status=400)
+    assert response.json["message"] == [message]
+    assert response.json["errors"] == [{"location": "body", "name": "newPassword", "description": message.split(" ", 1)[1]}]
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
+    login(testapp, password=PASSWORD)
+
+
+def test_changing_the_password_needs_both_fields_and_a_token(testapp, customer):
+    response = testapp.post_json("/v1/auth/password", {}, headers=customer.headers, status=400)
+    assert sorted(response.json["message"]) == ["currentPassword should not be empty", "newPassword should not be empty"]
+    body = {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}
+    assert_401(testapp.post_json("/v1/auth/password", body, status=401))
+    login(testapp, password=PASSWORD)
+
+
+def test_a_revoked_session_cannot_change_the_password(testapp, customer):
+    testapp.post("/v1/auth/logout", headers=customer.headers, status=204)
+    assert_401(change_password(testapp, customer, status=401))
+    login(testapp, password=PASSWORD)
+
+
+def test_wrong_current_passwords_count_as_failed_logins_per_address(testapp, customer):
+    for _ in range(10):
+        change_password(testapp, customer, current="wrong1234", status=401, extra_environ={"REMOTE_ADDR": "10.8.0.1"})
+    # the eleventh is 429 before any password check, even with the right password
+    response = change_password(testapp, customer, status=429, extra_environ={"REMOTE_ADDR": "10.8.0.1"})
+    assert response.json["message"] == "Too many failed login attempts, retry later"
+    assert 890 <= int(response.headers["Retry-After"]) <= 900
+    # that address's budget is spent for every username
+    register(testapp, "someone")
+    login(testapp, "someone", status=429, extra_environ={"REMOTE_ADDR": "10.8.0.1"})
+
+
+def test_wrong_current_passwords_count_as_failed_logins_per_username(testapp, customer):
+    for index in range(10):
+        change_password(testapp, customer, current="wrong1234", status=401, extra_environ={"REMOTE_ADDR": "10.8.1.%d" % index})
+    change_password(testapp, customer, status=429, extra_environ={"REMOTE_ADDR": "10.8.2.1"})
+    login(testapp, status=429, extra_environ={"REMOTE_ADDR": "10.8.2.2"})
+
+
+def test_failed_logins_count_against_changing_the_password(testapp, customer):
+    for index in range(10):
+        fail_login(testapp, "customer1", extra_environ={"REMOTE_ADDR": "10.8.3.%d" % index})
+    change_password(testapp, customer, status=429, extra_environ={"REMOTE_ADDR": "10.8.4.1"})
+
+
+def test_a_password_change_refused_by_the_hashing_gate_is_503_and_changes_nothing(testapp, app, customer, monkeypatch):
+    other = login(testapp).json
+    hasher, release = occupied_hasher(wait=0.01)
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
+    try:
+        for _ in range(12):  # not failed logins: never throttled
+            response = change_password(testapp, customer, status=503)
+        assert response.headers["Retry-After"] == "5"
+    finally:
+        release.set()
+    monkeypatch.undo()
+    testapp.get("/v1/users/" + customer.id, headers=bearer(other["accessToken"]))
+    login(testapp, password=PASSWORD)
+    change_password(testapp, customer)
+
+
+def test_concurrent_password_changes_of_one_user_have_one_winner(app, testapp, monkeypatch):
+    """Four devices change the password at once: one change wins, its session goes on, every other
+    session ends, and only the winner's new password signs in (on PostgreSQL they race for real)."""
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    # a gate that admits all four at once, from one address: the race is on the user's row
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(4, max_admitted=8, share=1)))
+    register(testapp, "alice")
+    tokens = [login(testapp, "alice").json["accessToken"] for _ in range(4)]
+
+    def attempt(index):
+        body = {"currentPassword": PASSWORD, "newPassword": "n3w-secret%d" % index}
+        return TestApp(app).post_json("/v1/auth/password", body, headers=bearer(tokens[index]), expect_errors=True).status_int
+
+    statuses = at_once(4, attempt, timeout=60)
+    assert statuses.count(204) == 1 and all(status in (401, 409) for status in statuses if status != 204)
+    winner = statuses.index(204)
+    for index, token in enumerate(tokens):
+        testapp.get("/v1/users", headers=bearer(token), status=403 if index == winner else 401)
+    for index in range(4):
+        login(testapp, "alice", "n3w-secret%d" % index, status=200 if index == winner else 401)
+    login(testapp, "alice", PASSWORD, status=401)

@@ -210,6 +210,25 @@ def test_a_request_is_routed_once(testapp, manager, monkeypatch):
     route = RoutesMapper.__call__
     monkeypatch.setattr(RoutesMapper, "__call__", lambda mapper, request: routed.append(request.path_info) or route(mapper, request))
     movie = testapp.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=manager.headers).json
-    for path in ["/", "/v1/movies/%s" % movie["id"], "/v1/movies/%s" % movie["id"], "/v1/nothing-here"]:
+    paths = ["/", "/v1/movies/%s" % movie["id"], "/v1/movies/%s" % movie["id"], "/v1/nothing-here/%s" % movie["id"]]
+    for path in paths:
         testapp.get(path, headers=manager.headers, status="*")
-    assert routed == ["/v1/movies", "/", *["/v1/movies/%s" % movie["id"]] * 2, "/v1/nothing-here"]
+    # at most once per request; and a path routed before is answered from what the mapper keeps
+    assert len(routed) <= 5 and len(set(routed)) == len(routed), routed
+    assert routed.count(paths[1]) == 1 and paths[3] in routed
+
+
+def test_the_routes_mapper_hands_out_a_copy_of_the_match_it_keeps(testapp, manager):
+    from pyramid.interfaces import IRoutesMapper
+
+    mapper = testapp.app.registry.getUtility(IRoutesMapper)
+
+    class Request:
+        def __init__(self, path):
+            self.environ = {"PATH_INFO": path}
+            self.path_info = path
+
+    first = mapper(Request("/v1/movies/abc"))
+    first["match"]["movieId"] = "changed by a request"
+    second = mapper(Request("/v1/movies/abc"))
+    assert second["route"] is first["route"] and second["match"] == {"movieId": "abc"}

@@ -22,6 +22,7 @@ MIGRATIONS = [
     "0005_database_environment",
     "0006_kept_rows",
     "0007_cancelled_screenings",
+    "0008_known_login_addresses",
 ]
 
 
