@@ -19,10 +19,13 @@ one: behind a proxy the proxy must not pass ``/metrics`` on, see deploy/nginx.co
 an unknown route to others. It is kept out of the OpenAPI document: it is the operators'.
 """
 
+import bisect
 import ipaddress
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import choose_encoder
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.response import Response
@@ -57,23 +60,91 @@ class Uncounted:
 UNCOUNTED = Uncounted()
 
 
+class InFlight:
+    """A gauge of requests being answered, kept under the request counts' lock."""
+
+    __slots__ = ("stats",)
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    def inc(self, amount=1):
+        with self.stats.lock:
+            self.stats.running += amount
+
+    def dec(self, amount=1):
+        with self.stats.lock:
+            self.stats.running -= amount
+
+
+class RequestStats:
+    """``cinema_http_requests_total`` (by route template, method and status),
+    ``cinema_http_request_duration_seconds`` (by route template) and
+    ``cinema_http_requests_in_flight``: counted in plain numbers under one lock, and handed to
+    prometheus_client as metric families when scraped (a custom collector: the exposition is
+    still prometheus_client's). Its own labelled children took a lock for each value, six per
+    cached hit with the Python around them: profiled, a tenth of a hit's time."""
+
+    def __init__(self, buckets):
+        self.buckets = tuple(buckets)
+        self.lock = threading.Lock()
+        self.series = {}  # (route, method, status) -> [count, sum of seconds, one count per bucket, +Inf last]
+        self.running = 0
+        self.in_flight = InFlight(self)
+
+    def observe(self, route, method, status, seconds):
+        index = bisect.bisect_left(self.buckets, seconds)
+        key = (route, method, status)
+        with self.lock:
+            series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = [0, 0.0] + [0] * (len(self.buckets) + 1)
+            series[0] += 1
+            series[1] += seconds
+            series[2 + index] += 1
+
+    def describe(self):
+        return []  # names are checked when collected: nothing to ask at registration
+
+    def collect(self):
+        with self.lock:
+            series = {key: list(values) for key, values in self.series.items()}
+            running = self.running
+        requests = CounterMetricFamily(
+            "cinema_http_requests", "HTTP requests answered, by route template, method and status",
+            labels=["route", "method", "status"],
+        )
+        by_route = {}
+        for (route, method, status), values in sorted(series.items(), key=lambda item: tuple(map(str, item[0]))):
+            requests.add_metric([route, method, str(status)], values[0])
+            total = by_route.setdefault(route, [0.0] + [0] * (len(self.buckets) + 1))
+            total[0] += values[1]
+            for index, count in enumerate(values[2:]):
+                total[1 + index] += count
+        duration = HistogramMetricFamily(
+            "cinema_http_request_duration_seconds",
+            "Time to answer a request (the application's part), by route template", labels=["route"],
+        )
+        for route, total in by_route.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(floatToGoString, self.buckets), "+Inf"), total[1:], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            duration.add_metric([route], buckets, total[0])
+        in_flight = GaugeMetricFamily("cinema_http_requests_in_flight", "Requests being answered now", value=running)
+        return [requests, duration, in_flight]
+
+
 class Metrics:
     """The families of one application, in a registry of its own."""
 
     def __init__(self, enabled=True):
         self.enabled = enabled
         self.registry = registry = CollectorRegistry()
-        self.requests = Counter(
-            "cinema_http_requests", "HTTP requests answered, by route template, method and status",
-            ["route", "method", "status"], registry=registry,
-        )
-        self.request_duration = Histogram(
-            "cinema_http_request_duration_seconds", "Time to answer a request (the application's part), by route template",
-            ["route"], buckets=LATENCY_BUCKETS, registry=registry,
-        )
-        self.requests_in_flight = Gauge(
-            "cinema_http_requests_in_flight", "Requests being answered now", registry=registry,
-        )
+        # requests: counted under one lock of ours, handed to prometheus_client when scraped (RequestStats)
+        self.request_stats = RequestStats(LATENCY_BUCKETS)
+        registry.register(self.request_stats)
+        self.requests_in_flight = self.request_stats.in_flight
         self.database_call_duration = Histogram(
             "cinema_database_call_duration_seconds",
             "One exchange with PostgreSQL (a statement, a commit, a rollback), as its watchdog times it",
@@ -110,26 +181,10 @@ class Metrics:
         self.tickets_sold = Counter("cinema_tickets_sold", "Tickets sold", registry=registry)
         self.tickets_cancelled = Counter("cinema_tickets_cancelled", "Tickets cancelled by their buyer", registry=registry)
         ProcessCollector(registry=registry)
-        self._children = {}  # (route, method, status) -> (the requests counter's child, the histogram's)
-        self._lock = threading.Lock()
 
     def observe_request(self, route, method, status, seconds):
         """Count one answered request; ``route`` is its route pattern, None when none matched."""
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._new_children(key)
-        children[0].inc()
-        children[1].observe(seconds)
-
-    def _new_children(self, key):
-        route, method, status = key
-        route = route or UNMATCHED
-        method = method if method in METHODS else "other"
-        with self._lock:
-            children = (self.requests.labels(route, method, str(status)), self.request_duration.labels(route))
-            self._children[key] = children
-        return children
+        self.request_stats.observe(route or UNMATCHED, method if method in METHODS else "other", status, seconds)
 
     def watch_database_breaker(self, breaker):
         """Report ``breaker`` (the database's) as ``cinema_database_breaker_open``."""

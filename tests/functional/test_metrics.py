@@ -101,7 +101,7 @@ def test_metrics_enabled_false_answers_404_and_counts_nothing(testapp, test_envi
     client = fresh_app(test_environ, METRICS_ENABLED="false")
     client.get("/v1/movies", headers=manager.headers)
     client.get("/metrics", status=404)
-    assert client.app.registry["cinema.metrics"].requests.collect()[0].samples == []
+    assert client.app.registry["cinema.metrics"].request_stats.collect()[0].samples == []
 
 
 def test_each_application_counts_into_a_registry_of_its_own(testapp, test_environ):
