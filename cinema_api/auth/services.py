@@ -57,23 +57,33 @@ class Authentication:
         return self._start_session(user)
 
     def login(self, username, password, address):
-        # Count first, then check: the failure is reserved before the password is hashed, so
-        # concurrent attempts cannot overshoot the budget.
+        def check():
+            user = self.users.by_username(username) if is_storable(username) else None
+            return self.hasher.verify(password, user.password_hash if user else None), user
+
+        user = self._password_checked(username, address, check)
+        self._remember_address(user, address)
+        return self._start_session(user)
+
+    def _password_checked(self, username, address, check):
+        """``check()``, a password check ``(valid, result)``, under the login throttle and the
+        hashing gate: 429 while a budget of ``address`` or ``username`` is spent, 401 when the
+        password is wrong (a failed login), else ``result``. The failure is reserved before the
+        password is hashed, so concurrent attempts cannot overshoot the budget; what the check
+        raises (the gate's 503) is no failed login."""
         retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
         if retry_after is not None:
             raise TooManyFailedLogins(retry_after)
         try:
             self.hasher.refuse_if_full()
-            user = self.users.by_username(username) if is_storable(username) else None
-            valid = self.hasher.verify(password, user.password_hash if user else None)
+            valid, result = check()
         except Exception:
             self.limiter.give_back(reservation)  # not a failed login: no 401 was answered
             raise
         if not valid:
             raise InvalidCredentials()
         self.limiter.succeeded(reservation)
-        self._remember_address(user, address)
-        return self._start_session(user)
+        return result
 
     def refresh(self, presented):
         """Spend ``presented`` and return a new pair; a spent token revokes its user session."""
@@ -104,21 +114,12 @@ class Authentication:
         one is a failed login for the throttle, as at login), and end every other login session of
         the user; the caller's goes on."""
         user = self.users.get(user_id)
-        username = user.username
-        retry_after, reservation = self.limiter.reserve(address, username, lambda: self._is_known_address(username, address))
-        if retry_after is not None:
-            raise TooManyFailedLogins(retry_after)
-        try:
-            self.hasher.refuse_if_full()
+
+        def check():
             valid = self.hasher.verify(current_password, user.password_hash)
-            new_hash = self.hasher.hash(new_password) if valid else None
-        except Exception:
-            self.limiter.give_back(reservation)  # not a failed login: no 401 was answered
-            raise
-        if not valid:
-            raise InvalidCredentials()
-        self.limiter.succeeded(reservation)
-        user.password_hash = new_hash
+            return valid, self.hasher.hash(new_password) if valid else None
+
+        user.password_hash = self._password_checked(user.username, address, check)
         # The user's row first: concurrent changes of one password queue on it (the later one,
         # retried, finds its session revoked) instead of deadlocking on each other's sessions.
         flush()
