@@ -134,6 +134,6 @@ class CachedHits:
             headers.append(("Vary", "Origin"))  # the answer depends on Origin even when it grants nothing
         headers += [(TRACE_HEADER, trace_id), (TRACEPARENT_HEADER, traceparent), ("X-Content-Type-Options", "nosniff")]
         log_access("GET", path, int(status[:3]), started, trace_id)
-        if self.metrics is not None:  # counted as the metrics tween counts the others
+        if self.metrics is not None:  # counted as the request-context tween counts the others
             self.metrics.observe_request(info["route"].pattern, "GET", int(status[:3]), time.perf_counter() - started)
         return _Answer(status, headers, body)
