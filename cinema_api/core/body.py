@@ -22,10 +22,13 @@ JSON_STRING_RE = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 JSON_MEDIA_TYPE = "application/json"
 
 
-def has_body(request):
-    if request.content_length:
-        return True
+def is_chunked(request):
+    """Whether the body comes in chunks, of no length known in advance."""
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def has_body(request):
+    return bool(request.content_length) or is_chunked(request)
 
 
 def check_body(request):

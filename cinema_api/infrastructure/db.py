@@ -23,7 +23,7 @@ from pony.orm.core import RollbackException
 from pyramid.tweens import EXCVIEW
 from pyramid_retry import is_last_attempt, mark_error_retryable
 
-from cinema_api.core.body import MAX_BODY_BYTES
+from cinema_api.core.body import MAX_BODY_BYTES, is_chunked
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.pony_internals import PostgresProvider, select_rows
@@ -199,7 +199,7 @@ def retry_attempts(request):
     if request.method in _RUN_ONCE_METHODS:
         return 1
     length = request.content_length
-    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+    if length is None and is_chunked(request):
         return 1
     if length is not None and length > MAX_BODY_BYTES:
         return 1
