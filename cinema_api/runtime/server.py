@@ -145,18 +145,20 @@ class FairTaskDispatcher(ThreadedTaskDispatcher):
         self.busy_queue = deque()
         self.young = {}  # the running turns that count against busy_threads: turn -> start, oldest first
 
-    def is_slow(self, task):
+    @staticmethod
+    def next_request(task):
+        """``(method, path)`` of the request a connection is queued for (``(None, "")`` for a run of ours)."""
         requests = getattr(task, "requests", None)
         request = requests[0] if requests else None
-        return getattr(request, "command", None) == "POST" and getattr(request, "path", None) in self.slow_paths
+        return getattr(request, "command", None), getattr(request, "path", None) or ""
+
+    def is_slow(self, task):
+        method, path = self.next_request(task)
+        return method == "POST" and path in self.slow_paths
 
     def is_quick(self, task):
-        requests = getattr(task, "requests", None)
-        request = requests[0] if requests else None
-        if getattr(request, "command", None) not in ("GET", "HEAD"):
-            return False
-        path = getattr(request, "path", None) or ""
-        return path in self.quick_exact or path.startswith(self.quick_prefixes)
+        method, path = self.next_request(task)
+        return method in ("GET", "HEAD") and (path in self.quick_exact or path.startswith(self.quick_prefixes))
 
     def add_task(self, task):
         if isinstance(task, Channel) and task.wait_for_client():
