@@ -477,33 +477,43 @@ class Setup:
 
     def code_ab(self, before, before_database, rounds):
         """The scenarios of the project's targets at AB_CONNECTIONS, served by this code and by the
-        ``before`` checkout (its own .venv, production.ini and database ``before_database``), each
-        run beside a floor run of its own, in ``rounds`` rounds whose order alternates:
-        ``{scenario: {side: [ratio to the floor run just before]}}``."""
+        ``before`` checkout (its own .venv, production.ini and database ``before_database``).
+        Each round runs every scenario on both versions back to back (which goes first alternates
+        round by round), each run beside a floor run of its own: the two runs of a pair meet the
+        same moment of a shared machine. ``self.code`` is ``{scenario: {side: [ratio to the floor
+        run just before]}}``; ``self.code_cpu`` the same with the server's CPU microseconds per
+        answer of the run (user plus system time of the server process over the wrk run, divided
+        by its answers), which a busy neighbour moves far less than a rate."""
         print("== %s: code A/B against %s" % (self.name, before), flush=True)
         self.prepare()
         self.prepare(checkout=before, DATABASE_URL=before_database)
-        self.code = {}
+        self.code, self.code_cpu = {}, {}
         with floor_server(self.threads) as self.floor_url, self.server() as after, \
                 self.server(checkout=before, DATABASE_URL=before_database) as earlier:
             sides = [("after", after, Seed(after)), ("before", earlier, Seed(earlier))]
             offsets = {"after": 0, "before": 0}
+            envs = {side: dict(self.code_ab_reads(server, seed)) for side, server, seed in sides}
             for number in range(rounds):
-                for side, server, seed in sides if number % 2 == 0 else sides[::-1]:
-                    for scenario, env in self.code_ab_scenarios(server, seed, offsets[side]):
+                for scenario in list(envs["after"]) + [PURCHASES]:
+                    for side, server, seed in sides if number % 2 == 0 else sides[::-1]:
+                        env = envs[side].get(scenario) or self.code_ab_purchase_env(seed, offsets[side])
                         self.run_floor(AB_CONNECTIONS)
+                        cpu = cpu_seconds(server.process.pid)
                         figures = wrk(server.url, self.duration, AB_CONNECTIONS, env)
+                        cpu = cpu_seconds(server.process.pid) - cpu
                         self.settle(server)
                         if scenario == PURCHASES:
                             offsets[side] = figures.next_pair
                         ratio = figures.ok_rps / self.floor_runs[AB_CONNECTIONS][-1]
+                        cpu_us = 1e6 * cpu / max(figures.requests, 1)
                         self.code.setdefault(scenario, {"after": [], "before": []})[side].append(ratio)
-                        print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  non-2xx %d" % (
-                            scenario, side, AB_CONNECTIONS, figures.rps, ratio, figures.unexpected), flush=True)
+                        self.code_cpu.setdefault(scenario, {"after": [], "before": []})[side].append(cpu_us)
+                        print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  cpu %5.0f us/answer  non-2xx %d" % (
+                            scenario, side, AB_CONNECTIONS, figures.rps, ratio, cpu_us, figures.unexpected), flush=True)
             self.finish(after, "A/B, this code")
             self.finish(earlier, "A/B, the code before")
 
-    def code_ab_scenarios(self, server, seed, offset):
+    def code_ab_reads(self, server, seed):
         customer = seed.customers[0]
         reads = [
             ("cached list", ["/v1/movies?perPage=20"]),
@@ -515,10 +525,12 @@ class Setup:
                 api(server, "GET", path, 200, token=customer)
             yield scenario, self.get_env(paths, customer)
         yield "title search (misses)", {"BENCH_MODE": "search", "BENCH_TOKEN": customer}
+
+    def code_ab_purchase_env(self, seed, offset):
         fastest = max(max(runs) for runs in self.floor_runs.values() if runs)
         seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(seed.sessions)))
-        yield PURCHASES, {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
-                          "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
+        return {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
+                "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
 
     def metrics_ab(self, rounds):
         """The cached list with metrics on and off (see the module docstring): ``{side: [ratio to
@@ -849,17 +861,23 @@ def code_ab_section(setup, before):
     lines = [
         "## %s: this code against %s" % (setup.name, before),
         "",
-        "At %d connections, the order of the two versions alternating round by round; each run's ratio"
-        " (answers of the expected status per second) is to the floor run right before it." % AB_CONNECTIONS,
+        "At %d connections. Every round runs each scenario on both versions back to back, which goes"
+        " first alternating round by round; each run's ratio (answers of the expected status per second)"
+        " is to the floor run right before it. `paired` is the median over rounds of this code's ratio over"
+        " the ratio of the code before in the same round; `CPU us/answer` is the server process's CPU"
+        " time over the run divided by its answers (medians)." % AB_CONNECTIONS,
         "",
-        "| scenario | before | this code | median before | median this code | change |",
-        "|---|---|---|---:|---:|---:|",
+        "| scenario | before | this code | median before | median this code | change | paired | CPU us/answer before | this code | CPU change |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, sides in setup.code.items():
         b, a = statistics.median(sides["before"]), statistics.median(sides["after"])
-        lines.append("| %s | %s | %s | %.3f | %.3f | %+.1f %% |" % (
+        paired = statistics.median(x / y for x, y in zip(sides["after"], sides["before"], strict=True))
+        cpu = setup.code_cpu[scenario]
+        cb, ca = statistics.median(cpu["before"]), statistics.median(cpu["after"])
+        lines.append("| %s | %s | %s | %.3f | %.3f | %+.1f %% | %+.1f %% | %.0f | %.0f | %+.1f %% |" % (
             scenario, ", ".join("%.3f" % r for r in sides["before"]), ", ".join("%.3f" % r for r in sides["after"]),
-            b, a, 100 * (a / b - 1)))
+            b, a, 100 * (a / b - 1), 100 * (paired - 1), cb, ca, 100 * (ca / cb - 1)))
     return lines
 
 
