@@ -39,6 +39,21 @@ class Page:
     def from_query(cls, query, default_size):
         return cls(query.get("page") or query.get("currentPage") or 1, query.get("perPage") or default_size)
 
+    def walk(self, total):
+        """How to read this page's rows from a list of ``total`` rows: ``(limit, offset,
+        backwards)``, or ``None`` for a page past the end (no read at all).
+
+        A page in the back half of the list is read from its other end, in the opposite order
+        (then turned round): an ``OFFSET`` walks every row it skips, so the last of 40,000 pages
+        would walk a million index entries, and from the other end it walks none. Needs an exact
+        ``total`` read beforehand (a kept count): the rows of both ends are then the same."""
+        offset = (self.number - 1) * self.size
+        if offset >= total:
+            return None
+        limit = min(self.size, total - offset)
+        after = total - offset - limit  # rows after this page
+        return (limit, after, True) if after < offset else (limit, offset, False)
+
     def total_pages(self, total):
         return math.ceil(total / self.size)
 

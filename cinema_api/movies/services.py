@@ -95,11 +95,12 @@ class Movies:
         """``(movies, total)`` for one page of the catalogue, the page's rows as plain values
         (:class:`MovieRow`, no entity loaded).
 
-        A title search reads every title anyway (a substring match uses no index), so one query
-        brings the page and, beside each row, the count of every match; only a page past the
-        end, which has no row to carry it, is counted apart. Without a title the page comes
-        from an index in sorted order, which a count beside it would defeat: it is counted
-        apart."""
+        Without a title the total is a kept count (:func:`kept_count`: no scan, whatever the
+        catalogue's size), and the page comes from an index in sorted order, read from the end
+        of the list nearer to it (:meth:`~cinema_api.core.pagination.Page.walk`), so the last
+        page costs what the first does. A title search reads every title anyway (a substring
+        match uses no index), so one query brings the page and, beside each row, the count of
+        every match; only a page past the end, which has no row to carry it, is counted apart."""
         db = self.db
         conditions, params = [], {}
         if title:
@@ -109,23 +110,53 @@ class Movies:
             params["age"] = age_restriction
             conditions.append('"age_restriction" >= $age')
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
-        direction = "ASC" if order == "asc" else "DESC"
-        params.update(limit=page.size, offset=(page.number - 1) * page.size)
-        count_beside = ", COUNT(*) OVER ()" if title else ""
+        column = MOVIE_SORT_COLUMNS[sort]
+        if title:
+            direction = "ASC" if order == "asc" else "DESC"
+            params.update(limit=page.size, offset=(page.number - 1) * page.size)
+            rows = select_rows(
+                db,
+                'SELECT "id", "title", "age_restriction", "created_at", "updated_at", COUNT(*) OVER () FROM "movies"%s '
+                'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset' % (where, column, direction, direction),
+                params,
+            )
+            if rows:
+                total = rows[0][5]
+            elif page.number == 1:
+                total = 0
+            else:
+                total = select_rows(db, 'SELECT COUNT(*) FROM "movies"' + where, params)[0][0]
+            return [MovieRow.of(db, row) for row in rows], total
+        total = kept_count(db, "movies", low=age_restriction)
+        walk = page.walk(total)
+        if walk is None:
+            return [], total
+        params["limit"], params["offset"], backwards = walk
+        direction = "ASC" if (order == "asc") != backwards else "DESC"
         rows = select_rows(
             db,
-            'SELECT "id", "title", "age_restriction", "created_at", "updated_at"%s FROM "movies"%s '
-            'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset'
-            % (count_beside, where, MOVIE_SORT_COLUMNS[sort], direction, direction),
+            'SELECT "id", "title", "age_restriction", "created_at", "updated_at" FROM "movies"%s '
+            'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset' % (where, column, direction, direction),
             params,
         )
-        if count_beside and rows:
-            total = rows[0][5]
-        elif count_beside and page.number == 1:
-            total = 0
-        else:
-            total = select_rows(db, 'SELECT COUNT(*) FROM "movies"' + where, params)[0][0]
+        if backwards:
+            rows.reverse()
         return [MovieRow.of(db, row) for row in rows], total
+
+
+def kept_count(db, table, low=None, high=None):
+    """The rows of ``table`` whose part is within ``low``..``high`` (either open), from the counts
+    the writing transactions keep (migration 0010: movies by ``age_restriction``, screenings 0 on,
+    1 cancelled): one read of a few rows, however many rows are counted."""
+    conditions, params = ['"table_name" = $table'], {"table": table}
+    if low is not None:
+        conditions.append('"part" >= $low')
+        params["low"] = low
+    if high is not None:
+        conditions.append('"part" <= $high')
+        params["high"] = high
+    sql = 'SELECT COALESCE(SUM("rows"), 0) FROM "kept_counts" WHERE ' + " AND ".join(conditions)
+    return int(select_rows(db, sql, params, prepared=True)[0][0])
 
 
 MOVIE_SORT_COLUMNS = {"title": "title", "ageRestriction": "age_restriction", "createdAt": "created_at"}
@@ -315,6 +346,18 @@ class Screenings:
             query = query.filter(lambda s: s.timeslot == timeslot)
         if room_number is not None:
             query = query.filter(lambda s: s.room_number == room_number)
+        if movie_id is None and date is None and timeslot is None and room_number is None:
+            # the whole list, or the screenings on or the cancelled ones: counted by the writers
+            part = None if cancelled is None else int(cancelled)
+            total = kept_count(self.db, "movie_sessions", low=part, high=part)
+            walk = page.walk(total)
+            if walk is None:
+                return [], total
+            limit, offset, backwards = walk
+            if backwards:
+                order = "desc" if order == "asc" else "asc"
+            rows = list(self._ordered(query, sort, order).limit(limit, offset=offset))
+            return rows[::-1] if backwards else rows, total
         total = query.count()
         return list(self._ordered(query, sort, order).page(page.number, page.size)), total
 
