@@ -129,3 +129,20 @@ def substring_condition(db, column, parameter):
     """SQL: ``column`` contains the value of ``$parameter`` literally (no LIKE wildcards)."""
     function = "instr" if on_sqlite(db) else "strpos"
     return "%s(%s, $%s) > 0" % (function, column, parameter)
+
+
+#: The escape character of :func:`like_pattern`'s patterns: write ``LIKE $p ESCAPE '\'``.
+LIKE_ESCAPE = "\\"
+
+
+def like_pattern(text):
+    """A ``LIKE`` pattern for the values that contain ``text`` literally: its ``%``, ``_`` and
+    ``\\`` escaped (with :data:`LIKE_ESCAPE`), between two ``%``."""
+    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+    return "%" + escaped + "%"
+
+
+def fts5_phrase(text):
+    """``text`` as an FTS5 string (a phrase of its tokens, in a row): between double quotes,
+    each double quote doubled; nothing in it is read as a query operator (AND, NEAR, ``*``, ...)."""
+    return '"' + text.replace('"', '""') + '"'

@@ -6,6 +6,7 @@ that slips between the check and the insert gets the same 409 from the integrity
 """
 
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +14,16 @@ from pony.orm import desc, flush, select
 
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.pony_internals import select_rows
-from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid, sqlite_datetime, substring_condition
+from cinema_api.infrastructure.sql import (
+    LIKE_ESCAPE,
+    fts5_phrase,
+    like_pattern,
+    on_sqlite,
+    sql_datetime,
+    sql_uuid,
+    sqlite_datetime,
+    substring_condition,
+)
 from cinema_api.movies.entities import fold_title
 from cinema_api.movies.errors import (
     CancelStartedScreening,
@@ -98,14 +108,17 @@ class Movies:
         Without a title the total is a kept count (:func:`kept_count`: no scan, whatever the
         catalogue's size), and the page comes from an index in sorted order, read from the end
         of the list nearer to it (:meth:`~cinema_api.core.pagination.Page.walk`), so the last
-        page costs what the first does. A title search reads every title anyway (a substring
-        match uses no index), so one query brings the page and, beside each row, the count of
-        every match; only a page past the end, which has no row to carry it, is counted apart."""
+        page costs what the first does. A title search finds its matches first
+        (:func:`title_search`: through the trigram index for a needle of 3 characters or more,
+        by reading every title for a shorter one) and sorts only them, so one query brings the
+        page and, beside each row, the count of every match; only a page past the end, which has
+        no row to carry it, is counted apart."""
         db = self.db
         conditions, params = [], {}
         if title:
-            params["folded"] = fold_title(title)
-            conditions.append(substring_condition(db, '"title_folded"', "folded"))
+            condition, search_params = title_search(db, fold_title(title))
+            conditions.append(condition)
+            params.update(search_params)
         if age_restriction is not None:
             params["age"] = age_restriction
             conditions.append('"age_restriction" >= $age')
@@ -157,6 +170,52 @@ def kept_count(db, table, low=None, high=None):
         params["high"] = high
     sql = 'SELECT COALESCE(SUM("rows"), 0) FROM "kept_counts" WHERE ' + " AND ".join(conditions)
     return int(select_rows(db, sql, params, prepared=True)[0][0])
+
+
+#: The length of the trigrams the title indexes are made of (migration 0009): a needle shorter
+#: than that has none to look up.
+TRIGRAM = 3
+TITLE_FTS_TABLE = "movies_title_fts"
+
+_title_index_tables = weakref.WeakKeyDictionary()  # Database -> whether it has TITLE_FTS_TABLE
+
+
+def title_search(db, folded):
+    """``(condition, params)``: the SQL condition that keeps the movies whose folded title
+    contains ``folded`` literally, and its parameters (the same answers on both databases, and
+    with or without an index).
+
+    - A needle of fewer than :data:`TRIGRAM` characters (code points) has no trigram to look
+      up: every title is read (``strpos``/``instr``), as before migration 0009.
+    - PostgreSQL: ``LIKE`` with the needle's ``%``, ``_`` and ``\\`` escaped, which the GIN
+      trigram index serves: it finds the rows that have every trigram of the needle, and the
+      server checks the pattern itself on each of them (the recheck), so no false match is kept.
+    - SQLite: the rowids that the FTS5 trigram table finds for the needle as a phrase (its
+      trigrams in a row; quoted, so no character of it is an operator), then ``instr`` on those
+      rows alone, the exact check. A database without the table (a SQLite without FTS5 when it
+      was migrated) reads every title, as for a short needle."""
+    params = {"folded": folded}
+    exact = substring_condition(db, '"title_folded"', "folded")
+    if len(folded) < TRIGRAM:
+        return exact, params
+    if not on_sqlite(db):
+        return '"title_folded" LIKE $pattern ESCAPE \'%s\'' % LIKE_ESCAPE, {"pattern": like_pattern(folded)}
+    if not title_index_of(db):
+        return exact, params
+    params["phrase"] = fts5_phrase(folded)
+    indexed = '"rowid" IN (SELECT "rowid" FROM "%s" WHERE "%s" MATCH $phrase)' % (TITLE_FTS_TABLE, TITLE_FTS_TABLE)
+    return indexed + " AND " + exact, params
+
+
+def title_index_of(db):
+    """Whether ``db`` (SQLite) has the FTS5 trigram table of migration 0009, which a SQLite
+    without FTS5 does not get. Asked of the database once, on the first search: the schema is
+    migrated before the application starts."""
+    known = _title_index_tables.get(db)
+    if known is None:
+        rows = select_rows(db, "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = $name", {"name": TITLE_FTS_TABLE})
+        known = _title_index_tables[db] = bool(rows)
+    return known
 
 
 MOVIE_SORT_COLUMNS = {"title": "title", "ageRestriction": "age_restriction", "createdAt": "created_at"}

@@ -9,6 +9,7 @@ from pony.orm import db_session
 from cinema_api import main
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.infrastructure.storage_errors import violated_constraint
 from cinema_api.settings import parse_database_url
 from cinema_api.testing import copy_ini
@@ -23,6 +24,7 @@ MIGRATIONS = [
     "0006_kept_rows",
     "0007_cancelled_screenings",
     "0008_known_login_addresses",
+    "0009_title_search_index",
     "0010_kept_counts",
 ]
 
@@ -357,6 +359,74 @@ def test_the_database_changes_the_catalog_version_with_every_write_to_movies_and
     write('DELETE FROM "tickets"')
     write('UPDATE "users" SET "age" = 1')
     assert versions[-3:] == [unchanged] * 3
+    db.disconnect()
+
+
+def title_index_objects(db):
+    """The names of the schema objects of migration 0009 (SQLite: the FTS5 table, its shadow
+    tables and the triggers; PostgreSQL: the index), and whether pg_trgm is installed."""
+    with db_session:
+        if on_sqlite(db):
+            names = db.select("SELECT \"name\" FROM \"sqlite_master\" WHERE \"name\" LIKE 'movies_title_fts%' ORDER BY 1")
+            return names, None
+        names = db.select("SELECT \"indexname\" FROM \"pg_indexes\" WHERE \"indexname\" = 'ix_movies_title_folded_trgm'")
+        return names, bool(db.select("SELECT 1 FROM \"pg_extension\" WHERE \"extname\" = 'pg_trgm'"))
+
+
+def test_the_title_index_covers_the_movies_there_were_and_rolls_back(database_url):
+    """0009 indexes the rows already there; rolled back, it leaves no object of its own but
+    the extension, and the search answers the same without it."""
+    from yoyo import get_backend, read_migrations
+
+    from cinema_api.core.pagination import Page
+    from cinema_api.movies.services import Movies
+
+    def roll_back_0009():
+        backend = get_backend(database_url.url)
+        with backend.lock():
+            backend.rollback_migrations(read_migrations(migrate.MIGRATIONS_DIR).filter(lambda m: m.id == "0009_title_search_index"))
+        backend.connection.close()
+
+    def search(db, needle):
+        with db_session:
+            rows, total = Movies(db).page(Page(1, 25), sort="title", title=needle)
+        return [row.title for row in rows], total
+
+    migrate.apply(database_url, "testing")
+    roll_back_0009()
+    db = make_database(database_url, definers())
+    with db_session:
+        for title in ("Straße", "STRASSE 2", "Heat", "Alien"):
+            db.Movie(title=title, age_restriction=0)
+    assert title_index_objects(db)[0] == []
+    assert search(db, "strasse") == (["STRASSE 2", "Straße"], 2)
+    db.disconnect()
+
+    assert migrate.apply(database_url, "testing") == ["0009_title_search_index"]
+    db = make_database(database_url, definers())
+    names, extension = title_index_objects(db)
+    if on_sqlite(db):
+        assert names == [
+            "movies_title_fts", "movies_title_fts_config", "movies_title_fts_data", "movies_title_fts_delete",
+            "movies_title_fts_docsize", "movies_title_fts_idx", "movies_title_fts_insert", "movies_title_fts_update",
+        ]
+        with db_session:
+            assert sorted(db.select("SELECT \"rowid\" FROM \"movies_title_fts\" WHERE \"movies_title_fts\" MATCH '\"ass\"'")) == sorted(
+                db.select("SELECT \"rowid\" FROM \"movies\" WHERE \"title_folded\" LIKE '%ass%'"))
+            db.execute("INSERT INTO \"movies_title_fts\" (\"movies_title_fts\", \"rank\") VALUES ('integrity-check', 1)")
+    else:
+        assert names == ["ix_movies_title_folded_trgm"] and extension
+    assert search(db, "strasse") == (["STRASSE 2", "Straße"], 2)
+    db.disconnect()
+
+    roll_back_0009()
+    db = make_database(database_url, definers())
+    names, extension = title_index_objects(db)
+    assert names == [] and extension in (None, True)  # PostgreSQL keeps pg_trgm
+    assert search(db, "strasse") == (["STRASSE 2", "Straße"], 2)
+    with db_session:
+        db.Movie(title="Strasse 3", age_restriction=0)  # no trigger left behind to fail
+    assert search(db, "STRASSE") == (["STRASSE 2", "Strasse 3", "Straße"], 3)
     db.disconnect()
 
 

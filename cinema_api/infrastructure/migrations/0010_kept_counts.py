@@ -21,7 +21,7 @@ so the counts add no deadlock. SQLite: row triggers (its writers are serialised 
 
 from yoyo import step
 
-__depends__ = {"0007_cancelled_screenings", "0008_known_login_addresses"}  # 0007: cancelled_at
+__depends__ = {"0007_cancelled_screenings", "0009_title_search_index"}  # 0007: cancelled_at
 
 #: (table, the part of a row as SQL over a row alias)
 COUNTED = {
