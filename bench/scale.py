@@ -462,12 +462,15 @@ class ScaleSetup:
     password: str
     divisor: int = 1
     results: list = field(default_factory=list)
+    seconds: float = 0.0  # the whole setup, wall clock
 
     def run(self):
         print("== %s: scale" % self.name, flush=True)
+        started = time.perf_counter()
         for shape in shapes(self.divisor):
             shape.check()
             self.results.append(self.run_size(shape))
+        self.seconds = time.perf_counter() - started
 
     def run_size(self, shape):
         with self.database(shape.name) as (url, writer_of, size_of):
@@ -552,7 +555,7 @@ def verdict(ratio):
 
 def section(scale):
     small, full = scale.results
-    lines = ["## %s: scale" % scale.name, ""]
+    lines = ["## %s: scale" % scale.name, "", "The setup took %.1f min, wall clock (databases, seeding, servers, requests)." % (scale.seconds / 60), ""]
     for result in scale.results:
         shape, seconds = result.shape, result.seed_seconds
         vacuum = "; VACUUM ANALYZE %.1f s" % result.vacuum_seconds if result.vacuum_seconds is not None else ""
