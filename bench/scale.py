@@ -560,7 +560,7 @@ def section(scale):
         shape, seconds = result.shape, result.seed_seconds
         vacuum = "; VACUUM ANALYZE %.1f s" % result.vacuum_seconds if result.vacuum_seconds is not None else ""
         lines.append(
-            "- %s: %s movies, %s screenings (%s with a plan of %d x %d), %s customers with %s tickets each (+ %d buyers),"
+            "- %s: %s movies, %s screenings (%s with a plan of %d x %d), %s customer(s) with %s tickets each (+ %d buyers),"
             " %s tickets; database %.0f MiB. Migrated in %.1f s; seeded in %.1f s (%s)%s." % (
                 shape.name, f"{shape.movies:,}", f"{shape.screenings:,}", f"{(shape.screenings + 1) // 2:,}", ROWS, SEATS,
                 f"{shape.customers:,}", f"{shape.tickets_each:,}", len(BUYERS), f"{shape.tickets:,}", result.database_mib,
