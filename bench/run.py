@@ -57,6 +57,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,6 +84,8 @@ from cinema_api.settings import SCHEMA  # noqa: E402
 from cinema_api.testing import (  # noqa: E402
     RedisPrefix, RedisServer, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag, script,
 )
+
+import scale  # noqa: E402  (bench/scale.py: the --scale suite)
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -881,7 +884,22 @@ def code_ab_section(setup, before):
     return lines
 
 
+def scale_header(args):
+    return [
+        "# Scale: the same requests at 1,000 and at 1,000,000 movies",
+        "",
+        "Written by `%s` on %s, from %s, on a machine with %d cores. Sequential requests on loopback, one"
+        " server at a time, production.ini as the benchmark runs it. How to read this: bench/NOTES.md (the scale suite)." % (
+            args.command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tree_state(), os.cpu_count()),
+    ]
+
+
 def report(setups, args):
+    if args.scale:
+        lines = scale_header(args)
+        for setup in setups:
+            lines += [""] + scale.section(setup)
+        return "\n".join(lines) + "\n"
     lines = header(args)
     for setup in setups:
         if args.ab_code:
@@ -961,25 +979,56 @@ def parse_args(argv):
     parser.add_argument("--ab-code", metavar="CHECKOUT",
                         help="only an A/B of this code against another checkout of the project (with its own .venv)")
     parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the code A/B (default 3)")
-    parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md)")
+    parser.add_argument("--scale", action="store_true",
+                        help="only the scale suite (bench/scale.py): each request at 1,000 and at 1,000,000 movies")
+    parser.add_argument("--scale-divisor", type=int, default=1, metavar="N",
+                        help="the scale suite's full size divided by N, for a smoke run (default 1)")
+    parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md;"
+                        " with --scale, <YYYY-MM-DD>-scale.md)")
     args = parser.parse_args(argv)
     args.command = shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)])
     args.setups = list(dict.fromkeys(args.setups.split(",")))  # each setup once, in the order given
     unknown = set(args.setups) - set(SETUPS)
     if unknown:
         parser.error("unknown setups: %s" % ", ".join(sorted(unknown)))
-    args.output = args.output or os.path.join(HERE, "results", "%s-%s.md" % (date.today().isoformat(), "-".join(args.setups)))
+    if args.scale_divisor < 1:
+        parser.error("--scale-divisor: 1 or more")
+    name = "-".join(["scale"] if args.scale and len(args.setups) == len(SETUPS) else ["scale"] * args.scale + args.setups)
+    args.output = args.output or os.path.join(HERE, "results", "%s-%s.md" % (date.today().isoformat(), name))
     return args
+
+
+def scale_setup(key, stack, work, environ):
+    """The scale suite's setup ``key``: its databases come one per size (bench/scale.py)."""
+    if key == "sqlite":
+        name, database, cache = "SQLite + memory", scale.sqlite_database(work), {"CACHE_URL": "memory://"}
+    else:
+        name, database, cache = "PostgreSQL + Redis", scale.postgres_database(postgres_database), stack.enter_context(redis_keys()).environ
+    return name, Setup(name, dict(environ), 0, work), database, cache
+
+
+def stop_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C: servers stopped, databases dropped, keys deleted, files removed."""
+    def stop(number, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if not shutil.which("wrk"):
+    stop_on_sigterm()
+    if not args.scale and not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (Debian: apt-get install wrk)")
     environ = server_environ()
     setups = []
     with tempfile.TemporaryDirectory(prefix="cinema-bench-") as work, contextlib.ExitStack() as stack:
         for key in args.setups:
+            if args.scale:
+                name, setup, database, cache = scale_setup(key, stack, work, environ)
+                setups.append(scale.ScaleSetup(name, setup, database, cache, PASSWORD, args.scale_divisor))
+                setups[-1].run()
+                continue
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
             if args.ab_code:
