@@ -316,7 +316,6 @@ class CachedRoute:
         self.route_name, self.region, self.params = route_name, region, frozenset(params)
         self.permission = permission
         self.context = None  # the root factory's context, built without a request (see add_cached_route)
-        self.admitted_roles = None  # role -> whether the permission admits it, where the ACL grants by role
 
     def resolve(self, registry):
         """Once the configuration is complete: the default permission and the root context."""
@@ -325,28 +324,15 @@ class CachedRoute:
             if self.permission == NO_PERMISSION_REQUIRED:
                 self.permission = None
             self.context = (registry.queryUtility(IRootFactory) or DefaultRootFactory)(None)
-            # an ACL that grants by role alone (no user's principal, no parent) answers every user
-            # of a role alike: its answer is kept per role (a cached hit's check, a lookup)
-            acl = getattr(self.context, "__acl__", ())
-            by_role = not callable(acl) and getattr(self.context, "__parent__", None) is None and not any(
-                str(principal).startswith("user:") for _, principal, _ in acl
-            )
-            self.admitted_roles = {} if by_role else None
 
     def admits(self, request):
         """Whether the request's caller may read this route: the security policy and its ACL."""
         return self.permission is None or bool(request.has_permission(self.permission, self.context))
 
     def admits_identity(self, policy, identity):
-        """:meth:`admits` for an identity known without a request (the fast path of cached hits)."""
-        if self.permission is None:
-            return True
-        if self.admitted_roles is None:
-            return bool(policy.permits_identity(identity, self.context, self.permission))
-        admitted = self.admitted_roles.get(identity.role)
-        if admitted is None:
-            admitted = self.admitted_roles[identity.role] = bool(policy.permits_identity(identity, self.context, self.permission))
-        return admitted
+        """:meth:`admits` for an identity known without a request (the fast path of cached hits;
+        the policy keeps the answers of an ACL that grants by role)."""
+        return self.permission is None or bool(policy.permits_identity(identity, self.context, self.permission))
 
     def key(self, version, match, query_items):
         """The key of this version and request, or None when the query repeats a parameter (a 400 to come)."""

@@ -195,7 +195,13 @@ _RUN_ONCE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def retry_attempts(request):
-    """``pyramid_retry``'s activate hook: how many attempts this request may have."""
+    """``pyramid_retry``'s activate hook: how many attempts this request may have.
+
+    A request that may run again needs its body again: ``pyramid_retry`` then makes it seekable
+    (WebOb's ``make_body_seekable``), which copies the input through a loop of reads and, past
+    10 kB, into a temporary file. A body of a known length within the limit is read here once
+    instead, into memory, which WebOb then only rewinds: a purchase cost about 5 % more
+    instructions with the copy."""
     if request.method in _RUN_ONCE_METHODS:
         return 1
     length = request.content_length
@@ -203,6 +209,8 @@ def retry_attempts(request):
         return 1
     if length is not None and length > MAX_BODY_BYTES:
         return 1
+    if length:
+        request.body = request.body_file_raw.read(length)  # seekable from now on (WebOb's own flag)
     return ATTEMPTS
 
 

@@ -79,6 +79,25 @@ def test_a_root_acl_that_names_a_user_is_asked_for_every_caller():
     route = CachedRoute("probe", "movies", [])
     route.resolve(registry)
     policy = JWTSecurityPolicy(None)
-    assert route.admitted_roles is None
     assert route.admits_identity(policy, Identity("alice", "customer", "s1"))
     assert not route.admits_identity(policy, Identity("bob", "customer", "s2"))  # same role, another answer
+    assert route.admits_identity(policy, Identity("alice", "customer", "s3"))
+
+
+def test_the_root_acl_is_asked_once_per_role_and_permission():
+    """Root grants by role alone: the policy keeps its answers, and they are the ACL's."""
+    from pyramid.authorization import ACLHelper
+
+    from cinema_api.auth.identity import Identity
+    from cinema_api.auth.security_policy import JWTSecurityPolicy, principals_of
+    from cinema_api.core.acl import MANAGE, USE, VIEW_TICKET, Root
+
+    policy = JWTSecurityPolicy(None)
+    root = Root(None)
+    people = [None, Identity("u1", "customer", "s1"), Identity("u2", "customer", "s2"), Identity("u3", "manager", "s3")]
+    for _ in range(2):  # asked, then answered from what was kept
+        for identity in people:
+            for permission in (USE, MANAGE, VIEW_TICKET):
+                expected = ACLHelper().permits(root, principals_of(identity), permission)
+                assert bool(policy.permits_identity(identity, root, permission)) == bool(expected), (identity, permission)
+    assert sorted(policy._root_answers, key=str) == sorted({(i.role if i else None, p) for i in people for p in (USE, MANAGE, VIEW_TICKET)}, key=str)
