@@ -123,16 +123,10 @@ class Movies:
             params["age"] = age_restriction
             conditions.append('"age_restriction" >= $age')
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
-        column = MOVIE_SORT_COLUMNS[sort]
+        column, ascending = MOVIE_SORT_COLUMNS[sort], order == "asc"
         if title:
-            direction = "ASC" if order == "asc" else "DESC"
             params.update(limit=page.size, offset=(page.number - 1) * page.size)
-            rows = select_rows(
-                db,
-                'SELECT "id", "title", "age_restriction", "created_at", "updated_at", COUNT(*) OVER () FROM "movies"%s '
-                'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset' % (where, column, direction, direction),
-                params,
-            )
+            rows = self._rows(where, column, ascending, params, beside=", COUNT(*) OVER ()")
             if rows:
                 total = rows[0][5]
             elif page.number == 1:
@@ -145,16 +139,21 @@ class Movies:
         if walk is None:
             return [], total
         params["limit"], params["offset"], backwards = walk
-        direction = "ASC" if (order == "asc") != backwards else "DESC"
-        rows = select_rows(
-            db,
-            'SELECT "id", "title", "age_restriction", "created_at", "updated_at" FROM "movies"%s '
-            'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset' % (where, column, direction, direction),
-            params,
-        )
+        rows = self._rows(where, column, ascending != backwards, params)
         if backwards:
             rows.reverse()
         return [MovieRow.of(db, row) for row in rows], total
+
+    def _rows(self, where, column, ascending, params, beside=""):
+        """The rows of one page: the movies ``where`` says, by ``column`` then id, ``$limit`` from
+        ``$offset``, each with the columns of a :class:`MovieRow` (and ``beside``)."""
+        direction = "ASC" if ascending else "DESC"
+        return select_rows(
+            self.db,
+            'SELECT "id", "title", "age_restriction", "created_at", "updated_at"%s FROM "movies"%s '
+            'ORDER BY "%s" %s, "id" %s LIMIT $limit OFFSET $offset' % (beside, where, column, direction, direction),
+            params,
+        )
 
 
 def kept_count(db, table, low=None, high=None):
@@ -389,7 +388,9 @@ class Screenings:
 
     def page(self, page, sort=None, order="asc", movie_id=None, date=None, timeslot=None, room_number=None, cancelled=None):
         """``(sessions, total)`` for one page of screenings; ``cancelled`` True or False keeps only
-        the cancelled ones or only those that are on."""
+        the cancelled ones or only those that are on. Without another filter the total is a kept
+        count and a page in the back half is read from the other end, as in :meth:`Movies.page`;
+        the other filters count their rows through their own index."""
         query = select(s for s in self.db.Screening)
         if cancelled is True:
             query = query.filter(lambda s: s.cancelled_at is not None)
