@@ -412,6 +412,19 @@ class Channel(HTTPChannel):
             if resume and self.requests:
                 self.server.add_task(self)
 
+    def readable(self):
+        """waitress reads one request ahead (``channel_request_lookahead = 1``) so that a client
+        that went away is seen while its request runs (``waitress.client_disconnected``). Only a
+        request of the slow paths (login, register) needs that, while it may wait for the hashing
+        gate; reading ahead under every other request cost the title search 7 % (bench/NOTES.md),
+        so under those the connection is read again once its request is done (waitress's
+        default)."""
+        if self.requests:
+            is_slow = getattr(self.server.task_dispatcher, "is_slow", None)
+            if is_slow is None or not is_slow(self):
+                return False
+        return super().readable()
+
     def writable(self):
         if self.requests and not (self.will_close or self.close_when_flushed):
             return self.total_outbufs_len > self.adj.outbuf_high_watermark

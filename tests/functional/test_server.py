@@ -252,6 +252,37 @@ def test_a_connection_that_queues_its_next_login_while_served_is_counted_once_pe
         connections.close()
 
 
+def test_only_a_login_keeps_its_connection_read_while_it_runs():
+    """waitress reads one request ahead (channel_request_lookahead = 1) so that a login waiting for
+    the hashing gate sees its client go; any other request's connection is read again only once
+    that request is done (reading ahead cost the title search 7 %)."""
+    import threading
+
+    from waitress.adjustments import Adjustments
+
+    from cinema_api.runtime.server import FairTaskDispatcher
+
+    dispatcher = FairTaskDispatcher(["/v1/auth/login"], slow_threads=2)
+    dispatcher.set_thread_count(4)
+    release = threading.Event()
+    connections = Connections(dispatcher, hold=["/v1/auth/login", "/v1/movies"], release=release)
+    connections.server.adj = Adjustments(channel_request_lookahead=1)
+    try:
+        login = connections.open("POST", "/v1/auth/login")
+        read = connections.open("GET", "/v1/movies")
+        wait_until(lambda: connections.has_started(login) and connections.has_started(read))
+        assert login.readable()  # its client's going away is seen while it waits
+        assert not read.readable()
+        release.set()
+        wait_until(lambda: connections.has_finished(login) and connections.has_finished(read))
+        wait_until(lambda: not read.requests)
+        assert read.readable()  # done: its next request is read
+    finally:
+        release.set()
+        dispatcher.shutdown(timeout=5)
+        connections.close()
+
+
 def test_an_error_while_the_header_is_gathered_still_lets_waitress_answer_500():
     """An application's bug (a body that is not bytes) while our task gathers the header: nothing
     was sent, so waitress's own task still answers 500 on the real connection."""
