@@ -362,6 +362,9 @@ class Channel(HTTPChannel):
     waiting_for_client = False
     #: The client address counted against ``connections_per_address``, once admitted.
     counted_address = None
+    #: The request :meth:`readable` last decided for, and whether its connection is read ahead.
+    read_ahead_for = None
+    read_ahead = False
 
     def __init__(self, server, sock, addr, adj, map=None):
         super().__init__(server, sock, addr, adj, map)
@@ -418,10 +421,14 @@ class Channel(HTTPChannel):
         request of the slow paths (login, register) needs that, while it may wait for the hashing
         gate; reading ahead under every other request cost the title search 7 % (bench/NOTES.md),
         so under those the connection is read again once its request is done (waitress's
-        default)."""
-        if self.requests:
-            is_slow = getattr(self.server.task_dispatcher, "is_slow", None)
-            if is_slow is None or not is_slow(self):
+        default). The loop asks every connection at every turn: the answer is worked out once
+        per request."""
+        requests = self.requests
+        if requests:
+            if requests[0] is not self.read_ahead_for:
+                is_slow = getattr(self.server.task_dispatcher, "is_slow", None)
+                self.read_ahead_for, self.read_ahead = requests[0], is_slow is not None and is_slow(self)
+            if not self.read_ahead:
                 return False
         return super().readable()
 
