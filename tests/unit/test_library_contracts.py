@@ -78,7 +78,7 @@ def test_waitress_connection(waitress_objects):
     from waitress.channel import HTTPChannel
 
     _, channel, _, _ = waitress_objects
-    requires(HTTPChannel, "write_soon", "writable", "handle_write", "handle_close", "del_channel", "received", "service",
+    requires(HTTPChannel, "write_soon", "writable", "readable", "handle_write", "handle_close", "del_channel", "received", "service",
              "cancel", "_flush_outbufs_below_high_watermark", "_flush_some_if_lockable")
     assert list(inspect.signature(HTTPChannel._flush_outbufs_below_high_watermark).parameters) == ["self"]
     requires(channel, "requests", "will_close", "close_when_flushed", "total_outbufs_len", "outbuf_lock", "connected",
