@@ -177,11 +177,143 @@ def child(work, requests, database_url):
         callgrind("-d", kind)
 
 
+# ---------------------------------------------------------------- --served: the whole server
+
+#: The requests of ``--served``, each kind in turn: the cached reads of bench/run.py's targets
+#: (hits from the first request), title searches that miss the cache, purchases of fresh pairs, and
+#: ``GET /`` (no application work to speak of: the serving machinery alone).
+SERVED_KINDS = ("root", "cached list", "session list", "search miss", "purchase")
+
+
+def served_environ(database_url):
+    return {
+        "DATABASE_URL": database_url, "CACHE_URL": "memory://", "JWT_EXPIRES_IN_SEC": "86400", "BCRYPT_ROUNDS": "4",
+        "LOGIN_LIMIT_PER_ADDRESS": "1000000", "LOGIN_LIMIT_PER_USERNAME": "1000000",
+    }
+
+
+def load(port, requests_of, connections):
+    """``connections`` keep-alive clients, released together, send the requests ``requests_of(i)``
+    (``(method, path, body, token)``) of client ``i``; every answer must be a 2xx."""
+    import http.client
+    import threading
+
+    barrier = threading.Barrier(connections)
+    failures = []
+
+    def client(index):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        try:
+            barrier.wait()
+            for method, path, body, token in requests_of(index):
+                headers = {"Authorization": "Bearer " + token} if token else {}
+                data = None
+                if body is not None:
+                    data = json.dumps(body).encode()
+                    headers["Content-Type"] = "application/json"
+                connection.request(method, path, body=data, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                if not 200 <= response.status < 300:
+                    failures.append((method, path, response.status, payload[:200]))
+        except Exception as exc:  # reported below, not lost in a thread
+            failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit("instructions: %d failed requests, the first: %r" % (len(failures), failures[0]))
+
+
+def measure_served(checkout, requests, kind, connections):
+    """``{kind: instructions per request}`` of the whole server of ``checkout`` (``pserve
+    production.ini`` under callgrind: waitress's I/O loop and threads included) answering
+    ``requests`` requests of each kind from ``connections`` keep-alive clients at once."""
+    sys.path.insert(0, ROOT)
+    from cinema_api.testing import ServerProcess, copy_ini, script
+
+    with tempfile.TemporaryDirectory(prefix="cinema-instructions-") as work, database(kind, work) as url:
+        environ = dict(served_environ(url), JWT_SECRET=secrets.token_urlsafe(48))
+        ini = copy_ini("production.ini", work, checkout)
+        for command in (["cinema-migrate", ini],
+                        ["cinema-admin", ini, "create-user", "--username", "manager", "--role", "manager", "--age", "40"]):
+            subprocess.run([script(command[0], checkout), *command[1:]], cwd=work, check=True, capture_output=True,
+                           env=dict(os.environ, CINEMA_ADMIN_PASSWORD=PASSWORD, **environ), timeout=300)
+        out = os.path.join(work, "callgrind.out")
+        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out)
+        with ServerProcess("production.ini", args=("-q",), checkout=checkout, wrapper=wrapper, start_timeout=300,
+                           **environ) as server:
+            def call(method, path, status, body=None, token=None):
+                answer = server.request(method, path, body, {"Authorization": "Bearer " + token} if token else None)
+                if answer[0] != status:
+                    raise SystemExit("instructions: %s %s: expected %d, got %r" % (method, path, status, answer[:3]))
+                return answer[2]
+
+            manager = call("POST", "/v1/auth/login", 200, {"username": "manager", "password": PASSWORD})["accessToken"]
+            movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(200)]
+            movie_ids = [movie["id"] for movie in call("POST", "/v1/movies/bulk", 201, {"movies": movies}, manager)]
+            sessions = []
+            for number, movie_id in enumerate(movie_ids[:connections]):
+                items = [{"date": "2031-%02d-%02dT20:00:00Z" % (1 + k // 28, 1 + k % 28), "timeslot": "20:00-22:00",
+                          "roomNumber": 1 + number % 40} for k in range(-(-(requests + 20 * connections) // connections))]
+                sessions.append([s["id"] for s in call("POST", "/v1/movies/%s/sessions/bulk" % movie_id, 201,
+                                                        {"sessions": items}, manager)])
+            customers = [call("POST", "/v1/auth/register", 201, {"username": "customer%d" % index, "password": PASSWORD,
+                                                                  "age": 30})["accessToken"] for index in range(connections)]
+            needles = ["".join(letters) for letters in itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=3)]
+            random.Random(1).shuffle(needles)
+            # client i buys the sessions of row i, one after the other: every purchase a fresh pair
+            bought = [iter(row) for row in sessions]
+
+            def plan(kind_, count):
+                share = [count // connections + (index < count % connections) for index in range(connections)]
+                if kind_ == "search miss":
+                    asked = [[needles.pop() for _ in range(n)] for n in share]
+                return lambda index: [
+                    {"root": ("GET", "/", None, None),
+                     "cached list": ("GET", "/v1/movies?perPage=20", None, customers[index]),
+                     "session list": ("GET", "/v1/movie-sessions?perPage=20", None, customers[index]),
+                     "search miss": ("GET", "/v1/movies?perPage=20&title=%s" % (asked[index][n] if kind_ == "search miss" else ""),
+                                     None, customers[index]),
+                     "purchase": ("POST", "/v1/tickets", {"sessionId": next(bought[index])} if kind_ == "purchase" else None,
+                                  customers[index])}[kind_]
+                    for n in range(share[index])
+                ]
+
+            def callgrind(*arguments):
+                subprocess.run(["callgrind_control", *arguments, str(server.process.pid)], check=True,
+                               capture_output=True, timeout=300)
+
+            for kind_ in SERVED_KINDS:  # warm: every path on every connection before counting
+                load(server.port, plan(kind_, 10 * connections), connections)
+            callgrind("-i", "on")
+            for kind_ in SERVED_KINDS:
+                callgrind("-z")
+                load(server.port, plan(kind_, requests), connections)
+                callgrind("-d", kind_.replace(" ", "_"))
+        counts = {}
+        for name in os.listdir(work):
+            if name.startswith("callgrind.out."):
+                with open(os.path.join(work, name)) as dump:
+                    text = dump.read()
+                found = re.search(r"^desc: Trigger: .*dump (.+)$", text, re.M)
+                if found:
+                    counts[found.group(1).replace("_", " ")] = int(re.search(r"^summary: (\d+)", text, re.M).group(1)) / requests
+        return counts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", action="append", help="a checkout of the project with its own .venv (default: this one)")
     parser.add_argument("--requests", type=int, default=200, help="requests of each kind (default 200)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="default: sqlite")
+    parser.add_argument("--served", type=int, metavar="CONNECTIONS",
+                        help="the whole server (pserve production.ini under callgrind), this many clients at once")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -190,13 +322,18 @@ def main(argv=None):
     if not shutil.which("valgrind"):
         sys.exit("instructions: valgrind is missing (Debian: apt-get install valgrind)")
     checkouts = [os.path.abspath(path) for path in args.checkout or [ROOT]]
-    rows = [(checkout, measure(checkout, args.requests, args.database)) for checkout in checkouts]
-    print("| checkout | " + " | ".join("%s (instructions/request)" % kind for kind in KINDS) + " |")
-    print("|---|" + "---:|" * len(KINDS))
+    if args.served:
+        kinds = SERVED_KINDS
+        rows = [(checkout, measure_served(checkout, args.requests, args.database, args.served)) for checkout in checkouts]
+    else:
+        kinds = KINDS
+        rows = [(checkout, measure(checkout, args.requests, args.database)) for checkout in checkouts]
+    print("| checkout | " + " | ".join("%s (instructions/request)" % kind for kind in kinds) + " |")
+    print("|---|" + "---:|" * len(kinds))
     first = rows[0][1]
     for checkout, counts in rows:
         cells = []
-        for kind in KINDS:
+        for kind in kinds:
             cell = "{:,.0f}".format(counts[kind])
             if counts is not first:
                 cell += " (%+.1f %%)" % (100 * (counts[kind] / first[kind] - 1))

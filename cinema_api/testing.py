@@ -148,7 +148,8 @@ class ServerProcess:
     so this is how a test runs production.ini as shipped (an ``ENVIRONMENT`` that contradicts the
     ini file stops it). production.ini gets a random ``JWT_SECRET`` unless one is given."""
 
-    def __init__(self, ini="development.ini", args=(), migrate=False, checkout=None, **environ):
+    def __init__(self, ini="development.ini", args=(), migrate=False, checkout=None, wrapper=(), start_timeout=30,
+                 **environ):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         if os.path.basename(ini) == "production.ini":
@@ -158,6 +159,8 @@ class ServerProcess:
         self.args = args
         self.migrate = migrate
         self.checkout = checkout  # another version of the project (its .venv and ini files), or None
+        self.wrapper = tuple(wrapper)  # a command that runs pserve (valgrind ..., for bench/instructions.py)
+        self.start_timeout = start_timeout
         self.process = None
 
     def __enter__(self):
@@ -175,9 +178,10 @@ class ServerProcess:
         # A file, not a pipe: a server logging more than a pipe holds must not block.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [pserve, *self.args, ini], cwd=self.directory.name, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            [*self.wrapper, pserve, *self.args, ini], cwd=self.directory.name, env=self.env, stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while True:
             try:
                 with urllib.request.urlopen(self.url + "/v1/health", timeout=2):
@@ -375,6 +379,29 @@ class PostgresCluster:
         self.name = "cinema_test_%d" % os.getpid()
         self.port = free_port()
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+        self.databases = 0
+
+    def new_database(self):
+        """The URL of a database of its own, just created in this cluster (a cluster serves several
+        tests in turn: creating one costs seconds, a database a fraction of one)."""
+        import psycopg2
+
+        self.databases += 1
+        name = "sick_%d" % self.databases
+        connection = psycopg2.connect(self.url, connect_timeout=10)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE DATABASE %s" % name)
+        finally:
+            connection.close()
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def recover(self):
+        """Running and thawed again, whatever a test left it in (frozen, crashed)."""
+        self.thaw()
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, "start"],
+                       capture_output=True, timeout=120)  # an error when it runs already: fine
 
     def _run(self, *command):
         subprocess.run(command, check=True, capture_output=True, timeout=120)

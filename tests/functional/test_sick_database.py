@@ -1,6 +1,6 @@
 """A sick database (docs/API.md section 7): frozen or crashed, it makes requests answer 503 within
 DATABASE_TIMEOUT_SEC, never hang; requests that need no database keep answering; the API
-recovers by itself. Each test runs a real server on a private PostgreSQL cluster."""
+recovers by itself. Each test runs a real server on a database of its own in a private PostgreSQL cluster."""
 
 import os
 import shutil
@@ -18,8 +18,8 @@ TIMEOUT_SEC = 2
 ANSWERED_WITHIN = TIMEOUT_SEC + 1.5
 
 
-@pytest.fixture
-def cluster():
+@pytest.fixture(scope="module")
+def shared_cluster():
     if shutil.which("pg_createcluster") is None:
         message = "pg_createcluster is not installed (Debian's postgresql-common)"
         if os.environ.get("CI"):
@@ -30,8 +30,16 @@ def cluster():
 
 
 @pytest.fixture
+def cluster(shared_cluster):
+    """The module's cluster (each test has a database of its own there), running and thawed
+    again after the test, whatever it did to it."""
+    yield shared_cluster
+    shared_cluster.recover()
+
+
+@pytest.fixture
 def server(cluster):
-    environ = {"DATABASE_URL": cluster.url, "CACHE_URL": "memory://", "DATABASE_TIMEOUT_SEC": str(TIMEOUT_SEC)}
+    environ = {"DATABASE_URL": cluster.new_database(), "CACHE_URL": "memory://", "DATABASE_TIMEOUT_SEC": str(TIMEOUT_SEC)}
     with ServerProcess(**environ) as server:
         status, _, body = server.request("POST", "/v1/auth/register", {"username": "boss", "password": PASSWORD, "age": 40, "role": "manager"})
         assert status == 201
