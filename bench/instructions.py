@@ -28,6 +28,17 @@ It prints instructions per request of each kind (the counts of the log writer's 
 included); the second checkout's row is compared with the first's. Needs valgrind (Debian's
 package) and takes about a minute per checkout. The application's own code of the checkout
 runs; this script is the same for both.
+
+``--served CONNECTIONS`` counts the whole server instead: ``pserve production.ini`` of the
+checkout under callgrind (waitress's I/O loop, its threads and the runner's dispatcher
+included), seeded over HTTP, answering ``--requests`` requests of each kind (``GET /``, the cached
+list, the cached session list, a search that misses, a purchase) from CONNECTIONS keep-alive
+clients released together (threads of this process, outside valgrind). valgrind runs one thread
+at a time, so the interleaving differs from a real run's; the counts repeat within about 2 %,
+and what they leave out is the kernel's share (system calls, waking threads), which the
+rate A/B of bench/run.py --ab-code sees.
+
+    .venv/bin/python bench/instructions.py --served 32 --requests 640 --checkout ../other --checkout .
 """
 
 import argparse
@@ -245,7 +256,10 @@ def measure_served(checkout, requests, kind, connections):
             subprocess.run([script(command[0], checkout), *command[1:]], cwd=work, check=True, capture_output=True,
                            env=dict(os.environ, CINEMA_ADMIN_PASSWORD=PASSWORD, **environ), timeout=300)
         out = os.path.join(work, "callgrind.out")
-        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out)
+        # the pipe callgrind_control talks through, named alike on both sides
+        vgdb = "--vgdb-prefix=" + os.path.join(work, "vgdb")
+        python = os.path.join(checkout, ".venv", "bin", "python")  # pserve's interpreter, named: no #! for valgrind
+        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no", vgdb, "--callgrind-out-file=" + out, python)
         with ServerProcess("production.ini", args=("-q",), checkout=checkout, wrapper=wrapper, start_timeout=300,
                            **environ) as server:
             def call(method, path, status, body=None, token=None):
@@ -270,24 +284,28 @@ def measure_served(checkout, requests, kind, connections):
             # client i buys the sessions of row i, one after the other: every purchase a fresh pair
             bought = [iter(row) for row in sessions]
 
-            def plan(kind_, count):
-                share = [count // connections + (index < count % connections) for index in range(connections)]
+            def request(kind_, index):
+                """The next request of kind ``kind_`` of client ``index``."""
+                token = customers[index]
+                if kind_ == "root":
+                    return "GET", "/", None, None
+                if kind_ == "cached list":
+                    return "GET", "/v1/movies?perPage=20", None, token
+                if kind_ == "session list":
+                    return "GET", "/v1/movie-sessions?perPage=20", None, token
                 if kind_ == "search miss":
-                    asked = [[needles.pop() for _ in range(n)] for n in share]
-                return lambda index: [
-                    {"root": ("GET", "/", None, None),
-                     "cached list": ("GET", "/v1/movies?perPage=20", None, customers[index]),
-                     "session list": ("GET", "/v1/movie-sessions?perPage=20", None, customers[index]),
-                     "search miss": ("GET", "/v1/movies?perPage=20&title=%s" % (asked[index][n] if kind_ == "search miss" else ""),
-                                     None, customers[index]),
-                     "purchase": ("POST", "/v1/tickets", {"sessionId": next(bought[index])} if kind_ == "purchase" else None,
-                                  customers[index])}[kind_]
-                    for n in range(share[index])
-                ]
+                    return "GET", "/v1/movies?perPage=20&title=" + needles.pop(), None, token  # list.pop: atomic
+                return "POST", "/v1/tickets", {"sessionId": next(bought[index])}, token
+
+            def plan(kind_, count):
+                """``requests_of`` for :func:`load`: ``count`` requests of ``kind_``, shared by the clients."""
+                share = [count // connections + (index < count % connections) for index in range(connections)]
+                return lambda index: (request(kind_, index) for _ in range(share[index]))
 
             def callgrind(*arguments):
-                subprocess.run(["callgrind_control", *arguments, str(server.process.pid)], check=True,
-                               capture_output=True, timeout=300)
+                # the server's environment: valgrind names its pipe after $USER and $HOST (which the server has)
+                subprocess.run(["callgrind_control", vgdb, *arguments, str(server.process.pid)], check=True,
+                               capture_output=True, timeout=300, env=server.env)
 
             for kind_ in SERVED_KINDS:  # warm: every path on every connection before counting
                 load(server.port, plan(kind_, 10 * connections), connections)

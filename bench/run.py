@@ -296,6 +296,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid):
+    """Context switches of a process so far (voluntary and not), its threads' summed: each is a
+    thread that waited (for the interpreter lock, a lock, the network) or was preempted."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, task)) as status:
+                total += sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
+
+
 def rss_mib(pid):
     with open("/proc/%d/status" % pid) as status:
         for line in status:
@@ -490,7 +503,7 @@ class Setup:
         print("== %s: code A/B against %s" % (self.name, before), flush=True)
         self.prepare()
         self.prepare(checkout=before, DATABASE_URL=before_database)
-        self.code, self.code_cpu = {}, {}
+        self.code, self.code_cpu, self.code_switches = {}, {}, {}
         with floor_server(self.threads) as self.floor_url, self.server() as after, \
                 self.server(checkout=before, DATABASE_URL=before_database) as earlier:
             sides = [("after", after, Seed(after)), ("before", earlier, Seed(earlier))]
@@ -501,18 +514,22 @@ class Setup:
                     for side, server, seed in sides if number % 2 == 0 else sides[::-1]:
                         env = envs[side].get(scenario) or self.code_ab_purchase_env(seed, offsets[side])
                         self.run_floor(AB_CONNECTIONS)
-                        cpu = cpu_seconds(server.process.pid)
+                        cpu, switches = cpu_seconds(server.process.pid), context_switches(server.process.pid)
                         figures = wrk(server.url, self.duration, AB_CONNECTIONS, env)
                         cpu = cpu_seconds(server.process.pid) - cpu
+                        switches = context_switches(server.process.pid) - switches
                         self.settle(server)
                         if scenario == PURCHASES:
                             offsets[side] = figures.next_pair
                         ratio = figures.ok_rps / self.floor_runs[AB_CONNECTIONS][-1]
                         cpu_us = 1e6 * cpu / max(figures.requests, 1)
+                        per_answer = switches / max(figures.requests, 1)
                         self.code.setdefault(scenario, {"after": [], "before": []})[side].append(ratio)
                         self.code_cpu.setdefault(scenario, {"after": [], "before": []})[side].append(cpu_us)
-                        print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  cpu %5.0f us/answer  non-2xx %d" % (
-                            scenario, side, AB_CONNECTIONS, figures.rps, ratio, cpu_us, figures.unexpected), flush=True)
+                        self.code_switches.setdefault(scenario, {"after": [], "before": []})[side].append(per_answer)
+                        print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  cpu %5.0f us/answer  %4.1f switches/answer"
+                              "  non-2xx %d" % (scenario, side, AB_CONNECTIONS, figures.rps, ratio, cpu_us, per_answer,
+                                                figures.unexpected), flush=True)
             self.finish(after, "A/B, this code")
             self.finish(earlier, "A/B, the code before")
 
@@ -868,19 +885,23 @@ def code_ab_section(setup, before):
         " first alternating round by round; each run's ratio (answers of the expected status per second)"
         " is to the floor run right before it. `paired` is the median over rounds of this code's ratio over"
         " the ratio of the code before in the same round; `CPU us/answer` is the server process's CPU"
-        " time over the run divided by its answers (medians)." % AB_CONNECTIONS,
+        " time over the run divided by its answers, `switches/answer` its threads' context switches"
+        " (medians)." % AB_CONNECTIONS,
         "",
-        "| scenario | before | this code | median before | median this code | change | paired | CPU us/answer before | this code | CPU change |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | before | this code | median before | median this code | change | paired | CPU us/answer before"
+        " | this code | CPU change | switches/answer before | this code |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, sides in setup.code.items():
         b, a = statistics.median(sides["before"]), statistics.median(sides["after"])
         paired = statistics.median(x / y for x, y in zip(sides["after"], sides["before"], strict=True))
         cpu = setup.code_cpu[scenario]
         cb, ca = statistics.median(cpu["before"]), statistics.median(cpu["after"])
-        lines.append("| %s | %s | %s | %.3f | %.3f | %+.1f %% | %+.1f %% | %.0f | %.0f | %+.1f %% |" % (
+        switches = setup.code_switches[scenario]
+        lines.append("| %s | %s | %s | %.3f | %.3f | %+.1f %% | %+.1f %% | %.0f | %.0f | %+.1f %% | %.1f | %.1f |" % (
             scenario, ", ".join("%.3f" % r for r in sides["before"]), ", ".join("%.3f" % r for r in sides["after"]),
-            b, a, 100 * (a / b - 1), 100 * (paired - 1), cb, ca, 100 * (ca / cb - 1)))
+            b, a, 100 * (a / b - 1), 100 * (paired - 1), cb, ca, 100 * (ca / cb - 1),
+            statistics.median(switches["before"]), statistics.median(switches["after"])))
     return lines
 
 
