@@ -496,8 +496,8 @@ class Setup:
         ``before`` checkout (its own .venv, production.ini and database ``before_database``).
         Each round runs every scenario on both versions back to back (which goes first alternates
         round by round), each run beside a floor run of its own: the two runs of a pair meet the
-        same moment of a shared machine. ``self.code`` is ``{scenario: {side: [ratio to the floor
-        run just before]}}``; ``self.code_cpu`` the same with the server's CPU microseconds per
+        same moment of a shared machine. ``self.code`` is ``{scenario: {side: [answers of the
+        expected status per second]}}``; ``self.code_cpu`` the same with the server's CPU microseconds per
         answer of the run (user plus system time of the server process over the wrk run, divided
         by its answers), which a busy neighbour moves far less than a rate."""
         print("== %s: code A/B against %s" % (self.name, before), flush=True)
@@ -524,7 +524,7 @@ class Setup:
                         ratio = figures.ok_rps / self.floor_runs[AB_CONNECTIONS][-1]
                         cpu_us = 1e6 * cpu / max(figures.requests, 1)
                         per_answer = switches / max(figures.requests, 1)
-                        self.code.setdefault(scenario, {"after": [], "before": []})[side].append(ratio)
+                        self.code.setdefault(scenario, {"after": [], "before": []})[side].append(figures.ok_rps)
                         self.code_cpu.setdefault(scenario, {"after": [], "before": []})[side].append(cpu_us)
                         self.code_switches.setdefault(scenario, {"after": [], "before": []})[side].append(per_answer)
                         print("  %-40s %-6s c=%-3d %6.0f req/s  ratio %.3f  cpu %5.0f us/answer  %4.1f switches/answer"
@@ -878,21 +878,25 @@ def metrics_ab_section(setup):
 
 
 def code_ab_section(setup, before):
+    floor = setup.floor(AB_CONNECTIONS)
     lines = [
         "## %s: this code against %s" % (setup.name, before),
         "",
         "At %d connections. Every round runs each scenario on both versions back to back, which goes"
-        " first alternating round by round; each run's ratio (answers of the expected status per second)"
-        " is to the floor run right before it. `paired` is the median over rounds of this code's ratio over"
-        " the ratio of the code before in the same round; `CPU us/answer` is the server process's CPU"
+        " first alternating round by round, each run after a floor run. The ratios (answers of the"
+        " expected status per second) are to the median of the A/B's floor runs (%.0f req/s; the runs"
+        " spread from %.0f to %.0f): one floor run moves more than the difference sought. `paired` is"
+        " the median over rounds of this code's rate over the code before's in the same round (the two"
+        " runs of a pair meet the same moment of the machine); `CPU us/answer` is the server process's CPU"
         " time over the run divided by its answers, `switches/answer` its threads' context switches"
-        " (medians)." % AB_CONNECTIONS,
+        " (medians)." % (AB_CONNECTIONS, floor, min(setup.floor_runs[AB_CONNECTIONS]), max(setup.floor_runs[AB_CONNECTIONS])),
         "",
         "| scenario | before | this code | median before | median this code | change | paired | CPU us/answer before"
         " | this code | CPU change | switches/answer before | this code |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for scenario, sides in setup.code.items():
+    for scenario, rates in setup.code.items():
+        sides = {side: [rate / floor for rate in rates[side]] for side in rates}
         b, a = statistics.median(sides["before"]), statistics.median(sides["after"])
         paired = statistics.median(x / y for x, y in zip(sides["after"], sides["before"], strict=True))
         cpu = setup.code_cpu[scenario]
