@@ -379,23 +379,12 @@ class PostgresCluster:
         self.name = "cinema_test_%d" % os.getpid()
         self.port = free_port()
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
-        self.databases = 0
+        self.databases = PostgresServer(self.url, "cinema_test_")
 
     def new_database(self):
         """The URL of a database of its own, just created in this cluster (a cluster serves several
         tests in turn: creating one costs seconds, a database a fraction of one)."""
-        import psycopg2
-
-        self.databases += 1
-        name = "sick_%d" % self.databases
-        connection = psycopg2.connect(self.url, connect_timeout=10)
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute("CREATE DATABASE %s" % name)
-        finally:
-            connection.close()
-        return self.url.rsplit("/", 1)[0] + "/" + name
+        return self.databases.create()
 
     def recover(self):
         """Running and thawed again, whatever a test left it in (frozen, crashed)."""
