@@ -84,7 +84,10 @@ class AccessLine:
             extra.update(trace_id=self.trace_id, method=self.method, path=self.path)
         elif self.context is not None:  # what RequestContextFilter adds on the request's thread
             extra.update(zip(("trace_id", "method", "path"), self.context, strict=True))
-        record = _access_record(self.method, self.path, self.status, self.duration, extra)
+        # Made here, not by access_log.info(), which would first look up its caller's frame: the
+        # same line, for about a third of its cost.
+        record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms",
+                                       (self.method, self.path, self.status, self.duration), None, extra=extra)
         later = record.created - self.created
         record.created = self.created
         record.msecs = int((self.created - int(self.created)) * 1000) + 0.0
@@ -247,14 +250,6 @@ def flush_logs():
     logging.shutdown()
 
 
-def _access_record(method, path, status, duration, extra):
-    # Made here, not by access_log.info(), which would first look up its caller's frame: the
-    # same line, for about a third of its cost.
-    return access_log.makeRecord(
-        access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms", (method, path, status, duration), None, extra=extra
-    )
-
-
 def _only_writer():
     """The :class:`RequestThreadHandler` that is the only place an access log record would go
     (no filter on the access logger, no handler on the way to the root but that one, on the
@@ -277,20 +272,18 @@ def log_access(method, path, status, started, trace_id=None):
     """The access log line of a request that began at ``started`` (``time.perf_counter()``).
     ``trace_id`` when no request context is set (see :class:`RequestContextFilter`). Where the
     line can only go to the log writer, the request thread leaves it its values
-    (:class:`AccessLine`), in the queue of every other record, and the writer makes the record."""
+    (:class:`AccessLine`), in the queue of every other record, and the writer makes the record;
+    otherwise the record is made and handled here."""
     if not access_log.isEnabledFor(logging.INFO):
         return
-    duration = (time.perf_counter() - started) * 1000
+    thread = threading.current_thread()
+    line = AccessLine(time.time(), thread.ident, thread.name, current_request.get(), method, path, status,
+                      (time.perf_counter() - started) * 1000, trace_id)
     writer = _only_writer()
     if writer is not None:
-        thread = threading.current_thread()
-        writer.queue.put(AccessLine(time.time(), thread.ident, thread.name, current_request.get(), method, path, status,
-                                    duration, trace_id))
-        return
-    extra = {"status": status, "duration_ms": round(duration, 1)}
-    if trace_id is not None:
-        extra.update(trace_id=trace_id, method=method, path=path)
-    access_log.handle(_access_record(method, path, status, duration, extra))
+        writer.queue.put(line)
+    else:
+        access_log.handle(line.record())
 
 
 def request_context_tween_factory(handler, registry):
