@@ -60,6 +60,17 @@ KINDS = ("cached hit", "search miss", "purchase")
 PASSWORD = "bench1234"
 
 
+#: The catalogue both ways of measuring create.
+MOVIES = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(200)]
+
+
+def shuffled_needles():
+    """Every 3-letter lower-case needle, in the same order every run: each search one never asked before."""
+    needles = ["".join(letters) for letters in itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=3)]
+    random.Random(1).shuffle(needles)
+    return needles
+
+
 @contextlib.contextmanager
 def database(kind, work):
     """The DATABASE_URL of a new database of ``kind``, removed afterwards."""
@@ -149,8 +160,7 @@ def child(work, requests, database_url):
         return json.loads(answer[1]) if answer[1] else None
 
     manager = expect(200, call("POST", "/v1/auth/login", {"username": "manager", "password": PASSWORD}))["accessToken"]
-    movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(200)]
-    movie_ids = [movie["id"] for movie in expect(201, call("POST", "/v1/movies/bulk", {"movies": movies}, manager))]
+    movie_ids = [movie["id"] for movie in expect(201, call("POST", "/v1/movies/bulk", {"movies": MOVIES}, manager))]
     sessions = []
     for number, movie_id in enumerate(movie_ids[:100]):
         items = [{"date": "2031-%02d-%02dT20:00:00Z" % (1 + (number * 10 + k) // 28 % 12, 1 + (number * 10 + k) % 28),
@@ -160,8 +170,7 @@ def child(work, requests, database_url):
         expect(201, call("POST", "/v1/auth/register", {"username": "customer%d" % index, "password": PASSWORD, "age": 30}))["accessToken"]
         for index in range(3)
     ]
-    needles = ["".join(letters) for letters in itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=3)]
-    random.Random(1).shuffle(needles)
+    needles = shuffled_needles()
     pairs = iter([(customer, session) for customer in customers for session in sessions])
 
     def purchase():
@@ -269,8 +278,7 @@ def measure_served(checkout, requests, kind, connections):
                 return answer[2]
 
             manager = call("POST", "/v1/auth/login", 200, {"username": "manager", "password": PASSWORD})["accessToken"]
-            movies = [{"title": "Bench movie %03d" % index, "ageRestriction": index % 19} for index in range(200)]
-            movie_ids = [movie["id"] for movie in call("POST", "/v1/movies/bulk", 201, {"movies": movies}, manager)]
+            movie_ids = [movie["id"] for movie in call("POST", "/v1/movies/bulk", 201, {"movies": MOVIES}, manager)]
             sessions = []
             for number, movie_id in enumerate(movie_ids[:connections]):
                 items = [{"date": "2031-%02d-%02dT20:00:00Z" % (1 + k // 28, 1 + k % 28), "timeslot": "20:00-22:00",
@@ -279,8 +287,7 @@ def measure_served(checkout, requests, kind, connections):
                                                         {"sessions": items}, manager)])
             customers = [call("POST", "/v1/auth/register", 201, {"username": "customer%d" % index, "password": PASSWORD,
                                                                   "age": 30})["accessToken"] for index in range(connections)]
-            needles = ["".join(letters) for letters in itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=3)]
-            random.Random(1).shuffle(needles)
+            needles = shuffled_needles()
             # client i buys the sessions of row i, one after the other: every purchase a fresh pair
             bought = [iter(row) for row in sessions]
 
