@@ -37,7 +37,7 @@ def app_of_its_own(testapp, test_environ):
     return fresh_app(test_environ)
 
 
-def test_reads_are_counted_by_route_template_and_status_with_the_process_metrics(testapp, app_of_its_own, manager):
+def test_reads_are_counted_by_route_template_and_status_with_the_process_metrics(testapp, app_of_its_own, manager, test_environ):
     client = app_of_its_own
     for title in ("Alien", "Heat"):
         client.post_json("/v1/movies", {"title": title, "ageRestriction": 16}, headers=manager.headers, status=201)
@@ -68,6 +68,12 @@ def test_reads_are_counted_by_route_template_and_status_with_the_process_metrics
     assert sample(found, duration, duration + "_count", route="/v1/movies/{movieId}") == 3
     assert {"0.005", "0.1", "0.5", "1.0", "10.0"} <= {s.labels["le"] for s in found[duration].samples if "le" in s.labels}
     assert sample(found, "cinema_http_requests_in_flight", "cinema_http_requests_in_flight") == 1  # this scrape
+    calls = sample(found, "cinema_database_call_duration_seconds", "cinema_database_call_duration_seconds_count")
+    if test_environ["DATABASE_URL"].startswith("postgresql"):  # timed by PostgreSQL's watchdog
+        assert calls >= 4  # at least the two inserts, the 404s' reads and the first list
+        assert sample(found, "cinema_database_call_duration_seconds", "cinema_database_call_duration_seconds_bucket", le="+Inf") == calls
+    else:
+        assert calls == 0
     for name in ("process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds", "process_start_time_seconds"):
         assert found[name].samples[0].value > 0, name
 
