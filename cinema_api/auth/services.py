@@ -62,6 +62,8 @@ class Authentication:
             return self.hasher.verify(password, user.password_hash if user else None), user
 
         user = self._password_checked(username, address, check)
+        if not self._still_the_password(user):
+            raise InvalidCredentials()  # changed while it was checked: what was checked is no longer the password
         self._remember_address(user, address)
         return self._start_session(user)
 
@@ -126,6 +128,19 @@ class Authentication:
         self._revoke_sessions(user_id, keep=login_session_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _still_the_password(self, user):
+        """Whether the hash a login checked (read before bcrypt ran, a fifth of a second) is still
+        the user's, with the user's row locked until the login commits: a password change that
+        committed meanwhile would otherwise let the old password open a session after it (the
+        change revokes only the sessions there are). The row is locked as the password change
+        locks it first (an update that changes nothing), so a change that comes later waits for
+        this login and then revokes its session too; on SQLite the update takes the write lock."""
+        cursor = self.db.execute(
+            'UPDATE "users" SET "password_hash" = "password_hash" WHERE "id" = $uid AND "password_hash" = $hash',
+            {"uid": sql_uuid(self.db, user.id), "hash": user.password_hash},
+        )
+        return cursor.rowcount == 1
 
     def _remember_address(self, user, address):
         """Record that ``user`` signed in from ``address`` now: for 30 days the per-username login

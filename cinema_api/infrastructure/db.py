@@ -11,6 +11,7 @@ checks that the tables it maps exist. The rest of the storage, by job: what a fa
 (:mod:`~cinema_api.infrastructure.pony_internals`).
 """
 
+import contextvars
 import logging
 import os
 import random
@@ -171,12 +172,14 @@ def db_session_tween_factory(handler, registry):
     """
 
     def db_session_tween(request):
+        committed = []  # what after_commit() leaves for this attempt
+        token = _after_commit.set(committed)
         try:
             with db_session(strict=True):
                 response = handler(request)
                 if response.status_code >= 400:
                     discard_changes()
-                return response
+                    committed.clear()
         except Exception as exc:
             if is_retryable(exc) and not is_last_attempt(request):
                 attempt = request.environ.get("retry.attempt", 0) + 1
@@ -184,8 +187,29 @@ def db_session_tween_factory(handler, registry):
                 time.sleep(random.uniform(0.5, 1.5) * RETRY_PAUSE_SEC * attempt)
                 mark_error_retryable(exc)
             raise
+        finally:
+            _after_commit.reset(token)
+        for callback in committed:
+            callback()
+        return response
 
     return db_session_tween
+
+
+#: The callbacks of the request being answered that wait for its commit (see after_commit).
+_after_commit = contextvars.ContextVar("cinema_after_commit", default=None)
+
+
+def after_commit(callback):
+    """Call ``callback()`` once the transaction of the request being answered has committed, and
+    never if it does not (an error response, a commit that fails, an attempt that is retried);
+    outside a request's transaction (a script), at once. What counts a change (the tickets
+    sold) must not count one the database then refused."""
+    committed = _after_commit.get()
+    if committed is None:
+        callback()
+    else:
+        committed.append(callback)
 
 
 #: Requests that run once: reads (they neither deadlock nor fail to serialize at READ COMMITTED),

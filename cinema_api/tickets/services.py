@@ -17,6 +17,7 @@ from pony.orm import desc
 from pony.orm.dbapiprovider import IntegrityError
 
 from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure.db import after_commit
 from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.movies.errors import ScreeningCancelled, ScreeningNotFound
 from cinema_api.rooms.entities import SeatPlan
@@ -164,7 +165,7 @@ class Tickets:
                 raise ScreeningNotFound() from exc
             raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
         if self.metrics is not None:
-            self.metrics.tickets_sold.inc()
+            after_commit(self.metrics.tickets_sold.inc)
         movie = MovieFacts(movie_id, title, restriction)
         screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
         return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)
@@ -240,7 +241,7 @@ class Tickets:
                 raise TicketNotFound()
             raise TicketAlreadyUsed()
         if self.metrics is not None:
-            self.metrics.tickets_cancelled.inc()
+            after_commit(self.metrics.tickets_cancelled.inc)
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):
         """``(tickets, total)``, newest purchase first, sessions and movies loaded in bulk."""

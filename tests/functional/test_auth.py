@@ -769,3 +769,46 @@ def test_concurrent_password_changes_of_one_user_have_one_winner(app, testapp, m
     for index in range(4):
         login(testapp, "alice", "n3w-secret%d" % index, status=200 if index == winner else 401)
     login(testapp, "alice", PASSWORD, status=401)
+
+
+class PausingHasher(PasswordHasher):
+    """Pauses the first password check it makes, once bcrypt has answered, until released."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.checked, self.release, self.paused = threading.Event(), threading.Event(), []
+
+    def verify(self, password, password_hash):
+        matches = super().verify(password, password_hash)
+        if not self.paused:
+            self.paused.append(password)
+            self.checked.set()
+            self.release.wait(10)
+        return matches
+
+
+def test_a_login_that_checked_the_old_password_while_it_was_changed_opens_no_session(app, testapp, customer, db, monkeypatch):
+    """Someone holding the old password logs in while its owner changes it: the old password was
+    right when bcrypt checked it, but the change committed before the login did. The login is
+    refused (401) and leaves no session: the change revoked the sessions there were, and a later
+    one may not open on a password that is no longer the user's."""
+    from pony.orm import db_session
+
+    from cinema_api.infrastructure.passwords import HashingGate
+
+    hasher = PausingHasher(4, None, gate=HashingGate(4, max_admitted=8, share=1))
+    monkeypatch.setitem(app.registry, "cinema.password_hasher", hasher)
+    statuses = []
+    late_login = threading.Thread(target=lambda: statuses.append(login(TestApp(app), status="*").status_int), daemon=True)
+    late_login.start()
+    try:
+        assert hasher.checked.wait(10)  # bcrypt said yes to the old password
+        change_password(testapp, customer)  # and the owner's change commits meanwhile
+    finally:
+        hasher.release.set()
+    late_login.join(20)
+    assert statuses == [401]
+    with db_session:
+        live = db.select('SELECT COUNT(*) FROM "user_sessions" WHERE "revoked_at" IS NULL')
+    assert live == [1]  # the owner's, which the change keeps
+    login(testapp, password=NEW_PASSWORD)
