@@ -5,6 +5,7 @@ first, for a clear message, and backed by database constraints: a concurrent req
 that slips between the check and the insert gets the same 409 from the integrity error.
 """
 
+import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -177,6 +178,15 @@ TRIGRAM = 3
 TITLE_FTS_TABLE = "movies_title_fts"
 
 _title_index_tables = weakref.WeakKeyDictionary()  # Database -> whether it has TITLE_FTS_TABLE
+#: SQLite: below this many movies a search reads every title instead of asking the FTS5 table. At
+#: the benchmark's 200 movies the table's lookup cost more than reading every title (the search's
+#: rate 2-6 % lower, more so while the write-ahead log holds recent writes); from about a thousand
+#: on it costs less, and at a million it is what keeps a search flat (bench/NOTES.md).
+SQLITE_INDEX_FROM_MOVIES = 1_000
+#: How long the catalogue's size that chooses between the two is trusted: it chooses a plan, never
+#: an answer (both give the same), so a size a few seconds old is as good as one read now.
+CATALOGUE_SIZE_TTL_SEC = 5.0
+_catalogue_sizes = weakref.WeakKeyDictionary()  # Database -> (movies, time.monotonic() when read)
 
 
 def title_search(db, folded):
@@ -192,14 +202,15 @@ def title_search(db, folded):
     - SQLite: the rowids that the FTS5 trigram table finds for the needle as a phrase (its
       trigrams in a row; quoted, so no character of it is an operator), then ``instr`` on those
       rows alone, the exact check. A database without the table (a SQLite without FTS5 when it
-      was migrated) reads every title, as for a short needle."""
+      was migrated), or a catalogue smaller than :data:`SQLITE_INDEX_FROM_MOVIES`, reads every
+      title, as for a short needle."""
     params = {"folded": folded}
     exact = substring_condition(db, '"title_folded"', "folded")
     if len(folded) < TRIGRAM:
         return exact, params
     if not on_sqlite(db):
         return '"title_folded" LIKE $pattern ESCAPE \'%s\'' % LIKE_ESCAPE, {"pattern": like_pattern(folded)}
-    if not title_index_of(db):
+    if not (title_index_of(db) and sqlite_index_pays(db)):
         return exact, params
     params["phrase"] = fts5_phrase(folded)
     indexed = '"rowid" IN (SELECT "rowid" FROM "%s" WHERE "%s" MATCH $phrase)' % (TITLE_FTS_TABLE, TITLE_FTS_TABLE)
@@ -215,6 +226,16 @@ def title_index_of(db):
         rows = select_rows(db, "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = $name", {"name": TITLE_FTS_TABLE})
         known = _title_index_tables[db] = bool(rows)
     return known
+
+
+def sqlite_index_pays(db):
+    """Whether the catalogue of ``db`` (SQLite) is large enough for the FTS5 table to answer a
+    search for less than reading every title (:data:`SQLITE_INDEX_FROM_MOVIES`): its size from the
+    kept counts, read again once it is :data:`CATALOGUE_SIZE_TTL_SEC` old."""
+    known, now = _catalogue_sizes.get(db), time.monotonic()
+    if known is None or now - known[1] > CATALOGUE_SIZE_TTL_SEC:
+        known = _catalogue_sizes[db] = (kept_count(db, "movies"), now)
+    return known[0] >= SQLITE_INDEX_FROM_MOVIES
 
 
 MOVIE_SORT_COLUMNS = {"title": "title", "ageRestriction": "age_restriction", "createdAt": "created_at"}

@@ -113,13 +113,21 @@ def assert_searches_answer_as_the_oracle(testapp, headers, needles):
                                         "totalItems": len(expected), "perPage": 4}, (needle, age, number)
 
 
-def test_every_needle_answers_as_the_oracle(testapp, manager, customer):
+@pytest.fixture(params=["index", "every title"])
+def sqlite_plan(request, monkeypatch):
+    """SQLite's two ways of answering a needle of 3 characters or more, whatever the catalogue's
+    size: through the FTS5 table, or by reading every title (PostgreSQL's planner chooses its own)."""
+    monkeypatch.setattr(services, "SQLITE_INDEX_FROM_MOVIES", 0 if request.param == "index" else 10**9)
+    return request.param
+
+
+def test_every_needle_answers_as_the_oracle(testapp, manager, customer, sqlite_plan):
     items = [{"title": title, "ageRestriction": age} for title, age in TITLES]
     testapp.post_json("/v1/movies/bulk", {"movies": items}, headers=manager.headers, status=201)
     assert_searches_answer_as_the_oracle(testapp, customer.headers, NEEDLES)
 
 
-def test_a_needle_that_every_title_contains_answers_every_movie(testapp, manager, customer):
+def test_a_needle_that_every_title_contains_answers_every_movie(testapp, manager, customer, sqlite_plan):
     items = [{"title": "Movie %02d %s" % (i, "ÄÖÜ"[i % 3]), "ageRestriction": (i * 5) % 22} for i in range(30)]
     testapp.post_json("/v1/movies/bulk", {"movies": items}, headers=manager.headers, status=201)
     assert_searches_answer_as_the_oracle(testapp, customer.headers, ["movie", "MOVIE 0", "ovie", "e", "mo", "ä", "movie 29 ü"])
@@ -204,6 +212,31 @@ def test_a_search_of_three_characters_or_more_goes_through_the_trigram_index(mig
     assert ("SCAN movies" if on_sqlite(db) else "Filter: (strpos(") in plan, plan
 
 
+def test_sqlite_asks_its_index_once_the_catalogue_is_large_enough(fresh_sqlite_url, monkeypatch):
+    """Below SQLITE_INDEX_FROM_MOVIES a search reads every title (cheaper there), from it on it
+    asks the FTS5 table; the size is read again once CATALOGUE_SIZE_TTL_SEC old. Same answers."""
+    url = parse_database_url(fresh_sqlite_url, HERE)
+    migrate.apply(url, "testing")
+    db = make_database(url, definers())
+    monkeypatch.setattr(services, "SQLITE_INDEX_FROM_MOVIES", 50)
+    monkeypatch.setattr(services, "CATALOGUE_SIZE_TTL_SEC", 0)
+    try:
+        fill(db, 49)  # "Movie 0000001 bravo" ... "Movie 0000049 alpha"
+        (sql, params), (rows, found) = the_query_of(db, title="movie 000001", sort="title")
+        assert found == 10 and "movies_title_fts" not in plan_of(db, sql, params)
+        with db_session:
+            Movies(db).create("The fiftieth", 0)
+        (sql, params), (rows, found) = the_query_of(db, title="movie 000001", sort="title")
+        assert found == 10 and "SCAN movies_title_fts VIRTUAL TABLE" in plan_of(db, sql, params)
+        monkeypatch.setattr(services, "CATALOGUE_SIZE_TTL_SEC", 3600)
+        with db_session:
+            db.execute('DELETE FROM "movies" WHERE "title" LIKE $pattern', {"pattern": "Movie 000001%"})
+        (sql, params), (rows, found) = the_query_of(db, title="movie 000001", sort="title")
+        assert found == 0 and "movies_title_fts" in sql  # 40 movies now, but the size read a moment ago holds
+    finally:
+        db.disconnect()
+
+
 # ---------------------------------------------------------------- SQLite's FTS5 table in step
 
 
@@ -220,7 +253,7 @@ def found_titles(testapp, headers, needle):
     return sorted(m["title"] for m in movies_of(testapp, headers, title=needle))
 
 
-def test_every_write_keeps_the_title_index_in_step(testapp, db, settings, manager, customer):
+def test_every_write_keeps_the_title_index_in_step(testapp, db, settings, manager, customer, sqlite_plan):
     if on_sqlite(db):
         with db_session:
             assert title_index_of(db)
