@@ -14,7 +14,7 @@ environment it is the same from one run to the next, whatever else the machine d
 What it runs, for each checkout, in one process of the checkout's own ``.venv`` under
 ``valgrind --tool=callgrind`` (instrumentation off until the measured part): production.ini as
 shipped, on a new SQLite database (or, with ``--database postgres``, a new database
-``cinema_instructions_<pid>`` on the PostgreSQL server at 127.0.0.1:5432, user postgres, dropped
+``cinema_instructions_<pid>_<random>_db`` on the PostgreSQL server at 127.0.0.1:5432, user postgres, dropped
 at the end) and the memory cache (``cinema-migrate`` and ``cinema-admin`` of that checkout
 prepare them), 200 movies, 1,000 sessions and 3 customers made through the
 application; then, with instrumentation on, ``--requests`` (default 200) of each of: a cached
@@ -77,19 +77,10 @@ def database(kind, work):
     if kind == "sqlite":
         yield "sqlite:///" + os.path.join(work, "instructions.sqlite")
         return
-    import psycopg2
+    from cinema_api.testing import PostgresServer, run_tag  # this process's checkout, not the measured one's
 
-    name = "cinema_instructions_%d_%s" % (os.getpid(), secrets.token_hex(4))
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    try:
-        admin.cursor().execute('CREATE DATABASE "%s"' % name)
-        try:
-            yield "postgresql://postgres@127.0.0.1:5432/" + name
-        finally:
-            admin.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-    finally:
-        admin.close()
+    with PostgresServer("postgresql://postgres@127.0.0.1:5432/postgres", "cinema_instructions_%s_" % run_tag()).database("db") as url:
+        yield url
 
 
 def measure(checkout, requests, kind="sqlite"):

@@ -41,7 +41,7 @@ Beside the scenarios: the NestJS service's ratio to a floor measured with it, wh
 the project's targets with verdicts computed from the run's figures. Nothing is asserted.
 Loopback only, one load at a time (the login hammer and the reads it slows are one scenario),
 every run bounded. Needs wrk (Debian's package) and, for the second setup, PostgreSQL and Redis
-on 127.0.0.1: it creates and drops its own database (cinema_bench_<pid>_<random>) and, in Redis
+on 127.0.0.1: it creates and drops its own database (cinema_bench_<pid>_<random>_main) and, in Redis
 database 11, writes only keys of its own prefix (CACHE_KEY_PREFIX cinema-bench-<pid>-<random>),
 deleted at the end with SCAN and UNLINK; no other key is touched.
 """
@@ -73,7 +73,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 import bcrypt
-import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -82,13 +81,16 @@ sys.path.insert(0, ROOT)
 from cinema_api.core.body import MAX_JSON_VALUES, values_exceed  # noqa: E402
 from cinema_api.settings import SCHEMA  # noqa: E402
 from cinema_api.testing import (  # noqa: E402
-    RedisPrefix, RedisServer, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag, script,
+    PostgresServer, RedisPrefix, RedisServer, ServerProcess, adversarial_bodies, child_environ, copy_ini, free_port, run_tag,
+    script,
 )
 
 import scale  # noqa: E402  (bench/scale.py: the --scale suite)
 
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 REDIS_URL = "redis://127.0.0.1:6379/11"
+#: Where the PostgreSQL setup creates its databases (a database to connect to for that).
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: This run's names: its database, its Redis keys.
 RUN_TAG = run_tag()
 
@@ -940,18 +942,10 @@ def report(setups, args):
 # ---------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
 def postgres_database(suffix=""):
-    """A database of the run's own, dropped at the end; yields its URL."""
-    name = "cinema_bench_" + RUN_TAG + suffix
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    try:
-        admin.cursor().execute('CREATE DATABASE "%s"' % name)
-        yield "postgresql://postgres@127.0.0.1:5432/" + name
-    finally:
-        admin.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        admin.close()
+    """A database of the run's own (cinema_bench_<pid>_<random>_main, or ``suffix`` in place of
+    ``_main``), dropped at the end: a context manager yielding its URL."""
+    return PostgresServer(POSTGRES_ADMIN_URL, "cinema_bench_%s_" % RUN_TAG).database(suffix.lstrip("_") or "main")
 
 
 def sqlite_setup(stack, work):

@@ -1,6 +1,7 @@
 """Helpers for the project's own tests and benchmark: a real server in a child process, a
 private Redis server, a TCP proxy that slows a connection down, calls that race each other."""
 
+import contextlib
 import json
 import os
 import queue
@@ -539,6 +540,16 @@ class PostgresServer:
         finally:
             connection.close()
         return self.url_of(name)
+
+    @contextlib.contextmanager
+    def database(self, name=None):
+        """A new, empty database of the prefix (:meth:`create`), dropped when the block ends
+        (its connections ended): yields its URL."""
+        url = self.create(name)
+        try:
+            yield url
+        finally:
+            self.drop(url)
 
     def drop(self, url):
         name = urlsplit(url).path.lstrip("/")

@@ -111,3 +111,18 @@ def test_not_pointed_at_any_server_the_suite_neither_reads_nor_writes_the_applic
     assert not mine.exists()
     assert client.info("stats")["total_connections_received"] == 0  # none but this test's own client
     assert every_key(server) == written
+
+
+def test_a_scratch_database_is_one_of_the_prefix_and_is_dropped_when_its_block_ends(test_postgres):
+    """PostgresServer.database (also the benchmark's): created under the run's prefix, gone after
+    the block, also when the block fails."""
+    import psycopg2
+
+    with test_postgres.database("scratch") as url:
+        assert url.rsplit("/", 1)[1] == test_postgres.prefix + "scratch"
+        assert test_postgres.prefix + "scratch" in test_postgres.names()
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT 1")  # a connection still open when the block ends
+            with pytest.raises(RuntimeError), test_postgres.database("failed"):
+                raise RuntimeError("the block failed")
+    assert not {test_postgres.prefix + "scratch", test_postgres.prefix + "failed"} & set(test_postgres.names())
