@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pony.orm import desc
 from pony.orm.dbapiprovider import IntegrityError
 
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.db import after_commit
-from cinema_api.infrastructure.sql import on_sqlite
+from cinema_api.infrastructure.pony_internals import select_rows
+from cinema_api.infrastructure.sql import on_sqlite, sql_uuid, sqlite_datetime
 from cinema_api.movies.errors import ScreeningCancelled, ScreeningNotFound
 from cinema_api.rooms.entities import SeatPlan
 from cinema_api.tickets.errors import (
@@ -100,6 +100,14 @@ class SeatMap:
         if self.plan is None:
             return []
         return [(label, row, number, label in self.taken) for label, row, number in self.plan.seats()]
+
+
+#: A ticket with its session and movie, as :meth:`Tickets._newest_first` reads them.
+_TICKETS = (
+    'SELECT "t"."id", "t"."user_id", "t"."seat", "t"."purchased_at", "t"."is_used", "t"."used_at", "t"."cancelled_at", '
+    '"s"."id", "s"."date", "s"."timeslot", "s"."room_number", "m"."id", "m"."title", "m"."age_restriction" '
+    'FROM "tickets" "t" JOIN "movie_sessions" "s" ON "s"."id" = "t"."session_id" JOIN "movies" "m" ON "m"."id" = "s"."movie_id"'
+)
 
 
 class Tickets:
@@ -244,33 +252,48 @@ class Tickets:
             after_commit(self.metrics.tickets_cancelled.inc)
 
     def page(self, page, use_filter="all", user_id=None, session_id=None):
-        """``(tickets, total)``, newest purchase first, sessions and movies loaded in bulk."""
-        Ticket = self.db.Ticket
-        query = Ticket.select()
+        """``(tickets, total)``, newest purchase first: one query for the page's tickets with
+        their sessions and movies, as plain values (:class:`SoldTicket`; no entity is loaded,
+        whose every datetime Pony would parse on SQLite), and one count."""
+        conditions, params = [], {}
         if user_id is not None:
-            uid = uuid.UUID(user_id)
-            query = query.filter(lambda t: t.user.id == uid)
+            conditions.append('"t"."user_id" = $uid')
+            params["uid"] = sql_uuid(self.db, uuid.UUID(user_id))
         if session_id is not None:
-            sid = uuid.UUID(session_id)
-            query = query.filter(lambda t: t.screening.id == sid)
-        if use_filter == "used":
-            query = query.filter(lambda t: t.is_used)
-        elif use_filter == "unused":
-            query = query.filter(lambda t: not t.is_used)
-        total = query.count()
-        return list(self._newest_first(query).page(page.number, page.size)), total
+            conditions.append('"t"."session_id" = $sid')
+            params["sid"] = sql_uuid(self.db, uuid.UUID(session_id))
+        if use_filter in ("used", "unused"):
+            conditions.append('"t"."is_used" = $used')
+            params["used"] = use_filter == "used"
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        total = select_rows(self.db, 'SELECT COUNT(*) FROM "tickets" "t"' + where, params)[0][0]
+        params.update(limit=page.size, offset=(page.number - 1) * page.size)
+        return self._newest_first(where, params, " LIMIT $limit OFFSET $offset"), total
+
+    def of_user(self, user_id):
+        """Every ticket of a user, newest first."""
+        return self._newest_first(' WHERE "t"."user_id" = $uid', {"uid": sql_uuid(self.db, uuid.UUID(user_id))})
+
+    def _newest_first(self, where, params, limit=""):
+        """The tickets ``where`` keeps, newest purchase first (then by id), within ``limit``, each
+        with its session and movie, as :class:`SoldTicket`."""
+        rows = select_rows(self.db, _TICKETS + where + ' ORDER BY "t"."purchased_at" DESC, "t"."id" DESC' + limit, params)
+        sqlite = on_sqlite(self.db)
+        tickets = []
+        for (ticket_id, user_id, seat, purchased_at, is_used, used_at, cancelled_at,
+             session_id, date, timeslot, room_number, movie_id, title, restriction) in rows:
+            if sqlite:  # UUIDs as 16-byte blobs, datetimes as the text Pony stores
+                ticket_id, user_id, session_id, movie_id = (uuid.UUID(bytes=value) for value in (ticket_id, user_id, session_id, movie_id))
+                purchased_at, date = sqlite_datetime(purchased_at), sqlite_datetime(date)
+                used_at = sqlite_datetime(used_at) if used_at is not None else None
+                cancelled_at = sqlite_datetime(cancelled_at) if cancelled_at is not None else None
+            movie = MovieFacts(movie_id, title, restriction)
+            screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
+            tickets.append(SoldTicket(ticket_id, Buyer(user_id), screening, seat, purchased_at, bool(is_used), used_at, cancelled_at))
+        return tickets
 
     def require_user(self, user_id):
         """404 unless the user exists."""
         if not self.db.User.exists(id=uuid.UUID(user_id)):
             raise UserNotFound()
 
-    def of_user(self, user_id):
-        """Every ticket of a user, newest first."""
-        uid = uuid.UUID(user_id)
-        return list(self._newest_first(self.db.Ticket.select(lambda t: t.user.id == uid)))
-
-    def _newest_first(self, query):
-        Ticket = self.db.Ticket
-        query = query.order_by(desc(Ticket.purchased_at), desc(Ticket.id))
-        return query.prefetch(Ticket.screening, self.db.Screening.movie)
