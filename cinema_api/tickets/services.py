@@ -62,8 +62,8 @@ class Buyer:
 
 @dataclass(frozen=True)
 class SoldTicket:
-    """A ticket just sold, with the attributes of a ``Ticket`` that its answer shows, from the
-    values the purchase read and wrote: no entity is loaded for it."""
+    """A ticket with the attributes of a ``Ticket`` that its answer shows, as plain values: those
+    a purchase read and wrote, or a row of a ticket list. No entity is loaded for it."""
 
     id: uuid.UUID
     user: Buyer
