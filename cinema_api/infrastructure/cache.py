@@ -312,10 +312,13 @@ class CachedRoute:
     is served only to a caller whom ``permission`` (the view's, else the default permission) admits
     in the root context, as the view itself would be: :meth:`admits`."""
 
-    def __init__(self, route_name, region, params, permission=None):
+    def __init__(self, route_name, region, params, permission=None, alike=None):
         self.route_name, self.region, self.params = route_name, region, frozenset(params)
         self.permission = permission
         self.context = None  # the root factory's context, built without a request (see add_cached_route)
+        #: what tells, from a query and the catalogue version alone, that queries share one answer
+        #: (:class:`AnswersAlike`), or None
+        self.alike = alike
 
     def resolve(self, registry):
         """Once the configuration is complete: the default permission and the root context."""
@@ -335,7 +338,11 @@ class CachedRoute:
         return self.permission is None or bool(policy.permits_identity(identity, self.context, self.permission))
 
     def key(self, version, match, query_items):
-        """The key of this version and request, or None when the query repeats a parameter (a 400 to come)."""
+        """The key of this version and request, or None when the query repeats a parameter (a 400 to come).
+
+        Queries that :attr:`alike` knows to share one answer share one key: ``<route>!<group>``
+        in place of the route's name, which no route is named (so no other request's key can be
+        the same), and the query without the parameters the group leaves out."""
         query = {}
         for name, value in query_items:
             if name not in self.params or value == "":
@@ -343,13 +350,36 @@ class CachedRoute:
             if name in query:
                 return None
             query[name] = value
+        route_name = self.route_name
+        if self.alike is not None:
+            group, query = self.alike.group(version, query)
+            if group is not None:
+                route_name = "%s!%s" % (route_name, group)
         path = ",".join("%s=%s" % (name, match[name].lower()) for name in sorted(match))
         params = "&".join("%s=%s" % item for item in sorted(query.items()))
-        return "%s:%s:%s?%s" % (version, self.route_name, path, params)
+        return "%s:%s:%s?%s" % (version, route_name, path, params)
 
 
-def add_cached_route(config, service, region):
-    """Directive: serve the GET answers of a Cornice ``service`` from ``region``.
+class AnswersAlike:
+    """What a cached route may know of its answers beyond its key: that different queries have
+    the same answer at one catalogue version (say, every title search that finds nothing), so
+    that they share one copy. Learnt from the database by :meth:`learn`, which the cache tween
+    calls on the way to a miss, within the request's ``db_session``; used by :meth:`group` for
+    every key, the fast path's included, only at the catalogue version it was learnt at."""
+
+    def learn(self, db, version):
+        """Learn what :meth:`group` needs at ``version``, unless known already."""
+
+    def group(self, version, query):
+        """``(group, query)``: the name of the group of queries whose answer this one shares, and
+        the query without the parameters that do not matter within it; ``(None, query)`` when
+        not known."""
+        return None, query
+
+
+def add_cached_route(config, service, region, alike=None):
+    """Directive: serve the GET answers of a Cornice ``service`` from ``region``; ``alike``, an
+    :class:`AnswersAlike`, may let queries that share an answer share its copy.
 
     One copy serves every caller whom the view's permission admits: a route whose context is
     built from the request (an owner's ACL) may answer each caller differently, so it is refused
@@ -360,10 +390,12 @@ def add_cached_route(config, service, region):
             "depend on who asks; a cached route must be readable alike by everyone its permission admits"
             % service.name
         )
+    if "!" in service.name:
+        raise ConfigurationError("cached route %s: a cached route's name has no '!' (the keys of AnswersAlike's groups)" % service.name)
     args = next(args for method, _, args in service.definitions if method == "GET")
     schema = args.get("schema")
     params = [node.name for part in schema.children if part.name == "querystring" for node in part.children]
-    route = CachedRoute(service.name, region, params, args.get("permission"))
+    route = CachedRoute(service.name, region, params, args.get("permission"), alike)
     config.registry.setdefault("cinema.cached_routes", {})[service.name] = route
 
 
@@ -393,6 +425,8 @@ def cache_tween_factory(handler, registry):
         # The version is read before any data is: a body can only be stored under a version
         # at most as old as the data in it.
         version = catalog_version(request)
+        if route.alike is not None and version:
+            route.alike.learn(request.db, version)
         key = route.key(version, info["match"], request.GET.items()) if version else None
         region = caches.region(route.region)
         # a key the fast path of cached hits just missed is not looked up again (Redis: a round trip)

@@ -5,15 +5,18 @@ first, for a clear message, and backed by database constraints: a concurrent req
 that slips between the check and the insert gets the same 409 from the integrity error.
 """
 
+import threading
 import time
 import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
+import colander
 from pony.orm import desc, flush, select
 
 from cinema_api.core.clock import utcnow
+from cinema_api.infrastructure.cache import AnswersAlike
 from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.sql import (
     LIKE_ESCAPE,
@@ -236,6 +239,72 @@ def sqlite_index_pays(db):
     if known is None or now - known[1] > CATALOGUE_SIZE_TTL_SEC:
         known = _catalogue_sizes[db] = (kept_count(db, "movies"), now)
     return known[0] >= SQLITE_INDEX_FROM_MOVIES
+
+
+#: Up to this many movies a process keeps every trigram of the catalogue's folded titles
+#: (:class:`TitleTrigrams`): at most a few megabytes, and a read of every title once per
+#: catalogue version, on the way to a search that misses the cache.
+NO_MATCH_FILTER_MAX_MOVIES = 5_000
+
+
+class TitleTrigrams(AnswersAlike):
+    """Title searches that find nothing share one cached answer: the empty page of their other
+    parameters, which no title changes (``meta`` counts nothing). A folded needle that has a
+    trigram no folded title of the catalogue has cannot be a substring of any of them, so this
+    knows it finds nothing without asking the database, from every trigram of the catalogue's
+    ``title_folded`` (the column the search itself compares against, so the same answer on both
+    databases), read with its catalogue version in one statement: one read of every title per
+    catalogue version and process, up to :data:`NO_MATCH_FILTER_MAX_MOVIES` movies (above, every
+    needle keeps a key of its own). A needle may still find nothing while this cannot tell: it
+    then has its own key, as before.
+
+    ``title_node`` is the query string's ``title`` node: a needle that it refuses (a 400 to
+    come) is left alone, so its request is validated, never answered from the group's copy."""
+
+    GROUP = "no-title-match"
+
+    def __init__(self, title_node):
+        self.title_node = title_node
+        self.known = (None, None)  # (str(catalogue version), frozenset of trigrams, or None: too many movies)
+        self.learning = threading.Lock()
+
+    def learn(self, db, version):
+        if self.known[0] == str(version) or not self.learning.acquire(blocking=False):
+            return  # known, or another thread is learning it
+        try:
+            if kept_count(db, "movies") > NO_MATCH_FILTER_MAX_MOVIES:
+                self.known = (str(version), None)
+                return
+            # one statement, so one snapshot: the titles are those of the version beside them
+            rows = select_rows(
+                db,
+                'SELECT "c"."version", "m"."title_folded" FROM "catalog_version" "c" '
+                'LEFT JOIN "movies" "m" ON 1 = 1 WHERE "c"."id" = 1',
+                {},
+            )
+            if not rows:
+                return
+            trigrams = set()
+            for _, folded in rows:
+                if folded:
+                    trigrams.update(folded[at:at + TRIGRAM] for at in range(len(folded) - TRIGRAM + 1))
+            self.known = (str(rows[0][0]), frozenset(trigrams))
+        finally:
+            self.learning.release()
+
+    def group(self, version, query):
+        title = query.get("title")
+        known_version, trigrams = self.known
+        if title is None or trigrams is None or known_version != str(version):
+            return None, query
+        try:
+            folded = fold_title(self.title_node.deserialize(title))
+        except colander.Invalid:
+            return None, query
+        for at in range(len(folded) - TRIGRAM + 1):
+            if folded[at:at + TRIGRAM] not in trigrams:
+                return self.GROUP, {name: value for name, value in query.items() if name != "title"}
+        return None, query
 
 
 MOVIE_SORT_COLUMNS = {"title": "title", "ageRestriction": "age_restriction", "createdAt": "created_at"}

@@ -16,6 +16,7 @@ from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.sql import on_sqlite, sql_datetime
 from cinema_api.movies import services
 from cinema_api.movies.entities import fold_title
+from cinema_api.movies.schemas import QueryMovie
 from cinema_api.movies.services import Movies, title_index_of
 from cinema_api.settings import parse_database_url
 from tests.conftest import HERE, commit_elsewhere
@@ -339,3 +340,74 @@ def test_a_sqlite_without_fts5_is_migrated_and_searched_by_reading_every_title(f
         assert "0009_title_search_index" in migrate.rollback_all(url)  # nothing to drop: it still rolls back
     finally:
         db.disconnect()
+
+
+# ---------------------------------------------------------------- searches that find nothing share one copy
+
+
+def search(testapp, headers, status=200, **query):
+    return testapp.get("/v1/movies", query, headers=headers, status=status)
+
+
+def test_searches_that_find_nothing_share_one_cached_answer(testapp, manager, customer):
+    """Once a search has missed the cache at a catalogue version, any needle with a trigram no
+    title has is answered from one copy of the empty page of its other parameters; a change of
+    the catalogue (a new title with that trigram) is seen at once, and a needle that finds
+    something keeps its own key."""
+    items = [{"title": "Bench movie %03d" % i, "ageRestriction": i % 19} for i in range(30)]
+    testapp.post_json("/v1/movies/bulk", {"movies": items}, headers=manager.headers, status=201)
+    first = search(testapp, customer.headers, title="qqq", perPage=20)
+    assert first.headers["X-Cache"] == "MISS"
+    empty = {"movies": [], "meta": {"currentPage": 1, "totalPages": 0, "totalItems": 0, "perPage": 20}}
+    assert first.json == empty
+    for needle in ("zzz", "XYZ", "  benchmark ", "movie 0300", "Q%_"):  # never asked: one trigram is nowhere
+        again = search(testapp, customer.headers, title=needle, perPage=20)
+        assert (again.headers["X-Cache"], again.json) == ("HIT", empty), needle
+        assert again.headers["ETag"] == first.headers["ETag"]
+    other = search(testapp, customer.headers, title="zzz", perPage=20, sort="title")  # other parameters: their own copy
+    assert other.headers["X-Cache"] == "MISS" and other.json == empty
+    found = search(testapp, customer.headers, title="ovie 01", perPage=20)
+    assert found.headers["X-Cache"] == "MISS" and found.json["meta"]["totalItems"] == 10
+    assert search(testapp, customer.headers, title="ovie 01", perPage=20).headers["X-Cache"] == "HIT"
+    # every trigram of "movie 0010" is somewhere, yet nothing matches: a key of its own, the same answer
+    own = search(testapp, customer.headers, title="movie 0010", perPage=20)
+    assert own.headers["X-Cache"] == "MISS" and own.json == empty
+
+    testapp.post_json("/v1/movies", {"title": "ZZ Top: live", "ageRestriction": 0}, headers=manager.headers, status=201)
+    now = search(testapp, customer.headers, title="zzz", perPage=20)
+    assert now.json == empty  # "zzz" is still in no title
+    top = search(testapp, customer.headers, title="zz t", perPage=20)
+    assert [m["title"] for m in top.json["movies"]] == ["ZZ Top: live"]
+    assert search(testapp, customer.headers, title="qqq", perPage=20).json == empty
+
+
+def test_a_needle_the_query_schema_refuses_is_never_answered_from_the_shared_copy(testapp, manager, customer):
+    testapp.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 16}, headers=manager.headers, status=201)
+    search(testapp, customer.headers, title="qqq", perPage=20)
+    assert search(testapp, customer.headers, title="zzz", perPage=20).headers["X-Cache"] == "HIT"
+    too_long = search(testapp, customer.headers, 400, title="q" * 201, perPage=20)
+    assert "title" in too_long.text
+    search(testapp, customer.headers, 400, title="qq\x00q", perPage=20)
+    search(testapp, customer.headers, 400, title="qqq", perPage=500)  # another parameter refused: its own key
+
+
+def test_a_catalogue_above_the_limit_keeps_a_key_per_needle(testapp, manager, customer, monkeypatch):
+    monkeypatch.setattr(services, "NO_MATCH_FILTER_MAX_MOVIES", 2)
+    items = [{"title": "Movie %d" % i, "ageRestriction": 0} for i in range(3)]
+    testapp.post_json("/v1/movies/bulk", {"movies": items}, headers=manager.headers, status=201)
+    assert search(testapp, customer.headers, title="qqq").headers["X-Cache"] == "MISS"
+    assert search(testapp, customer.headers, title="zzz").headers["X-Cache"] == "MISS"
+    testapp.delete("/v1/movies/%s" % movies_of(testapp, customer.headers)[0]["id"], headers=manager.headers, status=204)
+    assert search(testapp, customer.headers, title="qqq").headers["X-Cache"] == "MISS"  # learns: 2 movies now
+    assert search(testapp, customer.headers, title="zzz").headers["X-Cache"] == "HIT"
+
+
+def test_what_is_known_serves_only_its_own_catalogue_version():
+    trigrams = services.TitleTrigrams(QueryMovie()["title"])
+    trigrams.known = ("v1", frozenset({"ali", "lie", "ien"}))
+    query = {"title": "Zorro", "perPage": "20"}
+    assert trigrams.group("v1", query) == ("no-title-match", {"perPage": "20"})
+    assert trigrams.group("v2", query) == (None, query)
+    assert trigrams.group("v1", {"title": "ALIEN", "perPage": "20"})[0] is None
+    assert trigrams.group("v1", {"title": "zo", "perPage": "20"})[0] is None  # no trigram to tell by
+    assert trigrams.group("v1", {"perPage": "20"})[0] is None
