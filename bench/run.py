@@ -126,8 +126,8 @@ FLOOR_TARGETS = {
     "cached list": 0.45,
     "movie by id": 0.45,
     "session list": 0.45,
-    "title search (misses)": 0.25,
-    "purchase (fresh pairs)": 0.18,
+    "title search (misses)": 0.45,  # issue 29: about twice the original's
+    "purchase (fresh pairs)": 0.30,  # issue 29: about twice the original's
 }
 PURCHASES, SEATED_PURCHASES = "purchase (fresh pairs)", "purchase with seats (fresh pairs)"
 LOGIN_USER = "customer000"

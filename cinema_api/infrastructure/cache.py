@@ -367,8 +367,9 @@ class AnswersAlike:
     calls on the way to a miss, within the request's ``db_session``; used by :meth:`group` for
     every key, the fast path's included, only at the catalogue version it was learnt at."""
 
-    def learn(self, db, version):
-        """Learn what :meth:`group` needs at ``version``, unless known already."""
+    def learn(self, db, version, query):
+        """Learn what :meth:`group` needs at ``version`` for requests like this one (``query``, a
+        mapping of its query string), unless known already."""
 
     def group(self, version, query):
         """``(group, query)``: the name of the group of queries whose answer this one shares, and
@@ -426,7 +427,7 @@ def cache_tween_factory(handler, registry):
         # at most as old as the data in it.
         version = catalog_version(request)
         if route.alike is not None and version:
-            route.alike.learn(request.db, version)
+            route.alike.learn(request.db, version, request.GET)
         key = route.key(version, info["match"], request.GET.items()) if version else None
         region = caches.region(route.region)
         # a key the fast path of cached hits just missed is not looked up again (Redis: a round trip)

@@ -268,9 +268,9 @@ class TitleTrigrams(AnswersAlike):
         self.known = (None, None)  # (str(catalogue version), frozenset of trigrams, or None: too many movies)
         self.learning = threading.Lock()
 
-    def learn(self, db, version):
-        if self.known[0] == str(version) or not self.learning.acquire(blocking=False):
-            return  # known, or another thread is learning it
+    def learn(self, db, version, query):
+        if "title" not in query or self.known[0] == str(version) or not self.learning.acquire(blocking=False):
+            return  # no search, known already, or another thread is learning it
         try:
             if kept_count(db, "movies") > NO_MATCH_FILTER_MAX_MOVIES:
                 self.known = (str(version), None)

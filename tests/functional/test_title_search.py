@@ -411,3 +411,5 @@ def test_what_is_known_serves_only_its_own_catalogue_version():
     assert trigrams.group("v1", {"title": "ALIEN", "perPage": "20"})[0] is None
     assert trigrams.group("v1", {"title": "zo", "perPage": "20"})[0] is None  # no trigram to tell by
     assert trigrams.group("v1", {"perPage": "20"})[0] is None
+    trigrams.learn(None, "v2", {"perPage": "20"})  # a list without a search learns nothing (no database asked)
+    assert trigrams.known[0] == "v1"
