@@ -15,10 +15,13 @@ request that finds it full, or that could not start hashing within ``wait`` seco
 recent duration of a hash), is refused at once with a 503 and ``Retry-After``. The other
 request threads stay free for everything else.
 
-The gate is fair between clients (a hasher bound with :meth:`PasswordHasher.for_client`): one
-client address holds at most a ``share`` (a quarter) of the hashing places and of the waiting
-places, at least one of each, so a flood from one address (valid logins included) is refused at
-once beyond that while others still get in. A waiting request whose client has gone away
+The gate is fair between clients (a hasher bound with :meth:`PasswordHasher.for_client`), and
+leaves nothing idle that nobody else asks for. One client address may use the whole gate while
+it is alone (clients behind one NAT, or a proxy not in ``TRUSTED_PROXIES``); once another
+client asks, the first holds a ``share`` (a quarter, at least one) of the hashing places and of
+the waiting places: the newest of its waiting requests beyond its share is refused (503) to make
+room for the other's, which also takes the next place freed. So a flood from one address (valid
+logins included) never keeps another address out. A waiting request whose client has gone away
 (waitress's ``waitress.client_disconnected``) leaves at once and is never hashed.
 """
 
@@ -64,10 +67,11 @@ def _gone():
 
 
 class _Waiter:
-    __slots__ = ("client",)
+    __slots__ = ("client", "evicted")
 
     def __init__(self, client):
         self.client = client
+        self.evicted = False  # made way for another client's request: leaves with a 503
 
 
 class HashingGate:
@@ -93,12 +97,26 @@ class HashingGate:
         self.typical = None  # seconds per hash, smoothed
 
     def is_full(self, wait, client=None):
-        """Whether a request arriving now would be refused: no room at the gate, or no start
-        within ``wait`` seconds at the recent pace, or its client's share of the waiting places
-        taken. A cheap look, before any other work."""
-        if client is not None and self.held[client] - self.placed[client] >= self.client_queue:
-            return True
-        return self.admitted >= self.max_admitted or self.predicted_start() > wait
+        """Whether a request arriving now would be refused: no room at the gate (or no start
+        within ``wait`` seconds at the recent pace), unless a waiting request of a client beyond
+        its share of the waiting places would make way for it. A cheap look, before any other work."""
+        if self.admitted < self.max_admitted and self.predicted_start() <= wait:
+            return False
+        return self._evictable(client) is None
+
+    def _evictable(self, client):
+        """The newest waiting request of another client that holds more than its share of the
+        waiting places, which makes way for a request of ``client`` (within its own share), or
+        None. Under the lock."""
+        if client is None:
+            return None
+        waiting = Counter(waiter.client for waiter in self.waiting if not waiter.evicted)
+        if waiting[client] >= self.client_queue:
+            return None
+        for waiter in reversed(self.waiting):
+            if not waiter.evicted and waiter.client not in (None, client) and waiting[waiter.client] > self.client_queue:
+                return waiter
+        return None
 
     def predicted_start(self):
         waiting = max(0, self.admitted - self.concurrency)
@@ -116,6 +134,9 @@ class HashingGate:
             if self.is_full(wait, client):
                 self.rejections.inc()
                 raise _busy()
+            if self.admitted >= self.max_admitted or self.predicted_start() > wait:
+                self._evictable(client).evicted = True  # it leaves at once (503): this one takes its place in line
+                self.place_freed.notify_all()
             self.admitted += 1
             self.held[client] += 1
         try:
@@ -136,6 +157,8 @@ class HashingGate:
             self.waiting.append(waiter)
             try:
                 while True:
+                    if waiter.evicted:
+                        raise _busy()
                     blocked = self._blocked(waiter, busy, deadline)
                     if not blocked:
                         break
@@ -160,14 +183,19 @@ class HashingGate:
         for earlier in self.waiting:
             if earlier is waiter:
                 break
-            if self._may_place(earlier.client):
+            if not earlier.evicted and self._may_place(earlier.client):
                 return "full"
         if busy is not None and self.hashing and time.monotonic() < deadline and busy():
             return "busy"
         return None
 
     def _may_place(self, client):
-        return client is None or self.placed[client] < self.client_places
+        """Whether ``client`` may take one more place: within its share, or beyond it while no
+        other client waits for one (a place that nobody else asks for is not left idle; a
+        client that arrives takes the next place freed, before the first one's next request)."""
+        if client is None or self.placed[client] < self.client_places:
+            return True
+        return all(waiter.client == client or waiter.evicted for waiter in self.waiting)
 
     def _hash(self, client, gone, deadline, func, args):
         """``func(*args)`` on a hashing thread, in the place taken; the place is given back."""

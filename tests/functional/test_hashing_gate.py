@@ -47,12 +47,11 @@ def flood(until, call):
     return statuses
 
 
-def test_a_flood_from_one_address_holds_a_quarter_of_the_gate_and_others_still_get_in():
-    gate = HashingGate(concurrency=4)  # 4 places, 4 waiting: one address holds 1 and 1
+def test_a_flood_from_one_address_uses_the_gate_alone_and_never_keeps_another_out():
+    gate = HashingGate(concurrency=4)  # 4 places, 4 waiting: with another client there, one address holds 1 and 1
     gate.typical = 0.05
     hashes = Hashes(0.05)
     until = time.monotonic() + FLOOD_SEC
-    held = []
 
     def call(index):
         if index < 16:
@@ -60,7 +59,6 @@ def test_a_flood_from_one_address_holds_a_quarter_of_the_gate_and_others_still_g
         time.sleep(0.2)  # the flood has filled what it can
         served = []
         for _ in range(5):
-            held.append(gate.held["203.0.113.1"])
             started = time.monotonic()
             served.append(gate.run(5, None, hashes, "B", client="203.0.113.2"))
             assert time.monotonic() - started < 1
@@ -68,10 +66,53 @@ def test_a_flood_from_one_address_holds_a_quarter_of_the_gate_and_others_still_g
 
     results = at_once(17, call)
     assert results[16] == [True] * 5  # never a 503 for the other address
-    assert hashes.most["A"] == 1  # a quarter of the 4 places
-    assert max(held) <= 2  # one place and one of the 4 waiting
+    assert hashes.most["A"] == 4  # alone, the flood hashes on every place
     flood_statuses = sum(results[:16], [])
     assert flood_statuses.count(200) > 5 and flood_statuses.count(503) > 0
+
+
+class Ordered(Hashes):
+    """:class:`Hashes` that also records the order in which the hashes started."""
+
+    def __init__(self, seconds):
+        super().__init__(seconds)
+        self.started = []
+
+    def __call__(self, client):
+        with self.lock:
+            self.started.append(client)
+        return super().__call__(client)
+
+
+def test_one_address_alone_is_refused_nothing_the_gate_can_hold():
+    """8 clients behind one address, a gate of 2 places and 2 waiting: nothing idles, nothing is refused."""
+    gate = HashingGate(concurrency=2)
+    gate.typical = 0.05
+    hashes = Hashes(0.05)
+    results = at_once(4, lambda index: gate.run(5, None, hashes, "A", client="203.0.113.1"))
+    assert results == [True] * 4 and hashes.most["A"] == 2
+
+
+def test_another_address_takes_the_newest_waiting_place_beyond_the_share_and_the_next_place_freed():
+    gate = HashingGate(concurrency=2)  # 2 places, 2 waiting: one address holds 1 and 1 once another asks
+    gate.typical = 0.2
+    hashes = Ordered(0.2)
+
+    def call(index):
+        if index < 4:
+            time.sleep(0.02 * index)  # admitted in this order: 0 and 1 hash, 2 and 3 wait
+            try:
+                return gate.run(5, None, hashes, "A", client="203.0.113.1")
+            except ServiceUnavailable:
+                return 503
+        time.sleep(0.1)
+        assert gate.admitted == gate.max_admitted  # the gate is full of the first address
+        return gate.run(5, None, hashes, "B", client="203.0.113.2")
+
+    results = at_once(5, call)
+    assert results == [True, True, True, 503, True]  # the newest waiting request of A made way for B
+    assert hashes.started == ["A", "A", "B", "A"]  # B took the first place freed, before A's waiting one
+    assert gate.admitted == 0 and not gate.waiting and not gate.held and not gate.placed
 
 
 def test_a_flood_of_valid_logins_from_one_address_does_not_keep_another_address_out(app, testapp, monkeypatch):
