@@ -71,21 +71,24 @@ def test_a_flood_from_one_address_uses_the_gate_alone_and_never_keeps_another_ou
     assert flood_statuses.count(200) > 5 and flood_statuses.count(503) > 0
 
 
-class Ordered(Hashes):
-    """:class:`Hashes` that also records the order in which the hashes started."""
+class Ordered:
+    """A stand-in for bcrypt that takes ``seconds[label]`` (default 0.2) and records the order in
+    which the hashes started, by label."""
 
-    def __init__(self, seconds):
-        super().__init__(seconds)
+    def __init__(self, **seconds):
+        self.seconds = seconds
+        self.lock = threading.Lock()
         self.started = []
 
-    def __call__(self, client):
+    def __call__(self, label):
         with self.lock:
-            self.started.append(client)
-        return super().__call__(client)
+            self.started.append(label)
+        time.sleep(self.seconds.get(label, 0.2))
+        return True
 
 
 def test_one_address_alone_is_refused_nothing_the_gate_can_hold():
-    """8 clients behind one address, a gate of 2 places and 2 waiting: nothing idles, nothing is refused."""
+    """4 clients behind one address, a gate of 2 places and 2 waiting: nothing idles, nothing is refused."""
     gate = HashingGate(concurrency=2)
     gate.typical = 0.05
     hashes = Hashes(0.05)
@@ -96,22 +99,28 @@ def test_one_address_alone_is_refused_nothing_the_gate_can_hold():
 def test_another_address_takes_the_newest_waiting_place_beyond_the_share_and_the_next_place_freed():
     gate = HashingGate(concurrency=2)  # 2 places, 2 waiting: one address holds 1 and 1 once another asks
     gate.typical = 0.2
-    hashes = Ordered(0.2)
+    hashes = Ordered(A1=0.5)  # the places free one after the other: A0's at 0.2 s, A1's at 0.5 s
+
+    def until(condition):
+        deadline = time.monotonic() + 5
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def call(index):
-        if index < 4:
-            time.sleep(0.02 * index)  # admitted in this order: 0 and 1 hash, 2 and 3 wait
+        if index < 4:  # in this order: 0 and 1 hash, then 2 and 3 wait
+            until(lambda: gate.hashing + len(gate.waiting) == index)
             try:
-                return gate.run(5, None, hashes, "A", client="203.0.113.1")
+                return gate.run(5, None, hashes, "A%d" % index, client="203.0.113.1")
             except ServiceUnavailable:
                 return 503
-        time.sleep(0.1)
+        until(lambda: len(gate.waiting) == 2)
         assert gate.admitted == gate.max_admitted  # the gate is full of the first address
         return gate.run(5, None, hashes, "B", client="203.0.113.2")
 
     results = at_once(5, call)
     assert results == [True, True, True, 503, True]  # the newest waiting request of A made way for B
-    assert hashes.started == ["A", "A", "B", "A"]  # B took the first place freed, before A's waiting one
+    assert sorted(hashes.started[:2]) == ["A0", "A1"]
+    assert hashes.started[2:] == ["B", "A2"]  # B took the first place freed, before A's waiting one
     assert gate.admitted == 0 and not gate.waiting and not gate.held and not gate.placed
 
 
