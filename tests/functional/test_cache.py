@@ -5,6 +5,7 @@ import socket
 import time
 
 import pytest
+import redis
 from webtest import TestApp
 
 from cinema_api import make_app
@@ -222,6 +223,22 @@ def test_two_processes_share_postgresql_and_redis(fresh_postgres_url, fresh_redi
         assert [m["title"] for m in listed["movies"]] == ["Alien", "Heat"] and headers["X-Cache"] == "MISS"
         _, _, detail = second.request("GET", "/v1/movies/" + movie_id, headers=auth)
         assert len(detail["sessions"]) == 1
+        # a search that finds nothing through the first answers another such needle through the
+        # second from Redis: the shared answer's key is the same in both processes
+        assert first.request("GET", "/v1/movies?title=qqq", headers=auth)[1]["X-Cache"] == "MISS"
+        client = redis.Redis.from_url(fresh_redis.url)
+        try:
+            deadline = time.monotonic() + 5
+            while not list(client.scan_iter(match=fresh_redis.prefix + ":movies:*!no-title-match*")):
+                assert time.monotonic() < deadline, "the shared answer never reached Redis"
+                time.sleep(0.05)
+        finally:
+            client.close()
+        _, headers, body = second.request("GET", "/v1/movies?title=zzz", headers=auth)
+        assert (headers["X-Cache"], body["meta"]["totalItems"]) == ("HIT", 0)
+        first.request("POST", "/v1/movies", {"title": "ZZZ Top", "ageRestriction": 0}, auth)
+        _, headers, body = second.request("GET", "/v1/movies?title=zzz", headers=auth)
+        assert (headers["X-Cache"], [m["title"] for m in body["movies"]]) == ("MISS", ["ZZZ Top"])
         # a logout through one is honoured by the other
         assert first.request("POST", "/v1/auth/logout", headers=auth)[0] == 204
         assert second.request("GET", "/v1/movies", headers=auth)[0] == 401
