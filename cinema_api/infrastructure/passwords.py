@@ -99,10 +99,14 @@ class HashingGate:
     def is_full(self, wait, client=None):
         """Whether a request arriving now would be refused: no room at the gate (or no start
         within ``wait`` seconds at the recent pace), unless a waiting request of a client beyond
-        its share of the waiting places would make way for it. A cheap look, before any other work."""
-        if self.admitted < self.max_admitted and self.predicted_start() <= wait:
-            return False
-        return self._evictable(client) is None
+        its share of the waiting places would make way for it. A cheap look, before any other
+        work; it takes the lock, since the line it reads changes under other threads."""
+        with self.lock:
+            return self._crowded(wait) and self._evictable(client) is None
+
+    def _crowded(self, wait):
+        """No room at the gate for one more request, or no start within ``wait`` seconds."""
+        return self.admitted >= self.max_admitted or self.predicted_start() > wait
 
     def _evictable(self, client):
         """The newest waiting request of another client that holds more than its share of the
@@ -131,30 +135,36 @@ class HashingGate:
         arrived = time.monotonic()
         deadline = arrived + wait
         with self.lock:
-            if self.is_full(wait, client):
-                self.rejections.inc()
-                raise _busy()
-            if self.admitted >= self.max_admitted or self.predicted_start() > wait:
-                self._evictable(client).evicted = True  # it leaves at once (503): this one takes its place in line
+            if self._crowded(wait):
+                victim = self._evictable(client)
+                if victim is None:
+                    self.rejections.inc()
+                    raise _busy()
+                victim.evicted = True  # it leaves at once (503): this one takes its place in line
                 self.place_freed.notify_all()
             self.admitted += 1
             self.held[client] += 1
+            # in line in the same step as admitted: a request arriving meanwhile sees every waiter
+            # it could make way for, and none that is not in line yet
+            waiter = _Waiter(client)
+            self.waiting.append(waiter)
+        placed = False
         try:
-            self._take_place(client, busy, gone, deadline)
+            self._take_place(waiter, busy, gone, deadline)
+            placed = True  # from now on the request leaves the gate with its place (_give_back_place)
             self.waits.observe(time.monotonic() - arrived)
             return self._hash(client, gone, deadline, func, args)
         except ServiceUnavailable:
             self.rejections.inc()
             raise
         finally:
-            with self.lock:
-                self.admitted -= 1
-                self._forget(self.held, client)
+            if not placed:
+                with self.lock:
+                    self._leave(client)
 
-    def _take_place(self, client, busy, gone, deadline):
-        waiter = _Waiter(client)
+    def _take_place(self, waiter, busy, gone, deadline):
+        """Wait in line (``waiter``, already in :attr:`waiting`) for a place, and take it."""
         with self.lock:
-            self.waiting.append(waiter)
             try:
                 while True:
                     if waiter.evicted:
@@ -172,7 +182,7 @@ class HashingGate:
                 self.waiting.remove(waiter)
                 self.place_freed.notify_all()  # a later waiter may be first in line now
             self.hashing += 1
-            self.placed[client] += 1
+            self.placed[waiter.client] += 1
 
     def _blocked(self, waiter, busy, deadline):
         """Why ``waiter`` may not take a place now (under the lock), or None: no place free, its
@@ -220,10 +230,17 @@ class HashingGate:
         return future.result()
 
     def _give_back_place(self, client):
+        """The hash is done (or never started): the request leaves its place and the gate, whose
+        room counts only what waits or hashes, not what is on its way out."""
         with self.lock:
             self.hashing -= 1
             self._forget(self.placed, client)
+            self._leave(client)
             self.place_freed.notify_all()
+
+    def _leave(self, client):
+        self.admitted -= 1
+        self._forget(self.held, client)
 
     @staticmethod
     def _forget(counter, client):

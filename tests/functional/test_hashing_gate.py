@@ -124,6 +124,78 @@ def test_another_address_takes_the_newest_waiting_place_beyond_the_share_and_the
     assert gate.admitted == 0 and not gate.waiting and not gate.held and not gate.placed
 
 
+def test_a_request_is_in_line_from_the_moment_it_is_admitted(monkeypatch):
+    """Admitted requests that have not yet reached the line (a thread descheduled between the
+    two, here for 0.3 s) still make way for another address: it is never refused for them."""
+    gate = HashingGate(concurrency=2)  # 2 places, 2 waiting
+    gate.typical = 0.05
+    hashes = Hashes(0.05)
+    take_place = gate._take_place
+
+    def late(*args, **kwargs):
+        time.sleep(0.3)
+        return take_place(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "_take_place", late)
+
+    def call(index):
+        if index < 4:
+            try:
+                return gate.run(5, None, hashes, "A", client="203.0.113.1")
+            except ServiceUnavailable:
+                return 503
+        deadline = time.monotonic() + 5
+        while gate.admitted < gate.max_admitted and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert gate.hashing == 0  # the first address's requests are all admitted, none has a place yet
+        return gate.run(5, None, hashes, "B", client="203.0.113.2")
+
+    results = at_once(5, call)
+    assert results[4] is True  # never a 503 for the other address
+    assert results[:4].count(True) == 3 and results[:4].count(503) == 1  # one of the first made way
+
+
+def test_a_request_on_its_way_out_holds_no_room_at_the_gate(monkeypatch):
+    """Requests whose hash is done but whose thread has not yet returned (descheduled, here for
+    0.3 s) no longer count among those at the gate: another address is admitted meanwhile."""
+    gate = HashingGate(concurrency=2)  # 2 places, 2 waiting
+    gate.typical = 0.05
+    hashes = Ordered(A0=0.05, A1=0.05)  # A2 and A3 hash for 0.2 s
+    hash_ = gate._hash
+
+    def slow_to_return(*args, **kwargs):
+        result = hash_(*args, **kwargs)
+        time.sleep(0.3)
+        return result
+
+    monkeypatch.setattr(gate, "_hash", slow_to_return)
+
+    def call(index):
+        if index < 4:
+            return gate.run(5, None, hashes, "A%d" % index, client="203.0.113.1")
+        deadline = time.monotonic() + 5
+        while len(hashes.started) < 4 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert gate.hashing == 2 and not gate.waiting  # A2 and A3 hash, A0 and A1 are on their way out
+        return gate.run(5, None, hashes, "B", client="203.0.113.2")
+
+    results = at_once(5, call)
+    assert results == [True] * 5
+
+
+def test_the_cheap_look_reads_the_line_under_the_gate_s_lock():
+    """is_full walks the line, which other threads change: read without the lock it raised
+    "deque mutated during iteration" under a flood (a 500 for a login)."""
+    gate = HashingGate(concurrency=1)
+    looked = threading.Event()
+    with gate.lock:
+        looker = threading.Thread(target=lambda: (gate.is_full(5, "203.0.113.1"), looked.set()))
+        looker.start()
+        assert not looked.wait(0.2)  # it waits for the lock
+    assert looked.wait(5)
+    looker.join(5)
+
+
 def test_a_flood_of_valid_logins_from_one_address_does_not_keep_another_address_out(app, testapp, monkeypatch):
     monkeypatch.setitem(app.registry, "cinema.password_hasher", PasswordHasher(4, None, gate=HashingGate(2)))
     checkpw = bcrypt.checkpw
