@@ -26,8 +26,9 @@ def sql_datetime(db, value):
 
 
 def sqlite_datetime(text):
-    """A datetime as SQLite stores it (Pony's text form) -> naive UTC ``datetime``."""
-    return datetime.fromisoformat(text)
+    """A datetime as SQLite stores it (Pony's text form) -> naive UTC ``datetime``; None (an
+    optional column's NULL) stays None."""
+    return datetime.fromisoformat(text) if text is not None else None
 
 
 _PARAMETER = re.compile(r"\$(\w+)")

@@ -58,8 +58,7 @@ def define_entities(db):
                 return row
             # SQLite: UUIDs are 16-byte blobs and datetimes the text Pony stores
             (day, *middle, movie_id, title, restriction, age, cancelled_at) = row
-            cancelled_at = sqlite_datetime(cancelled_at) if cancelled_at is not None else None
-            return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, cancelled_at)
+            return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, sqlite_datetime(cancelled_at))
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

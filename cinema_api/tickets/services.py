@@ -284,9 +284,7 @@ class Tickets:
              session_id, date, timeslot, room_number, movie_id, title, restriction) in rows:
             if sqlite:  # UUIDs as 16-byte blobs, datetimes as the text Pony stores
                 ticket_id, user_id, session_id, movie_id = (uuid.UUID(bytes=value) for value in (ticket_id, user_id, session_id, movie_id))
-                purchased_at, date = sqlite_datetime(purchased_at), sqlite_datetime(date)
-                used_at = sqlite_datetime(used_at) if used_at is not None else None
-                cancelled_at = sqlite_datetime(cancelled_at) if cancelled_at is not None else None
+                purchased_at, date, used_at, cancelled_at = map(sqlite_datetime, (purchased_at, date, used_at, cancelled_at))
             movie = MovieFacts(movie_id, title, restriction)
             screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
             tickets.append(SoldTicket(ticket_id, Buyer(user_id), screening, seat, purchased_at, bool(is_used), used_at, cancelled_at))
