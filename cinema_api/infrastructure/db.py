@@ -27,6 +27,7 @@ from pyramid_retry import is_last_attempt, mark_error_retryable
 from cinema_api.core.body import MAX_BODY_BYTES, is_chunked
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure import migrate
+from cinema_api.infrastructure.checkpoints import FALLBACK_PAGES, WalCheckpointer
 from cinema_api.infrastructure.pony_internals import PostgresProvider, select_rows
 from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid
 from cinema_api.infrastructure.storage_errors import driver_error, is_retryable
@@ -50,6 +51,7 @@ def make_database(database_url, definers, timeout=5):
         define(db)
     close_connections_with_their_thread(db)
     if database_url.is_sqlite:
+        checkpointer = WalCheckpointer(database_url.bind_kwargs["filename"])
 
         @db.on_connect(provider="sqlite")
         def sqlite_pragmas(db, connection):
@@ -66,6 +68,10 @@ def make_database(database_url, definers, timeout=5):
             # 512 KiB of pages per connection (SQLite's default: 2 MiB), one connection per
             # request thread: the operating system already caches the file for all of them.
             cursor.execute("PRAGMA cache_size = -512")
+            # A thread of the process moves the log into the file (checkpoints); a commit does it
+            # itself only past the fallback, should that thread fall behind.
+            cursor.execute("PRAGMA wal_autocheckpoint = %d" % FALLBACK_PAGES)
+            checkpointer.start()
 
         db.bind(**database_url.bind_kwargs)
     else:
