@@ -294,25 +294,32 @@ def customer(testapp):
 
 
 
-def commit_elsewhere(settings, sql, *params):
-    """Run ``sql`` (driver placeholders: ``?`` on SQLite, ``%s`` on PostgreSQL; write them as
-    ``%s``) on a connection of its own and commit: another process's write, landing between two
-    steps of a request."""
+def connect_elsewhere(settings):
+    """A driver connection of its own to the test database (not the application's pool):
+    another process's, as far as the application can tell."""
     url = settings.database_url
     if url.is_sqlite:
         import sqlite3
 
         connection = sqlite3.connect(url.bind_kwargs["filename"])
         connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+    import psycopg2
+
+    given = url.bind_kwargs
+    return psycopg2.connect(
+        dbname=given["database"], **{key: given[key] for key in ("host", "port", "user", "password") if key in given}
+    )
+
+
+def commit_elsewhere(settings, sql, *params):
+    """Run ``sql`` (driver placeholders: ``?`` on SQLite, ``%s`` on PostgreSQL; write them as
+    ``%s``) on a connection of its own and commit: another process's write, landing between two
+    steps of a request."""
+    connection = connect_elsewhere(settings)
+    if settings.database_url.is_sqlite:
         sql = sql.replace("%s", "?")
         params = tuple(uuid.UUID(p).bytes if isinstance(p, str) and len(p) == 36 else p for p in params)
-    else:
-        import psycopg2
-
-        given = url.bind_kwargs
-        connection = psycopg2.connect(
-            dbname=given["database"], **{key: given[key] for key in ("host", "port", "user", "password") if key in given}
-        )
     try:
         connection.cursor().execute(sql, params)
         connection.commit()

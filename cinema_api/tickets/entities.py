@@ -17,6 +17,18 @@ _PURCHASE_FACTS = (
     'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" WHERE "s"."id" = $sid'
 )
 
+# PostgreSQL, a purchase without a seat in one round trip: the same read and, in the same
+# statement, the sale, made only where every check of ``Tickets.buy`` passes on what it read.
+_READ_AND_SELL_UNSEATED = (
+    'WITH "f" ("date", "timeslot", "room_number", "seat_rows", "seats_per_row", "movie_id", "title", "age_restriction", '
+    '"age", "cancelled_at") AS (' + _PURCHASE_FACTS + '), '
+    '"sold" AS (INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
+    'SELECT $tid, $uid, $sid, NULL, $now, $false FROM "movie_sessions" "s", "f" '
+    'WHERE "s"."id" = $sid AND "s"."cancelled_at" IS NULL AND "f"."cancelled_at" IS NULL AND "f"."seat_rows" IS NULL '
+    'AND "f"."date" > $now AND "f"."age" >= "f"."age_restriction" FOR SHARE OF "s" RETURNING 1) '
+    'SELECT "f".*, (SELECT COUNT(*) FROM "sold") FROM "f"'
+)
+
 
 def define_entities(db):
     class Ticket(db.Entity):
@@ -59,6 +71,32 @@ def define_entities(db):
             # SQLite: UUIDs are 16-byte blobs and datetimes the text Pony stores
             (day, *middle, movie_id, title, restriction, age, cancelled_at) = row
             return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, sqlite_datetime(cancelled_at))
+
+        @classmethod
+        def read_and_sell_unseated(cls, ticket_id, user_id, session_id, now):
+            """PostgreSQL: ``(facts, sold)``, where ``facts`` is what :meth:`purchase_facts` reads
+            and ``sold`` whether the same statement sold ticket ``ticket_id`` without a seat: only
+            to a buyer there and old enough, for a session there, on sale (not cancelled), without
+            a seat plan and not started at ``now`` (the checks of ``Tickets.buy``). One round trip
+            where reading and then selling take two. The session's row is locked for share, as
+            :meth:`sell_seat` locks it; the buyer's second ticket raises, as from :meth:`sell_seat`.
+            ``(None, False)`` without such a session."""
+            cursor = execute_alone(
+                db,
+                _READ_AND_SELL_UNSEATED,
+                {
+                    "tid": ticket_id,
+                    "uid": user_id,
+                    "sid": session_id,
+                    "now": now,
+                    "false": False,
+                },
+                prepared=True,
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None, False
+            return row[:-1], row[-1] == 1
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

@@ -130,8 +130,10 @@ class Tickets:
         """The ticket sold to the buyer (a :class:`SoldTicket`); the checks run in the order of
         docs/API.md sections 1 and 10.
 
-        One read brings the session, its movie and the buyer's age; one insert sells, and the
-        database refuses what the checks cannot see: the buyer's second ticket (the unique key
+        One read brings the session, its movie and the buyer's age; one insert sells (on
+        PostgreSQL a purchase without a seat is one statement: the read, and the insert made only
+        where every check passes on what it read), and the database refuses what the checks
+        cannot see: the buyer's second ticket (the unique key
         on user and session), a seat sold meanwhile, a session deleted or cancelled meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
@@ -140,11 +142,16 @@ class Tickets:
             raise NotYourTicket()
         buyer, session_id = uuid.UUID(buyer_id), uuid.UUID(screening_id)
         Ticket = self.db.Ticket
-        facts = Ticket.purchase_facts(buyer, session_id)
+        ticket_id, now = uuid.uuid4(), utcnow()
+        if seat is None and not on_sqlite(self.db):
+            # one round trip: the read, and the sale where every check below passes on it
+            facts, sold = Ticket.read_and_sell_unseated(ticket_id, buyer, session_id, now)
+        else:
+            facts, sold = Ticket.purchase_facts(buyer, session_id), False
         if facts is None:
             raise ScreeningNotFound()
         date, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age, cancelled_at = facts
-        if date <= utcnow():  # started: the instant, not the calendar day
+        if date <= now:  # started: the instant, not the calendar day
             raise ScreeningAlreadyStarted()
         if age is None:
             raise UserNotFound()
@@ -158,25 +165,29 @@ class Tickets:
                 raise SeatNotInPlan(seat)
         if cancelled_at is not None:
             raise ScreeningCancelled()
-        ticket_id, now = uuid.uuid4(), utcnow()
+        if not sold:
+            seat = self._sell(ticket_id, buyer, session_id, plan, seat, now)
+        if self.metrics is not None:
+            after_commit(self.metrics.tickets_sold.inc)
+        movie = MovieFacts(movie_id, title, restriction)
+        screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
+        return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)
+
+    def _sell(self, ticket_id, buyer, session_id, plan, seat, now):
+        """Sell the ticket once the checks passed: the seat sold (None without a seat plan)."""
         try:
             if plan is None:
                 # no seat: nothing to conflict on; only a screening cancelled or deleted meanwhile refuses it
-                if not Ticket.sell_seat(ticket_id, buyer, session_id, None, now):
+                if not self.db.Ticket.sell_seat(ticket_id, buyer, session_id, None, now):
                     self._refuse_screening_gone(session_id)
-            else:
-                seat = self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
+                return None
+            return self._sell_seat(ticket_id, buyer, session_id, plan, seat, now)
         except IntegrityError as exc:
             # SQLite names no foreign key: the session was deleted since it was read (the buyer's
             # own deletion revokes the token this request came with)
             if on_sqlite(self.db) and "FOREIGN KEY constraint failed" in str(exc):
                 raise ScreeningNotFound() from exc
             raise  # the 409 of the constraint that fired (cinema_api.infrastructure.db)
-        if self.metrics is not None:
-            after_commit(self.metrics.tickets_sold.inc)
-        movie = MovieFacts(movie_id, title, restriction)
-        screening = ScreeningFacts(session_id, date, timeslot, room_number, movie)
-        return SoldTicket(ticket_id, Buyer(buyer), screening, seat, now)
 
     def _sell_seat(self, ticket_id, user_id, session_id, plan, seat, now):
         """Sell ``seat``, or the first free seat, to the user: the seat sold.

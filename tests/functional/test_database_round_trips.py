@@ -118,11 +118,12 @@ def sent_statements():
     return sent
 
 
-def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, monkeypatch):
-    """Authentication, one read of the session, its movie and the buyer, and the insert, alone in
-    autocommit mode (no BEGIN and COMMIT round trips, a single statement being atomic): the
-    unique key refuses a second ticket, so no statement checks for one beforehand. The server
-    plans each of the three once per connection (prepared statements), not on every purchase."""
+def test_a_purchase_reads_and_sells_in_one_statement(fresh_postgres_url, tmp_path, monkeypatch):
+    """Authentication, then one statement: the read of the session, its movie and the buyer, and
+    the insert made only where every check passes, alone in autocommit mode (no BEGIN and COMMIT
+    round trips, a single statement being atomic). The unique key refuses a second ticket, so no
+    statement checks for one beforehand. A seat asked for is read, then sold: two statements.
+    The server plans each once per connection (prepared statements), not on every purchase."""
     from webtest import TestApp
 
     from cinema_api import make_app
@@ -142,26 +143,36 @@ def test_a_purchase_reads_once_and_inserts_once(fresh_postgres_url, tmp_path, mo
     session = client.post_json("/v1/movies/%s/sessions" % movie["id"], session, headers=manager.headers).json
     RecordingCursor.statements.clear()
     client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=first.headers, status=201)
-    facts = 'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", '
-    # the connection planned the login check for the manager's requests; the purchase's statements now
+    # the connection planned the login check for the manager's requests; the purchase's statement now
     assert sent_statements() == [
         ('EXECUTE SELECT "live_login_session"', "autocommit"),
         ("PREPARE", "autocommit"),
-        ("EXECUTE " + facts, "autocommit"),
-        ("PREPARE", "autocommit"),
-        ('EXECUTE INSERT INTO "tickets" ', "autocommit"),  # one statement: its own transaction
+        ('EXECUTE WITH "f" ', "autocommit"),  # one statement: its own transaction
     ]
     RecordingCursor.statements.clear()
     client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=second.headers, status=201)
     assert sent_statements() == [
         ('EXECUTE SELECT "live_login_session"', "autocommit"),
-        ("EXECUTE " + facts, "autocommit"),
-        ('EXECUTE INSERT INTO "tickets" ', "autocommit"),
+        ('EXECUTE WITH "f" ', "autocommit"),
     ]
     RecordingCursor.statements.clear()
     again = client.post_json("/v1/tickets", {"sessionId": session["id"]}, headers=first.headers, status=409)
     assert again.json["message"] == "Ticket already purchased for this session"
-    assert len(RecordingCursor.statements) == 3
+    assert len(RecordingCursor.statements) == 2
+    # a seat asked for: the read, then the conditional insert of that seat
+    client.put_json("/v1/rooms/2", {"rows": 2, "seatsPerRow": 3}, headers=manager.headers)
+    seated = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 2}
+    seated = client.post_json("/v1/movies/%s/sessions" % movie["id"], seated, headers=manager.headers).json
+    RecordingCursor.statements.clear()
+    client.post_json("/v1/tickets", {"sessionId": seated["id"], "seat": "B3"}, headers=first.headers, status=201)
+    facts = 'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", '
+    assert sent_statements() == [
+        ('EXECUTE SELECT "live_login_session"', "autocommit"),
+        ("PREPARE", "autocommit"),
+        ("EXECUTE " + facts, "autocommit"),
+        ("PREPARE", "autocommit"),
+        ('EXECUTE INSERT INTO "tickets" ', "autocommit"),
+    ]
     app.registry["cinema.db"].disconnect()
 
 

@@ -90,6 +90,26 @@ def test_check_order_past_before_age_before_duplicate(testapp, app, show):
     buy(testapp, teen, sessions[0]["id"], status=400)  # already started wins over age
 
 
+@pytest.mark.parametrize("refusal", ["started", "too young", "cancelled", "unknown session"])
+def test_a_refused_purchase_sells_nothing(testapp, app, manager, show, refusal):
+    """Each check that refuses a purchase leaves the buyer without a ticket: on PostgreSQL a
+    purchase without a seat reads and sells in one statement, which must not sell where a check
+    then refuses."""
+    _, sessions = show
+    session_id = sessions[0]["id"]
+    buyer = register(testapp, "buyer1", age=15 if refusal == "too young" else 30)
+    if refusal == "started":
+        with db_session:
+            app.registry["cinema.db"].Screening[session_id].date = datetime(2020, 1, 1, 20)
+    elif refusal == "cancelled":
+        testapp.post("/v1/movie-sessions/%s/cancel" % session_id, headers=manager.headers)
+    elif refusal == "unknown session":
+        session_id = UNKNOWN
+    status = {"started": 400, "too young": 403, "cancelled": 409, "unknown session": 404}[refusal]
+    buy(testapp, buyer, session_id, status=status)
+    assert testapp.get("/v1/tickets/me", headers=buyer.headers).json == []
+
+
 def test_tokens_are_required(testapp, show):
     _, sessions = show
     testapp.post_json("/v1/tickets", {"sessionId": sessions[0]["id"]}, status=401)
