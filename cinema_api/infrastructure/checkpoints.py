@@ -89,7 +89,7 @@ class WalCheckpointer:
             return
         try:
             state = self.checkpoint()
-        except sqlite3.Error as exc:  # the file is gone or unreadable: the requests will say so
+        except sqlite3.Error as exc:  # unreadable, not a database, a disk error: requests will say so too
             if not self.failed:
                 log.warning("checkpoint of %s failed: %s; retrying every %.0f s", self.path, exc, IDLE_SEC)
             self.failed, self.interval, self.last = True, IDLE_SEC, None

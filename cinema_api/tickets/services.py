@@ -133,8 +133,8 @@ class Tickets:
         One read brings the session, its movie and the buyer's age; one insert sells (on
         PostgreSQL a purchase without a seat is one statement: the read, and the insert made only
         where every check passes on what it read), and the database refuses what the checks
-        cannot see: the buyer's second ticket (the unique key
-        on user and session), a seat sold meanwhile, a session deleted or cancelled meanwhile.
+        cannot see: the buyer's second ticket (the unique key on user and session), a seat sold
+        meanwhile, a session deleted or cancelled meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
         seat with the lowest row, then the lowest number."""
