@@ -753,10 +753,11 @@ def bulk_create(server, manager, prefix):
 # ---------------------------------------------------------------- report
 
 
-def tree_state():
-    """The commit measured, and whether the work tree differed from it."""
+def tree_state(root=ROOT):
+    """The commit of the checkout at ``root`` (this one by default), and whether its work tree
+    differed from it."""
     def git(*command):
-        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *command], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         dirty = git("status", "--porcelain", "--untracked-files=no")
@@ -775,6 +776,8 @@ def header(args):
             args.command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), tree_state(), os.cpu_count(),
             WRK_THREADS, WRK_TIMEOUT_SEC, args.duration),
     ]
+    if args.ab_code:
+        lines[-1] += " CHECKOUT: a checkout of %s." % args.ab_label
     return lines
 
 
@@ -930,7 +933,7 @@ def report(setups, args):
     lines = header(args)
     for setup in setups:
         if args.ab_code:
-            section = code_ab_section(setup, args.ab_code)
+            section = code_ab_section(setup, args.ab_label)
         elif args.ab_metrics:
             section = metrics_ab_section(setup)
         else:
@@ -1005,7 +1008,12 @@ def parse_args(argv):
     parser.add_argument("--output", help="the report to write (default: bench/results/<YYYY-MM-DD>-<setups>.md;"
                         " with --scale, <YYYY-MM-DD>-scale.md)")
     args = parser.parse_args(argv)
-    args.command = shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)])
+    given = list(sys.argv[1:] if argv is None else argv)
+    # the other checkout by its commit (args.ab_label), not by a path of this machine
+    shown = ["CHECKOUT" if index and given[index - 1] == "--ab-code" else
+             "--ab-code=CHECKOUT" if argument.startswith("--ab-code=") else argument
+             for index, argument in enumerate(given)]
+    args.command = shlex.join(["bench/run.py", *shown])
     args.setups = list(dict.fromkeys(args.setups.split(",")))  # each setup once, in the order given
     unknown = set(args.setups) - set(SETUPS)
     if unknown:
@@ -1051,6 +1059,7 @@ def main(argv=None):
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
             if args.ab_code:
+                args.ab_label = tree_state(os.path.abspath(args.ab_code))
                 before = "sqlite:///%s/before.sqlite" % work if key == "sqlite" else stack.enter_context(postgres_database("_before"))
                 if key == "postgres":  # the code before may know no key prefix: a Redis of the run's own
                     setups[-1].environ["CACHE_URL"] = stack.enter_context(RedisServer()).url
