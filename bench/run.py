@@ -1048,6 +1048,8 @@ def main(argv=None):
     if not args.scale and not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (Debian: apt-get install wrk)")
     environ = server_environ()
+    if args.ab_code:
+        args.ab_label = tree_state(os.path.abspath(args.ab_code))  # the report names it so
     setups = []
     with tempfile.TemporaryDirectory(prefix="cinema-bench-") as work, contextlib.ExitStack() as stack:
         for key in args.setups:
@@ -1059,7 +1061,6 @@ def main(argv=None):
             name, own = SETUPS[key](stack, work)
             setups.append(Setup(name, dict(environ, **own), args.duration, work))
             if args.ab_code:
-                args.ab_label = tree_state(os.path.abspath(args.ab_code))
                 before = "sqlite:///%s/before.sqlite" % work if key == "sqlite" else stack.enter_context(postgres_database("_before"))
                 if key == "postgres":  # the code before may know no key prefix: a Redis of the run's own
                     setups[-1].environ["CACHE_URL"] = stack.enter_context(RedisServer()).url

@@ -49,8 +49,6 @@ class WalCheckpointer:
         self.connection = None
         self.pid = None  # of the process that opened the connection
         self.failed = False
-        with WalCheckpointer._all_lock:
-            WalCheckpointer._all.add(self)
 
     def start(self):
         """Checkpointed from now on by the process's thread (started by the first call of each

@@ -6,13 +6,11 @@ what the database has committed. They run on the default setup (SQLite + memory)
 PostgreSQL + Redis alike.
 """
 
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 
-import psycopg2
 import pytest
 from pony.orm import db_session
 from webtest import TestApp
@@ -20,7 +18,7 @@ from webtest import TestApp
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.movies.services import Movies
-from tests.conftest import PASSWORD, bearer, build_settings, ini_settings, register
+from tests.conftest import PASSWORD, bearer, build_settings, connect_elsewhere, ini_settings, register
 
 SESSION = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 1}
 
@@ -68,13 +66,10 @@ def one_statement_purchase(db, seat_plan):
 def write_lock(settings):
     """Hold a write lock from a connection of our own until the block ends: writers queue behind
     it, readers do not (SQLite: the database's write lock; PostgreSQL: the tables named)."""
-    url = settings.database_url
-    if url.is_sqlite:
-        connection = sqlite3.connect(url.bind_kwargs["filename"], isolation_level=None)
+    connection = connect_elsewhere(settings)
+    if settings.database_url.is_sqlite:
         connection.execute("BEGIN IMMEDIATE")
     else:
-        kwargs = {key: value for key, value in url.bind_kwargs.items() if key != "provider"}
-        connection = psycopg2.connect(**kwargs)
         connection.cursor().execute('LOCK TABLE "tickets", "refresh_tokens" IN EXCLUSIVE MODE')
     try:
         yield
