@@ -77,7 +77,7 @@ DEFAULT_QUICK_THREADS = 2
 #: A request running longer than this is waiting, not computing (``FairTaskDispatcher``).
 YOUNG_SEC = 0.1
 #: ``busy_threads = auto`` on SQLite (:func:`read_busy_threads`).
-SQLITE_BUSY_THREADS = 1
+SQLITE_BUSY_THREADS = 2
 #: ``connections_per_address`` when ``[server:main]`` does not set it.
 DEFAULT_CONNECTIONS_PER_ADDRESS = 128
 #: How often the I/O loop looks for connections whose client takes none of their output.
