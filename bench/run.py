@@ -509,20 +509,21 @@ class Setup:
         with floor_server(self.threads) as self.floor_url, self.server() as after, \
                 self.server(checkout=before, DATABASE_URL=before_database) as earlier:
             sides = [("after", after, Seed(after)), ("before", earlier, Seed(earlier))]
-            offsets = {"after": 0, "before": 0}
+            # each side's next fresh pair, of the sessions without a seat plan and of those with one
+            offsets = {(side, scenario): 0 for side in ("after", "before") for scenario in (PURCHASES, SEATED_PURCHASES)}
             envs = {side: dict(self.code_ab_reads(server, seed)) for side, server, seed in sides}
             for number in range(rounds):
-                for scenario in list(envs["after"]) + [PURCHASES]:
+                for scenario in list(envs["after"]) + [PURCHASES, SEATED_PURCHASES]:
                     for side, server, seed in sides if number % 2 == 0 else sides[::-1]:
-                        env = envs[side].get(scenario) or self.code_ab_purchase_env(seed, offsets[side])
+                        env = envs[side].get(scenario) or self.code_ab_purchase_env(seed, scenario, offsets[side, scenario])
                         self.run_floor(AB_CONNECTIONS)
                         cpu, switches = cpu_seconds(server.process.pid), context_switches(server.process.pid)
                         figures = wrk(server.url, self.duration, AB_CONNECTIONS, env)
                         cpu = cpu_seconds(server.process.pid) - cpu
                         switches = context_switches(server.process.pid) - switches
                         self.settle(server)
-                        if scenario == PURCHASES:
-                            offsets[side] = figures.next_pair
+                        if scenario in (PURCHASES, SEATED_PURCHASES):
+                            offsets[side, scenario] = figures.next_pair
                         ratio = figures.ok_rps / self.floor_runs[AB_CONNECTIONS][-1]
                         cpu_us = 1e6 * cpu / max(figures.requests, 1)
                         per_answer = switches / max(figures.requests, 1)
@@ -548,11 +549,12 @@ class Setup:
             yield scenario, self.get_env(paths, customer)
         yield "title search (misses)", {"BENCH_MODE": "search", "BENCH_TOKEN": customer}
 
-    def code_ab_purchase_env(self, seed, offset):
+    def code_ab_purchase_env(self, seed, scenario, offset):
+        sessions = seed.seated_sessions if scenario == SEATED_PURCHASES else seed.sessions
         fastest = max(max(runs) for runs in self.floor_runs.values() if runs)
-        seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(seed.sessions)))
+        seed.add_customers(math.ceil((offset + fastest * self.duration + PAIR_GAP) / len(sessions)))
         return {"BENCH_MODE": "purchase", "BENCH_EXPECT": "201", "BENCH_OFFSET": str(offset),
-                "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(seed.sessions)}
+                "BENCH_TOKENS": self.list_file(seed.customers), "BENCH_SESSIONS": self.list_file(sessions)}
 
     def metrics_ab(self, rounds):
         """The cached list with metrics on and off (see the module docstring): ``{side: [ratio to

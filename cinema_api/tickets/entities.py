@@ -17,16 +17,26 @@ _PURCHASE_FACTS = (
     'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" WHERE "s"."id" = $sid'
 )
 
-# PostgreSQL, a purchase without a seat in one round trip: the same read and, in the same
-# statement, the sale, made only where every check of ``Tickets.buy`` passes on what it read.
-_READ_AND_SELL_UNSEATED = (
+# PostgreSQL, a purchase without a chosen seat in one round trip: the same read and, in the same
+# statement, the sale, made only where every check of ``Tickets.buy`` passes on what it read. A
+# session with a seat plan sells its first free seat (the lowest row, then the lowest number, as
+# ``SeatPlan.first_free``; the seats of its tickets read once, hashed for the probes); one taken
+# meanwhile (the unique key on session and seat) sells nothing, and ``Tickets.buy`` goes on as
+# before, reading the seats again. Row n of a plan is the letter chr(64 + n), as ``ROW_LETTERS``.
+_READ_AND_SELL = (
     'WITH "f" ("date", "timeslot", "room_number", "seat_rows", "seats_per_row", "movie_id", "title", "age_restriction", '
     '"age", "cancelled_at") AS (' + _PURCHASE_FACTS + '), '
+    '"free" AS (SELECT chr(64 + "r") || "n" AS "seat" FROM "f", generate_series(1, "f"."seat_rows") "r", '
+    'generate_series(1, "f"."seats_per_row") "n" WHERE chr(64 + "r") || "n" NOT IN '
+    '(SELECT "t"."seat" FROM "tickets" "t" WHERE "t"."session_id" = $sid AND "t"."seat" IS NOT NULL) '
+    'ORDER BY "r", "n" LIMIT 1), '
     '"sold" AS (INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
-    'SELECT $tid, $uid, $sid, NULL, $now, $false FROM "movie_sessions" "s", "f" '
-    'WHERE "s"."id" = $sid AND "s"."cancelled_at" IS NULL AND "f"."cancelled_at" IS NULL AND "f"."seat_rows" IS NULL '
-    'AND "f"."date" > $now AND "f"."age" >= "f"."age_restriction" FOR SHARE OF "s" RETURNING 1) '
-    'SELECT "f".*, (SELECT COUNT(*) FROM "sold") FROM "f"'
+    'SELECT $tid, $uid, $sid, "free"."seat", $now, $false FROM "movie_sessions" "s" CROSS JOIN "f" LEFT JOIN "free" ON TRUE '
+    'WHERE "s"."id" = $sid AND "s"."cancelled_at" IS NULL AND "f"."cancelled_at" IS NULL '
+    'AND ("f"."seat_rows" IS NULL OR "free"."seat" IS NOT NULL) '
+    'AND "f"."date" > $now AND "f"."age" >= "f"."age_restriction" FOR SHARE OF "s" '
+    'ON CONFLICT ("session_id", "seat") DO NOTHING RETURNING "seat") '
+    'SELECT "f".*, (SELECT COUNT(*) FROM "sold"), (SELECT "seat" FROM "sold") FROM "f"'
 )
 
 
@@ -73,17 +83,19 @@ def define_entities(db):
             return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, sqlite_datetime(cancelled_at))
 
         @classmethod
-        def read_and_sell_unseated(cls, ticket_id, user_id, session_id, now):
-            """PostgreSQL: ``(facts, sold)``, where ``facts`` is what :meth:`purchase_facts` reads
-            and ``sold`` whether the same statement sold ticket ``ticket_id`` without a seat: only
-            to a buyer there and old enough, for a session there, on sale (not cancelled), without
-            a seat plan and not started at ``now`` (the checks of ``Tickets.buy``). One round trip
-            where reading and then selling take two. The session's row is locked for share, as
+        def read_and_sell(cls, ticket_id, user_id, session_id, now):
+            """PostgreSQL: ``(facts, sold, seat)``, where ``facts`` is what :meth:`purchase_facts`
+            reads, ``sold`` whether the same statement sold ticket ``ticket_id`` and ``seat`` the
+            seat it sold (None without a seat plan): only to a buyer there and old enough, for a
+            session there, on sale (not cancelled) and not started at ``now`` (the checks of
+            ``Tickets.buy``); with a seat plan, the first free seat, unless another sale took it
+            meanwhile. One round trip where reading, then selling take two (three with a seat
+            plan: the seats sold are read too). The session's row is locked for share, as
             :meth:`sell_seat` locks it; the buyer's second ticket raises, as from :meth:`sell_seat`.
-            ``(None, False)`` without such a session."""
+            ``(None, False, None)`` without such a session."""
             cursor = execute_alone(
                 db,
-                _READ_AND_SELL_UNSEATED,
+                _READ_AND_SELL,
                 {
                     "tid": ticket_id,
                     "uid": user_id,
@@ -95,8 +107,8 @@ def define_entities(db):
             )
             row = cursor.fetchone()
             if row is None:
-                return None, False
-            return row[:-1], row[-1] == 1
+                return None, False, None
+            return row[:-2], row[-2] == 1, row[-1]
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

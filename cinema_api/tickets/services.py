@@ -131,8 +131,9 @@ class Tickets:
         docs/API.md sections 1 and 10.
 
         One read brings the session, its movie and the buyer's age; one insert sells (on
-        PostgreSQL a purchase without a seat is one statement: the read, and the insert made only
-        where every check passes on what it read), and the database refuses what the checks
+        PostgreSQL a purchase without a chosen seat is one statement: the read, and the insert,
+        of the first free seat with a seat plan, made only where every check passes on what it
+        read), and the database refuses what the checks
         cannot see: the buyer's second ticket (the unique key on user and session), a seat sold
         meanwhile, a session deleted or cancelled meanwhile.
 
@@ -145,9 +146,9 @@ class Tickets:
         ticket_id, now = uuid.uuid4(), utcnow()
         if seat is None and not on_sqlite(self.db):
             # one round trip: the read, and the sale where every check below passes on it
-            facts, sold = Ticket.read_and_sell_unseated(ticket_id, buyer, session_id, now)
+            facts, sold, sold_seat = Ticket.read_and_sell(ticket_id, buyer, session_id, now)
         else:
-            facts, sold = Ticket.purchase_facts(buyer, session_id), False
+            facts, sold, sold_seat = Ticket.purchase_facts(buyer, session_id), False, None
         if facts is None:
             raise ScreeningNotFound()
         date, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age, cancelled_at = facts
@@ -165,7 +166,10 @@ class Tickets:
                 raise SeatNotInPlan(seat)
         if cancelled_at is not None:
             raise ScreeningCancelled()
-        if not sold:
+        if sold:
+            seat = sold_seat
+        else:
+            # also where the statement's first free seat was taken meanwhile: the seats are read again
             seat = self._sell(ticket_id, buyer, session_id, plan, seat, now)
         if self.metrics is not None:
             after_commit(self.metrics.tickets_sold.inc)

@@ -122,8 +122,9 @@ def test_a_purchase_reads_and_sells_in_one_statement(fresh_postgres_url, tmp_pat
     """Authentication, then one statement: the read of the session, its movie and the buyer, and
     the insert made only where every check passes, alone in autocommit mode (no BEGIN and COMMIT
     round trips, a single statement being atomic). The unique key refuses a second ticket, so no
-    statement checks for one beforehand. A seat asked for is read, then sold: two statements.
-    The server plans each once per connection (prepared statements), not on every purchase."""
+    statement checks for one beforehand. With a seat plan the same statement sells the first
+    free seat; a seat asked for is read, then sold: two statements. The server plans each once
+    per connection (prepared statements), not on every purchase."""
     from webtest import TestApp
 
     from cinema_api import make_app
@@ -163,6 +164,12 @@ def test_a_purchase_reads_and_sells_in_one_statement(fresh_postgres_url, tmp_pat
     client.put_json("/v1/rooms/2", {"rows": 2, "seatsPerRow": 3}, headers=manager.headers)
     seated = {"date": "2031-01-01T20:00:00Z", "timeslot": "20:00-22:00", "roomNumber": 2}
     seated = client.post_json("/v1/movies/%s/sessions" % movie["id"], seated, headers=manager.headers).json
+    RecordingCursor.statements.clear()
+    assert client.post_json("/v1/tickets", {"sessionId": seated["id"]}, headers=second.headers, status=201).json["seat"] == "A1"
+    assert sent_statements() == [
+        ('EXECUTE SELECT "live_login_session"', "autocommit"),
+        ('EXECUTE WITH "f" ', "autocommit"),  # the same statement: the first free seat, sold
+    ]
     RecordingCursor.statements.clear()
     client.post_json("/v1/tickets", {"sessionId": seated["id"], "seat": "B3"}, headers=first.headers, status=201)
     facts = 'SELECT "s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", "m"."id", "m"."title", "m"."age_restriction", '

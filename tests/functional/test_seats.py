@@ -1,13 +1,16 @@
 """Seats: buying a chosen or the first free seat, the seat map, cancelling (docs/API.md sections 5 and 10)."""
 
+import time
+import uuid
 from datetime import datetime
 
 import pytest
 from pony.orm import db_session
 from webtest import TestApp
 
+from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.rooms.entities import SeatPlan
-from tests.conftest import register
+from tests.conftest import connect_elsewhere, register
 from tests.functional.test_movies import UNKNOWN, run_parallel
 from tests.functional.test_truth import in_thread, race_behind_a_lock
 
@@ -80,6 +83,19 @@ def test_without_a_seat_the_lowest_row_then_the_lowest_number_is_assigned(testap
     assert buy(testapp, third, seated).json["seat"] == "A3"
     buy(testapp, fourth, seated, seat="B1")
     assert buy(testapp, fifth, seated).json["seat"] == "B2"
+
+
+def test_the_first_free_seat_goes_by_the_seats_number_not_its_label(testapp, manager, movie):
+    """A2 comes before A10 (as text it would not), on both databases: on PostgreSQL the
+    purchase's statement picks the seat, on SQLite Python does."""
+    session = session_in(testapp, manager, movie, 7, rows=2, seats_per_row=12)
+    buyers = customers(testapp, 12)
+    buy(testapp, buyers[0], session, seat="A1")
+    assert buy(testapp, buyers[1], session).json["seat"] == "A2"
+    for number, buyer in zip(range(3, 10), buyers[2:9], strict=True):
+        buy(testapp, buyer, session, seat="A%d" % number)
+    assert [buy(testapp, buyer, session).json["seat"] for buyer in buyers[9:12]] == ["A10", "A11", "A12"]
+    assert buy(testapp, customers(testapp, 1, "late")[0], session).json["seat"] == "B1"
 
 
 def test_a_session_sells_no_more_tickets_than_seats(testapp, seated):
@@ -189,6 +205,55 @@ def test_parallel_buyers_of_first_free_seats_never_overbook(app, testapp, manage
     )
     assert results == [201] * 5 + [409] * 7
     assert taken(testapp, manager, session) == ["A1", "A2", "A3", "A4", "A5"]
+
+
+def test_a_first_free_seat_sold_meanwhile_makes_the_purchase_take_the_next(app, settings, testapp, manager, movie):
+    """PostgreSQL: the purchase's one statement picks A1, which another transaction has inserted
+    and not yet committed; the statement waits for that transaction on the unique key of session
+    and seat, then sells nothing, and the purchase reads the seats again and sells A2. (On SQLite
+    writers queue: a purchase never sees a seat that is being sold.)"""
+    if on_sqlite(app.registry["cinema.db"]):
+        pytest.skip("SQLite serialises writers: no sale is ever half-way for another to meet")
+    session = session_in(testapp, manager, movie, 6, rows=1, seats_per_row=3)
+    other, buyer = customers(testapp, 2)
+    holder = connect_elsewhere(settings)
+    try:
+        holder.cursor().execute(
+            "INSERT INTO tickets (id, user_id, session_id, seat, purchased_at, is_used)"
+            " VALUES (%s, %s, %s, 'A1', now() AT TIME ZONE 'UTC', false)",
+            (str(uuid.uuid4()), other.id, session["id"]),
+        )
+        answers = []
+        purchase = in_thread(lambda: answers.append(
+            TestApp(app).post_json("/v1/tickets", {"sessionId": session["id"]}, headers=buyer.headers, expect_errors=True)
+        ))
+        assert waits_on_a_lock(settings, purchase), "the purchase's statement did not wait for the seat's sale"
+        holder.commit()
+    finally:
+        holder.close()
+    purchase.join(30)
+    assert answers[0].status_int == 201 and answers[0].json["seat"] == "A2"
+    assert taken(testapp, manager, session) == ["A1", "A2"]
+
+
+def waits_on_a_lock(settings, thread, timeout=10):
+    """Whether a statement of the application (a prepared one) waits on a lock while ``thread`` runs."""
+    watcher = connect_elsewhere(settings)
+    watcher.autocommit = True
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and thread.is_alive():
+            cursor = watcher.cursor()
+            cursor.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND query LIKE 'EXECUTE %%'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.01)
+        return False
+    finally:
+        watcher.close()
 
 
 # ---------------------------------------------------------------- the seat map

@@ -35,11 +35,11 @@ def in_thread(target):
 
 def after_the_purchase_reads(monkeypatch, db, action):
     """Run ``action`` right after a purchase has read its session, and before it sells. On
-    PostgreSQL a purchase without a seat reads and sells in one statement
-    (``read_and_sell_unseated``): there is a moment between the two only where that statement
-    did not sell (a seat plan: the seat is sold by a statement of its own)."""
+    PostgreSQL a purchase without a chosen seat reads and sells in one statement
+    (``read_and_sell``): there is a moment between the two only where that statement did not
+    sell (a seat chosen: the seat is sold by a statement of its own)."""
     Ticket = db.Ticket
-    read, read_and_sell = Ticket.purchase_facts, Ticket.read_and_sell_unseated
+    read, read_and_sell = Ticket.purchase_facts, Ticket.read_and_sell
 
     def reading(*args):
         facts = read(*args)
@@ -47,19 +47,19 @@ def after_the_purchase_reads(monkeypatch, db, action):
         return facts
 
     def reading_and_selling(*args):
-        facts, sold = read_and_sell(*args)
+        facts, sold, seat = read_and_sell(*args)
         assert not sold, "the read and the sale were one statement: no moment between them"
         action()
-        return facts, sold
+        return facts, sold, seat
 
     monkeypatch.setattr(Ticket, "purchase_facts", reading)
-    monkeypatch.setattr(Ticket, "read_and_sell_unseated", reading_and_selling)
+    monkeypatch.setattr(Ticket, "read_and_sell", reading_and_selling)
 
 
-def one_statement_purchase(db, seat_plan):
-    """Whether a purchase of a session (without choosing a seat) reads and sells in one
-    statement: on PostgreSQL, without a seat plan."""
-    return not on_sqlite(db) and not seat_plan
+def one_statement_purchase(db, seat=None):
+    """Whether a purchase of a session reads and sells in one statement: on PostgreSQL, without
+    a chosen seat (with a seat plan or without)."""
+    return not on_sqlite(db) and seat is None
 
 
 @contextmanager
@@ -222,7 +222,7 @@ def test_a_purchase_racing_its_sessions_deletion_is_404(app, testapp, manager, c
     movie = testapp.post_json("/v1/movies", {"title": "Alien", "ageRestriction": 0}, headers=manager.headers).json
     session = testapp.post_json("/v1/movies/%s/sessions" % movie["id"], SESSION, headers=manager.headers).json
     db = app.registry["cinema.db"]
-    if seat is None and one_statement_purchase(db, seat_plan):
+    if one_statement_purchase(db, seat):
         pytest.skip("read and sold in one statement: test_screening_changes.py races it inside that statement")
 
     def delete():
