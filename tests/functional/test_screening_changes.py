@@ -1,6 +1,5 @@
 """A box office's working day: one screening read, moved and cancelled (docs/API.md section 11)."""
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +9,13 @@ from webtest import TestApp
 from cinema_api import make_app
 from tests.conftest import build_settings, connect_elsewhere, ini_settings, register
 from tests.functional.test_movies import UNKNOWN
-from tests.functional.test_truth import after_the_purchase_reads, in_thread, one_statement_purchase, race_behind_a_lock
+from tests.functional.test_truth import (
+    after_the_purchase_reads,
+    in_thread,
+    one_statement_purchase,
+    race_behind_a_lock,
+    statements_waiting_on_a_lock,
+)
 
 FUTURE = "2031-01-01T20:00:00Z"
 
@@ -341,20 +346,7 @@ def test_a_one_statement_purchase_waits_for_its_sessions_change_and_sells_nothin
         purchase = in_thread(lambda: answers.append(
             TestApp(app).post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, expect_errors=True)
         ))
-        watcher = connect_elsewhere(settings)
-        watcher.autocommit = True
-        deadline = time.monotonic() + 10
-        waiting = 0
-        while not waiting and time.monotonic() < deadline and purchase.is_alive():
-            time.sleep(0.01)
-            cursor = watcher.cursor()
-            cursor.execute(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                " AND query LIKE 'EXECUTE %%'"
-            )
-            waiting = cursor.fetchone()[0]
-        watcher.close()
-        assert waiting == 1, "the purchase did not wait for the session's row"
+        assert statements_waiting_on_a_lock(settings, purchase) == 1, "the purchase did not wait for the session's row"
         holder.commit()
     finally:
         holder.close()

@@ -1,6 +1,5 @@
 """Seats: buying a chosen or the first free seat, the seat map, cancelling (docs/API.md sections 5 and 10)."""
 
-import time
 import uuid
 from datetime import datetime
 
@@ -12,7 +11,7 @@ from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.rooms.entities import SeatPlan
 from tests.conftest import connect_elsewhere, register
 from tests.functional.test_movies import UNKNOWN, run_parallel
-from tests.functional.test_truth import in_thread, race_behind_a_lock
+from tests.functional.test_truth import in_thread, race_behind_a_lock, statements_waiting_on_a_lock
 
 
 @pytest.fixture
@@ -227,33 +226,13 @@ def test_a_first_free_seat_sold_meanwhile_makes_the_purchase_take_the_next(app, 
         purchase = in_thread(lambda: answers.append(
             TestApp(app).post_json("/v1/tickets", {"sessionId": session["id"]}, headers=buyer.headers, expect_errors=True)
         ))
-        assert waits_on_a_lock(settings, purchase), "the purchase's statement did not wait for the seat's sale"
+        assert statements_waiting_on_a_lock(settings, purchase) == 1, "the purchase's statement did not wait for the seat's sale"
         holder.commit()
     finally:
         holder.close()
     purchase.join(30)
     assert answers[0].status_int == 201 and answers[0].json["seat"] == "A2"
     assert taken(testapp, manager, session) == ["A1", "A2"]
-
-
-def waits_on_a_lock(settings, thread, timeout=10):
-    """Whether a statement of the application (a prepared one) waits on a lock while ``thread`` runs."""
-    watcher = connect_elsewhere(settings)
-    watcher.autocommit = True
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and thread.is_alive():
-            cursor = watcher.cursor()
-            cursor.execute(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                " AND query LIKE 'EXECUTE %%'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.01)
-        return False
-    finally:
-        watcher.close()
 
 
 # ---------------------------------------------------------------- the seat map

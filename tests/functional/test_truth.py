@@ -62,6 +62,28 @@ def one_statement_purchase(db, seat=None):
     return not on_sqlite(db) and seat is None
 
 
+def statements_waiting_on_a_lock(settings, thread, timeout=10):
+    """PostgreSQL: how many of the application's statements (prepared ones) wait on a lock, at
+    the first look that finds any while ``thread`` runs (0 if none did within ``timeout``)."""
+    watcher = connect_elsewhere(settings)
+    watcher.autocommit = True
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.01)
+            cursor = watcher.cursor()
+            cursor.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND query LIKE 'EXECUTE %%'"
+            )
+            waiting = cursor.fetchone()[0]
+            if waiting:
+                return waiting
+        return 0
+    finally:
+        watcher.close()
+
+
 @contextmanager
 def write_lock(settings):
     """Hold a write lock from a connection of our own until the block ends: writers queue behind
