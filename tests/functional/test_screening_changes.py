@@ -7,14 +7,14 @@ from pony.orm import db_session
 from webtest import TestApp
 
 from cinema_api import make_app
-from tests.conftest import build_settings, connect_elsewhere, ini_settings, register
+from tests.conftest import build_settings, ini_settings, register
 from tests.functional.test_movies import UNKNOWN
 from tests.functional.test_truth import (
     after_the_purchase_reads,
     in_thread,
     one_statement_purchase,
+    purchase_behind,
     race_behind_a_lock,
-    statements_waiting_on_a_lock,
 )
 
 FUTURE = "2031-01-01T20:00:00Z"
@@ -335,23 +335,14 @@ def test_a_one_statement_purchase_waits_for_its_sessions_change_and_sells_nothin
     if seated:
         room(testapp, manager, 1, 2, 2)
     session = schedule(testapp, manager, movie).json
-    holder = connect_elsewhere(settings)
-    try:
-        change_sql = {
-            "cancelled": "UPDATE movie_sessions SET cancelled_at = now() AT TIME ZONE 'UTC' WHERE id = %s",
-            "deleted": "DELETE FROM movie_sessions WHERE id = %s",
-        }[change]
-        holder.cursor().execute(change_sql, (session["id"],))  # the row stays locked until the commit
-        answers = []
-        purchase = in_thread(lambda: answers.append(
-            TestApp(app).post_json("/v1/tickets", {"sessionId": session["id"]}, headers=customer.headers, expect_errors=True)
-        ))
-        assert statements_waiting_on_a_lock(settings, purchase) == 1, "the purchase did not wait for the session's row"
-        holder.commit()
-    finally:
-        holder.close()
-    purchase.join(30)
-    assert answers[0].status_int == status and answers[0].json["message"] == message
+    change_sql = {
+        "cancelled": "UPDATE movie_sessions SET cancelled_at = now() AT TIME ZONE 'UTC' WHERE id = %s",
+        "deleted": "DELETE FROM movie_sessions WHERE id = %s",
+    }[change]
+    # the row stays locked until the change commits
+    answer = purchase_behind(app, settings, customer, session["id"], change_sql, (session["id"],),
+                             "the purchase did not wait for the session's row")
+    assert answer.status_int == status and answer.json["message"] == message
     assert testapp.get("/v1/tickets", headers=manager.headers).json == []
 
 

@@ -9,9 +9,9 @@ from webtest import TestApp
 
 from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.rooms.entities import SeatPlan
-from tests.conftest import connect_elsewhere, register
+from tests.conftest import register
 from tests.functional.test_movies import UNKNOWN, run_parallel
-from tests.functional.test_truth import in_thread, race_behind_a_lock, statements_waiting_on_a_lock
+from tests.functional.test_truth import in_thread, purchase_behind, race_behind_a_lock
 
 
 @pytest.fixture
@@ -215,23 +215,14 @@ def test_a_first_free_seat_sold_meanwhile_makes_the_purchase_take_the_next(app, 
         pytest.skip("SQLite serialises writers: no sale is ever half-way for another to meet")
     session = session_in(testapp, manager, movie, 6, rows=1, seats_per_row=3)
     other, buyer = customers(testapp, 2)
-    holder = connect_elsewhere(settings)
-    try:
-        holder.cursor().execute(
-            "INSERT INTO tickets (id, user_id, session_id, seat, purchased_at, is_used)"
-            " VALUES (%s, %s, %s, 'A1', now() AT TIME ZONE 'UTC', false)",
-            (str(uuid.uuid4()), other.id, session["id"]),
-        )
-        answers = []
-        purchase = in_thread(lambda: answers.append(
-            TestApp(app).post_json("/v1/tickets", {"sessionId": session["id"]}, headers=buyer.headers, expect_errors=True)
-        ))
-        assert statements_waiting_on_a_lock(settings, purchase) == 1, "the purchase's statement did not wait for the seat's sale"
-        holder.commit()
-    finally:
-        holder.close()
-    purchase.join(30)
-    assert answers[0].status_int == 201 and answers[0].json["seat"] == "A2"
+    answer = purchase_behind(
+        app, settings, buyer, session["id"],
+        "INSERT INTO tickets (id, user_id, session_id, seat, purchased_at, is_used)"
+        " VALUES (%s, %s, %s, 'A1', now() AT TIME ZONE 'UTC', false)",
+        (str(uuid.uuid4()), other.id, session["id"]),
+        "the purchase's statement did not wait for the seat's sale",
+    )
+    assert answer.status_int == 201 and answer.json["seat"] == "A2"
     assert taken(testapp, manager, session) == ["A1", "A2"]
 
 

@@ -84,6 +84,25 @@ def statements_waiting_on_a_lock(settings, thread, timeout=10):
         watcher.close()
 
 
+def purchase_behind(app, settings, account, session_id, statement, params, why):
+    """PostgreSQL: the answer to ``account``'s purchase of a session (no seat chosen), made while
+    ``statement`` of another connection holds what it wrote, uncommitted; the purchase must be
+    seen waiting for it on a lock (else ``why`` fails the test), then that write commits."""
+    holder = connect_elsewhere(settings)
+    try:
+        holder.cursor().execute(statement, params)
+        answers = []
+        purchase = in_thread(lambda: answers.append(
+            TestApp(app).post_json("/v1/tickets", {"sessionId": session_id}, headers=account.headers, expect_errors=True)
+        ))
+        assert statements_waiting_on_a_lock(settings, purchase) == 1, why
+        holder.commit()
+    finally:
+        holder.close()
+    purchase.join(30)
+    return answers[0]
+
+
 @contextmanager
 def write_lock(settings):
     """Hold a write lock from a connection of our own until the block ends: writers queue behind
