@@ -12,7 +12,6 @@ checks that the tables it maps exist. The rest of the storage, by job: what a fa
 """
 
 import contextvars
-import functools
 import logging
 import os
 import random
@@ -29,7 +28,7 @@ from cinema_api.core.body import MAX_BODY_BYTES, is_chunked
 from cinema_api.core.clock import utcnow
 from cinema_api.infrastructure import migrate
 from cinema_api.infrastructure.checkpoints import FALLBACK_PAGES, WalCheckpointer
-from cinema_api.infrastructure.pony_internals import PostgresProvider, select_rows, use_one_sqlite_writer
+from cinema_api.infrastructure.pony_internals import PostgresProvider, select_rows
 from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid
 from cinema_api.infrastructure.storage_errors import driver_error, is_retryable
 from cinema_api.infrastructure.watchdog import watched_connections
@@ -55,43 +54,30 @@ def make_database(database_url, definers, timeout=5):
         checkpointer = WalCheckpointer(database_url.bind_kwargs["filename"])
 
         @db.on_connect(provider="sqlite")
-        def request_thread_connection(db, connection):
-            sqlite_pragmas(connection, timeout)
+        def sqlite_pragmas(db, connection):
+            cursor = connection.cursor()
+            # WAL lets readers go on while one writer commits; the busy timeout makes a
+            # second writer wait instead of failing at once.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA busy_timeout = %d" % (timeout * 1000))
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # In WAL mode NORMAL survives a crash of the process (kill -9 included); only an
+            # operating system crash or a power loss can drop the last commits. PostgreSQL is
+            # the production database.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            # 512 KiB of pages per connection (SQLite's default: 2 MiB), one connection per
+            # request thread: the operating system already caches the file for all of them.
+            cursor.execute("PRAGMA cache_size = -512")
+            # A thread of the process moves the log into the file (checkpoints); a commit does it
+            # itself only past the fallback, should that thread fall behind.
+            cursor.execute("PRAGMA wal_autocheckpoint = %d" % FALLBACK_PAGES)
             checkpointer.start()
 
         db.bind(**database_url.bind_kwargs)
-        # a purchase's insert: on one connection of the process, whose page cache stays warm
-        use_one_sqlite_writer(db, database_url.bind_kwargs["filename"], functools.partial(sqlite_pragmas, timeout=timeout, cache_kib=SQLITE_WRITER_CACHE_KIB))
     else:
         db.bind(**postgres_bind_kwargs(database_url, timeout))
     db.generate_mapping(create_tables=False, check_tables=True)
     return db
-
-
-#: The page cache of a request thread's SQLite connection, and of the one that writes tickets, in KiB.
-SQLITE_CACHE_KIB = 512
-SQLITE_WRITER_CACHE_KIB = 2048
-
-
-def sqlite_pragmas(connection, timeout, cache_kib=SQLITE_CACHE_KIB):
-    """The settings of every SQLite connection of the process (``timeout``: seconds)."""
-    cursor = connection.cursor()
-    # WAL lets readers go on while one writer commits; the busy timeout makes a
-    # second writer wait instead of failing at once.
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = %d" % (timeout * 1000))
-    cursor.execute("PRAGMA foreign_keys = ON")
-    # In WAL mode NORMAL survives a crash of the process (kill -9 included); only an
-    # operating system crash or a power loss can drop the last commits. PostgreSQL is
-    # the production database.
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    # 512 KiB of pages per request thread's connection (SQLite's default: 2 MiB): the
-    # operating system already caches the file for all of them. The one connection that
-    # writes tickets keeps 2 MiB, the paths of the eight b-trees an insert goes down.
-    cursor.execute("PRAGMA cache_size = -%d" % cache_kib)
-    # A thread of the process moves the log into the file (checkpoints); a commit does it
-    # itself only past the fallback, should that thread fall behind.
-    cursor.execute("PRAGMA wal_autocheckpoint = %d" % FALLBACK_PAGES)
 
 
 class _ConnectionCloser:

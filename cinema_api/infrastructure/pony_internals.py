@@ -11,13 +11,7 @@ when the installed Pony no longer has it). This is the only module that reaches 
   ``reconnect``, ``in_transaction``, ``immediate``, ``modified``; ``Database._exec_raw_sql``): the hot
   paths' reads cost a third less than through ``db.select``, which evaluates its parameters as
   Python expressions and builds a row class per result.
-- :class:`SQLiteWriter` makes those lone writes on SQLite on one connection of the process, under
-  Pony's write lock (``SQLiteProvider.acquire_lock``, ``release_lock``).
 """
-
-import os
-import sqlite3
-import weakref
 
 import psycopg2
 from pony.orm.dbapiprovider import wrap_dbapi_exceptions
@@ -148,79 +142,21 @@ def execute_alone(db, sql, params, prepared=False):
     return its cursor (``rowcount``). A single statement is atomic by itself: on PostgreSQL it
     runs in autocommit mode, without the round trips of ``BEGIN`` and ``COMMIT`` that
     ``db.execute`` costs; on SQLite under Pony's write lock, as Pony's transactions (writers
-    queue on it instead of polling SQLite's lock), on the process's one writing connection
-    (:class:`SQLiteWriter`). Inside a transaction the request already opened, it is one more
-    statement of that transaction. Errors are Pony's, as from ``db.execute``. ``prepared``: as
-    for :func:`select_rows`, outside a transaction."""
+    queue on it instead of polling SQLite's lock). Inside a transaction the request already
+    opened, it is one more statement of that transaction. Errors are Pony's, as from
+    ``db.execute``. ``prepared``: as for :func:`select_rows`, outside a transaction."""
     cache = db._get_cache()
     if cache.in_transaction or cache.modified:
         return db._exec_raw_sql(sql, params, None, 0, start_transaction=True)
     statement, arguments = _driver_statement(db, sql, params, prepared)
-    writer = _sqlite_writers.get(db)
-    if writer is None:
-        cursor = cache.prepare_connection_for_query_execution().cursor()
-        _execute(cursor, statement, arguments, db.provider.execute)
-        return cursor
-    db.provider.acquire_lock()
+    connection = cache.prepare_connection_for_query_execution()
+    cursor = connection.cursor()
+    sqlite = on_sqlite(db)
+    if sqlite:
+        db.provider.acquire_lock()
     try:
-        cursor = writer.connection().cursor()
         _execute(cursor, statement, arguments, db.provider.execute)
     finally:
-        db.provider.release_lock()
+        if sqlite:
+            db.provider.release_lock()
     return cursor
-
-
-_sqlite_writers = weakref.WeakKeyDictionary()  # Database -> its SQLiteWriter
-
-
-class SQLiteWriter:
-    """The one connection on which a process makes the lone writes of :func:`execute_alone` on
-    SQLite (a purchase's insert), whichever request thread asks, one at a time under Pony's
-    write lock (which serialises them anyway).
-
-    SQLite empties a connection's page cache whenever it starts a transaction and finds that
-    another connection has committed since its last one. With each request thread writing on its
-    own connection, every purchase found the other thread's commit and read again, one system
-    call each, every page its insert touches: the b-trees of the table, its keys and its
-    indexes, of the buyer's and the session's rows (the foreign keys, the seat plan's trigger).
-    This connection is the only one of the process that writes tickets: only another process's
-    commits, or a write of Pony's own transactions, empty its cache. It is configured as the
-    request threads' connections (``configure``: the ``PRAGMA`` settings), opened at its first
-    use, opened anew in a forked child (a connection must not cross a fork), and closed with
-    its ``Database``."""
-
-    def __init__(self, filename, configure):
-        self.filename = filename
-        self.configure = configure
-        self._connection = None
-        self._pid = None
-
-    def connection(self):
-        """The connection, opened if need be; the caller holds the write lock."""
-        if self._connection is None or self._pid != os.getpid():
-            connection = sqlite3.connect(self.filename, isolation_level=None, check_same_thread=False)
-            try:
-                self.configure(connection)
-            except BaseException:
-                connection.close()
-                raise
-            self._connection, self._pid = connection, os.getpid()
-        return self._connection
-
-    def close(self):
-        if self._connection is not None and self._pid == os.getpid():
-            self._connection.close()
-        self._connection = None
-
-
-def sqlite_writer(db):
-    """The :class:`SQLiteWriter` of ``db``, or None (PostgreSQL)."""
-    return _sqlite_writers.get(db)
-
-
-def use_one_sqlite_writer(db, filename, configure):
-    """Make :func:`execute_alone` write on one connection of the process (a :class:`SQLiteWriter`
-    of the file ``filename``, set up by ``configure(connection)``), closed when ``db`` goes away."""
-    writer = _sqlite_writers[db] = SQLiteWriter(filename, configure)
-    weakref.finalize(db, writer.close)
-    return writer

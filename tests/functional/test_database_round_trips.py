@@ -6,9 +6,6 @@ login-session check). The application sets no session state, so the pool only ro
 what a request left open.
 """
 
-import gc
-import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
@@ -19,10 +16,8 @@ from pony.orm import db_session
 
 from pony.orm.dbapiprovider import IntegrityError
 
-from cinema_api.infrastructure.checkpoints import FALLBACK_PAGES
-from cinema_api.infrastructure.db import SQLITE_CACHE_KIB, SQLITE_WRITER_CACHE_KIB, make_database
-from cinema_api.infrastructure import pony_internals
-from cinema_api.infrastructure.pony_internals import execute_alone, select_rows, select_without_session, sqlite_writer
+from cinema_api.infrastructure.db import make_database
+from cinema_api.infrastructure.pony_internals import execute_alone, select_rows, select_without_session
 from cinema_api.settings import parse_database_url
 
 
@@ -256,106 +251,5 @@ def test_each_sqlite_connection_keeps_a_small_page_cache(fresh_sqlite_url, tmp_p
     them. The operating system caches the file for all of them."""
     db = make_database(parse_database_url(fresh_sqlite_url, str(tmp_path)), [])
     with db_session:
-        assert select_rows(db, "PRAGMA cache_size", {}) == [(-SQLITE_CACHE_KIB,)] == [(-512,)]
+        assert select_rows(db, "PRAGMA cache_size", {}) == [(-512,)]
     db.disconnect()
-
-
-# ---------------------------------------------------------------- SQLite: one connection writes tickets
-
-
-@pytest.fixture
-def sqlite_table(fresh_sqlite_url, tmp_path):
-    db = make_database(parse_database_url(fresh_sqlite_url, str(tmp_path)), [])
-    with db_session:
-        db.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))")
-        db.execute("INSERT INTO p VALUES (1)")
-    yield db
-    db.disconnect()
-
-
-def writer_changes(db):
-    return sqlite_writer(db).connection().execute("SELECT total_changes()").fetchone()[0]
-
-
-def test_the_lone_writes_of_every_thread_go_through_one_connection_on_sqlite(sqlite_table):
-    """Each request thread reads on its own connection and makes its lone writes (a purchase's
-    insert) on the process's one writing connection: SQLite empties a connection's page cache
-    whenever another connection has committed, so a thread of its own writing would read again
-    every page the insert touches, once per purchase. Each thread reads its own write at once."""
-    db, threads, rows = sqlite_table, 4, 25
-    before = writer_changes(db)
-    barrier = threading.Barrier(threads)
-
-    def writer(number):
-        barrier.wait()
-        for index in range(rows):
-            x = number * rows + index
-            with db_session:
-                assert execute_alone(db, "INSERT INTO t VALUES ($x, 1)", {"x": x}).rowcount == 1
-                assert select_rows(db, "SELECT x FROM t WHERE x = $x", {"x": x}) == [(x,)]
-        with db_session:
-            return select_rows(db, "SELECT total_changes()", {})[0][0]  # of this thread's own connection
-
-    with ThreadPoolExecutor(threads) as pool:
-        own_changes = list(pool.map(writer, range(threads)))
-    assert own_changes == [0] * threads
-    assert writer_changes(db) - before == threads * rows
-    with db_session:
-        assert select_rows(db, "SELECT COUNT(*) FROM t", {}) == [(threads * rows,)]
-
-
-def test_the_writing_connection_is_set_up_as_the_others(sqlite_table):
-    """Foreign keys enforced (an insert naming a deleted session is refused: 404, not an orphan
-    ticket), the busy timeout, WAL and its commit settings."""
-    db = sqlite_table
-    connection = sqlite_writer(db).connection()
-    names = ("foreign_keys", "busy_timeout", "journal_mode", "synchronous", "wal_autocheckpoint")
-    with db_session:
-        own = [select_rows(db, "PRAGMA " + name, {}) for name in names]
-    assert [connection.execute("PRAGMA " + name).fetchall() for name in names] == own == [
-        [(1,)], [(5000,)], [("wal",)], [(1,)], [(FALLBACK_PAGES,)]
-    ]
-    # one connection, not one per thread: SQLite's default page cache, for the insert's b-trees
-    assert connection.execute("PRAGMA cache_size").fetchall() == [(-SQLITE_WRITER_CACHE_KIB,)]
-    with db_session, pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed"):
-        execute_alone(db, "INSERT INTO t VALUES (1, 2)", {})
-
-
-def test_inside_a_transaction_a_lone_write_is_one_more_statement_of_it(sqlite_table):
-    """A request that has begun writing in a transaction of its own (Pony's) keeps its writes
-    together: the lone write joins that transaction, on the thread's connection, and is rolled
-    back with it."""
-    db = sqlite_table
-    before = writer_changes(db)
-    with pytest.raises(RuntimeError), db_session:
-        db.execute("INSERT INTO t VALUES (1, 1)")
-        execute_alone(db, "INSERT INTO t VALUES (2, 1)", {})
-        raise RuntimeError("the request fails")
-    with db_session:
-        assert select_rows(db, "SELECT COUNT(*) FROM t", {}) == [(0,)]
-    assert writer_changes(db) == before
-
-
-def test_the_writing_connection_is_opened_anew_in_a_forked_child_and_closed_with_its_database(
-    fresh_sqlite_url, tmp_path, monkeypatch
-):
-    db = make_database(parse_database_url(fresh_sqlite_url, str(tmp_path)), [])
-    writer = sqlite_writer(db)
-    parents = writer.connection()
-    assert writer.connection() is parents
-    with monkeypatch.context() as patch:
-        patch.setattr(pony_internals.os, "getpid", lambda: -1)  # what a forked child sees
-        child = writer.connection()
-        assert child is not parents
-        writer.close()  # the child closes its own connection, never its parent's
-    parents.execute("SELECT 1")
-    parents.close()  # as the parent would
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        child.execute("SELECT 1")
-    mine = writer.connection()
-    db.disconnect()
-    del db, writer
-    gc.collect()
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        mine.execute("SELECT 1")
