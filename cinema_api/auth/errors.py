@@ -29,3 +29,14 @@ class TooManyFailedLogins(TooManyRequests):
 
     def __init__(self, retry_after):
         super().__init__("Too many failed login attempts, retry later", {"Retry-After": str(retry_after)})
+
+
+class TokenRevoked(Unauthorized):
+    """The 401 of a token whose login session is no longer live, found by a deferred check (the
+    security policy's own answer is the same: ``cinema_api.core.errors.forbidden_view``)."""
+
+    code = "INVALID_TOKEN"
+    MESSAGE = "Token has been revoked"
+
+    def __init__(self):
+        super().__init__(self.MESSAGE)

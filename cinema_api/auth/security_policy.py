@@ -15,6 +15,7 @@ from pyramid.request import RequestLocalCache
 
 from cinema_api.auth.identity import Identity, authenticate
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
+from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.infrastructure.tokens import AccessTokens
 
 __all__ = ["Identity", "JWTSecurityPolicy"]
@@ -25,10 +26,10 @@ class JWTSecurityPolicy:
         self.tokens = tokens
         self.helper = ACLHelper()
         self._identity = RequestLocalCache(self._load_identity)
-        self._root_answers = {}  # (role or None, permission) -> the ACL's answer for Root
+        self._root_answers = {}  # (authenticated, role or None, permission) -> the ACL's answer for Root
 
     def _load_identity(self, request):
-        return authenticate(request.environ, self.tokens, request.db)
+        return authenticate(request.environ, self.tokens, request.db, defer=defers_login_check(request))
 
     def identity(self, request):
         return self._identity.get_or_create(request)
@@ -46,11 +47,13 @@ class JWTSecurityPolicy:
     def permits_identity(self, identity, context, permission):
         """:meth:`permits` for an identity known without a request (the fast path of cached hits).
 
-        :class:`Root`'s ACL grants by role alone, so its answers are kept per role and
-        permission (a handful): the fast path and the whole way of a cache miss would otherwise
-        walk it twice per request. Other contexts (ownership) are asked every time."""
+        :class:`Root`'s ACL grants by authentication and role alone, so its answers are kept per
+        both and the permission (a handful): the fast path and the whole way of a cache miss
+        would otherwise walk it twice per request. An identity whose role is not known yet (a
+        deferred login-session check) is not anonymous: the key says which it is. Other
+        contexts (ownership) are asked every time."""
         if type(context) is Root:
-            key = (identity.role if identity is not None else None, permission)
+            key = (identity is not None, identity.role if identity is not None else None, permission)
             answer = self._root_answers.get(key)
             if answer is None:
                 answer = self._root_answers[key] = self.helper.permits(context, principals_of(identity), permission)
@@ -62,6 +65,29 @@ class JWTSecurityPolicy:
 
     def forget(self, request, **kw):
         return []
+
+
+#: The registry's set of ``(route name, method)`` whose views check the login session in their
+#: own statement on PostgreSQL (``add_login_checking_view``; ``cinema_api.auth.identity``).
+LOGIN_CHECKING_VIEWS = "cinema.login_checking_views"
+
+
+def defers_login_check(request):
+    """Whether the request's login-session check is left to its view's own statement: a view
+    that said so (``config.add_login_checking_view``), on PostgreSQL, where it saves a round
+    trip. Asked before the route is known (a tween), the answer is no: the check is made now."""
+    route = request.matched_route
+    return (
+        route is not None
+        and (route.name, request.method) in request.registry.get(LOGIN_CHECKING_VIEWS, ())
+        and not on_sqlite(request.db)
+    )
+
+
+def add_login_checking_view(config, route_name, method):
+    """Declare that the view of ``route_name`` and ``method`` checks the caller's login session in
+    its own statement when the security policy defers it (``cinema_api.auth.identity``)."""
+    config.registry.setdefault(LOGIN_CHECKING_VIEWS, set()).add((route_name, method))
 
 
 def principals_of(identity):
@@ -78,3 +104,10 @@ def includeme(config):
     config.set_security_policy(JWTSecurityPolicy(tokens))
     config.set_root_factory(Root)
     config.set_default_permission(USE)
+    config.add_directive("add_login_checking_view", add_login_checking_view)
+    # inside the request's db_session (a deferred check reads the database), above the cache
+    config.add_tween(
+        "cinema_api.auth.identity.deferred_login_tween_factory",
+        under="cinema_api.infrastructure.db.db_session_tween_factory",
+        over="cinema_api.infrastructure.cache.cache_tween_factory",
+    )

@@ -10,7 +10,9 @@ STATE_KEY = "cinema.state"
 class RequestState:
     """What the serving machinery found out about one request (``environ[STATE_KEY]``)."""
 
-    __slots__ = ("route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key")
+    __slots__ = (
+        "route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key", "unchecked_login"
+    )
 
     def __init__(self):
         self.route = None  # (path, the routes mapper's answer for it)
@@ -20,6 +22,9 @@ class RequestState:
         self.auth_failure = None  # what checking it raised (a database error): raised again to whoever asks
         self.catalog_version = None  # read with the login session
         self.missed_key = None  # the cache key looked up in vain
+        # the token's claims while its login session is still to be checked (a deferred check:
+        # cinema_api.auth.identity), else None
+        self.unchecked_login = None
 
 
 def request_state(environ):

@@ -19,3 +19,5 @@ def includeme(config):
     config.add_request_service(lambda request: Tickets(request.db, request.registry["cinema.metrics"]), "tickets")
     for service in views.SERVICES:
         config.add_cornice_service(service)
+    # a purchase's statement checks the buyer's login session (PostgreSQL): one round trip
+    config.add_login_checking_view(views.tickets.name, "POST")

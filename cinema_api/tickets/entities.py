@@ -39,6 +39,22 @@ _READ_AND_SELL = (
     'SELECT "f".*, (SELECT COUNT(*) FROM "sold"), (SELECT "seat" FROM "sold") FROM "f"'
 )
 
+# The same, for a request whose login session nobody has checked yet (``cinema_api.auth.identity``,
+# deferred checks): the statement checks it first, as the security policy would have (the
+# function of migration 0004), sells only while it is live, and says whether it was. Its one
+# row comes also without such a screening (the facts then NULL): the 401 goes before the 404.
+_CHECK_LOGIN_READ_AND_SELL = (
+    'WITH "l" ("live") AS (SELECT "live_login_session"($lsid, $uid, $now)), '
+    + _READ_AND_SELL[len("WITH "):]
+    .replace('FOR SHARE OF "s" ', 'AND (SELECT "live" FROM "l") IS NOT NULL FOR SHARE OF "s" ')
+    .replace(
+        'SELECT "f".*, (SELECT COUNT(*) FROM "sold"), (SELECT "seat" FROM "sold") FROM "f"',
+        'SELECT "f".*, (SELECT COUNT(*) FROM "sold"), (SELECT "seat" FROM "sold"), "l"."live" '
+        'FROM "l" LEFT JOIN "f" ON TRUE',
+    )
+)
+assert _CHECK_LOGIN_READ_AND_SELL.count('"l"') == 4  # both replacements took
+
 
 def define_entities(db):
     class Ticket(db.Entity):
@@ -83,7 +99,7 @@ def define_entities(db):
             return (sqlite_datetime(day), *middle, uuid.UUID(bytes=movie_id), title, restriction, age, sqlite_datetime(cancelled_at))
 
         @classmethod
-        def read_and_sell(cls, ticket_id, user_id, session_id, now):
+        def read_and_sell(cls, ticket_id, user_id, session_id, now, login_session_id=None):
             """PostgreSQL: ``(facts, sold, seat)``, where ``facts`` is what :meth:`purchase_facts`
             reads, ``sold`` whether the same statement sold ticket ``ticket_id`` and ``seat`` the
             seat it sold (None without a seat plan): only to a buyer there and old enough, for a
@@ -92,23 +108,22 @@ def define_entities(db):
             meanwhile. One round trip where reading, then selling take two (three with a seat
             plan: the seats sold are read too). The session's row is locked for share, as
             :meth:`sell_seat` locks it; the buyer's second ticket raises, as from :meth:`sell_seat`.
-            ``(None, False, None)`` without such a session."""
-            cursor = execute_alone(
-                db,
-                _READ_AND_SELL,
-                {
-                    "tid": ticket_id,
-                    "uid": user_id,
-                    "sid": session_id,
-                    "now": now,
-                    "false": False,
-                },
-                prepared=True,
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return None, False, None
-            return row[:-2], row[-2] == 1, row[-1]
+            ``(None, False, None)`` without such a session.
+
+            With ``login_session_id``, the buyer's login session is checked in the same statement
+            (``live_login_session``) and ``(facts, sold, seat, live)`` comes back: ``live`` the
+            function's answer (None once revoked, expired or its user deleted), and nothing is
+            sold without it."""
+            params = {"tid": ticket_id, "uid": user_id, "sid": session_id, "now": now, "false": False}
+            if login_session_id is None:
+                row = execute_alone(db, _READ_AND_SELL, params, prepared=True).fetchone()
+                if row is None:
+                    return None, False, None
+                return row[:-2], row[-2] == 1, row[-1]
+            params["lsid"] = login_session_id
+            row = execute_alone(db, _CHECK_LOGIN_READ_AND_SELL, params, prepared=True).fetchone()
+            facts = row[:-3] if row[0] is not None else None  # a screening's date is never NULL
+            return facts, row[-3] == 1, row[-2], row[-1]
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

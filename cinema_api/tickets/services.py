@@ -126,7 +126,7 @@ class Tickets:
         ticket = self.db.Ticket.get(id=ticket_id)
         return ticket.user.id if ticket is not None else None
 
-    def buy(self, buyer_id, screening_id, user_id=None, seat=None):
+    def buy(self, buyer_id, screening_id, user_id=None, seat=None, login_check=None):
         """The ticket sold to the buyer (a :class:`SoldTicket`); the checks run in the order of
         docs/API.md sections 1 and 10.
 
@@ -138,15 +138,27 @@ class Tickets:
         meanwhile, a session deleted or cancelled meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
-        seat with the lowest row, then the lowest number."""
+        seat with the lowest row, then the lowest number.
+
+        ``login_check``: the buyer's login session, when the security policy left its check to
+        the purchase (``cinema_api.auth.identity.DeferredLoginCheck``): checked in the same
+        statement on PostgreSQL without a chosen seat, else at once; either way before anything
+        is sold, and a session no longer live raises the 401 before any other answer."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
         buyer, session_id = uuid.UUID(buyer_id), uuid.UUID(screening_id)
         Ticket = self.db.Ticket
         ticket_id, now = uuid.uuid4(), utcnow()
-        if seat is None and not on_sqlite(self.db):
+        one_statement = seat is None and not on_sqlite(self.db)
+        if login_check is not None and not one_statement:
+            login_check.check_now()
+        if one_statement:
             # one round trip: the read, and the sale where every check below passes on it
-            facts, sold, sold_seat = Ticket.read_and_sell(ticket_id, buyer, session_id, now)
+            if login_check is None:
+                facts, sold, sold_seat = Ticket.read_and_sell(ticket_id, buyer, session_id, now)
+            else:  # the login session's check too
+                facts, sold, sold_seat, live = Ticket.read_and_sell(ticket_id, buyer, session_id, now, login_check.session_id)
+                login_check.checked(live)
         else:
             facts, sold, sold_seat = Ticket.purchase_facts(buyer, session_id), False, None
         if facts is None:

@@ -1,5 +1,6 @@
 """/v1/tickets: buy, my tickets (the watch history), all tickets, use at the door, cancel."""
 
+from cinema_api.auth.identity import deferred_login_check
 from cinema_api.core.api import ApiService, LocationHeaders, NoContent, created, no_content, reply, responses
 from cinema_api.core.pagination import ListHeaders, Page, set_list_headers
 from cinema_api.core.trace import trace
@@ -99,7 +100,9 @@ def buy_ticket(request):
     seats, never one seat twice, also under concurrent purchases in several processes.
     """
     body = request.validated["body"]
-    bought = request.tickets.buy(request.identity.user_id, body["sessionId"], body.get("userId"), body.get("seat"))
+    bought = request.tickets.buy(
+        request.identity.user_id, body["sessionId"], body.get("userId"), body.get("seat"), deferred_login_check(request)
+    )
     trace(request, "ticket bought", ticket=bought.id)
     return created(request, ticket_body(bought), "/tickets/%s" % bought.id)
 

@@ -85,7 +85,9 @@ def test_a_root_acl_that_names_a_user_is_asked_for_every_caller():
 
 
 def test_the_root_acl_is_asked_once_per_role_and_permission():
-    """Root grants by role alone: the policy keeps its answers, and they are the ACL's."""
+    """Root grants by authentication and role alone: the policy keeps its answers, and they are
+    the ACL's. An identity whose role is not known yet (a deferred login-session check) is kept
+    apart from the anonymous caller: sharing a key once let a request without a token through."""
     from pyramid.authorization import ACLHelper
 
     from cinema_api.auth.identity import Identity
@@ -94,10 +96,19 @@ def test_the_root_acl_is_asked_once_per_role_and_permission():
 
     policy = JWTSecurityPolicy(None)
     root = Root(None)
-    people = [None, Identity("u1", "customer", "s1"), Identity("u2", "customer", "s2"), Identity("u3", "manager", "s3")]
+    people = [
+        Identity("u4", None, "s4"),  # first: what it is granted must not be kept for the anonymous caller
+        None,
+        Identity("u1", "customer", "s1"),
+        Identity("u2", "customer", "s2"),
+        Identity("u3", "manager", "s3"),
+    ]
     for _ in range(2):  # asked, then answered from what was kept
         for identity in people:
             for permission in (USE, MANAGE, VIEW_TICKET):
                 expected = ACLHelper().permits(root, principals_of(identity), permission)
                 assert bool(policy.permits_identity(identity, root, permission)) == bool(expected), (identity, permission)
-    assert sorted(policy._root_answers, key=str) == sorted({(i.role if i else None, p) for i in people for p in (USE, MANAGE, VIEW_TICKET)}, key=str)
+    kept = {(i is not None, i.role if i else None, p) for i in people for p in (USE, MANAGE, VIEW_TICKET)}
+    assert sorted(policy._root_answers, key=str) == sorted(kept, key=str)
+    assert policy.permits_identity(Identity("u4", None, "s4"), root, USE)
+    assert not policy.permits_identity(None, root, USE)
