@@ -5,7 +5,9 @@ An access token authenticates a request only while the database says its login s
 deleted. That is one indexed read per authenticated request, made whichever process or
 script changed the session, so a revocation holds from the next request on with any cache
 backend. The same read brings the catalogue version the cache keys on; both live in
-:mod:`cinema_api.auth.identity`. The identity is computed once per request; roles become
+:mod:`cinema_api.auth.identity`. A view that makes the check in its own statement (a purchase on
+PostgreSQL: ``add_login_checking_view``) has it deferred to that statement, a round trip saved;
+whatever else the request answers waits for the check. The identity is computed once per request; roles become
 principals here and nowhere else, and the fast path of cached hits asks
 :meth:`JWTSecurityPolicy.permits_identity` as the whole way asks ``permits``.
 """
