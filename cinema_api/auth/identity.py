@@ -135,12 +135,22 @@ def deferred_login_tween_factory(handler, registry):
 
     def deferred_login_tween(request):
         environ = request.environ
+        state = request_state(environ)
+        state.login_check_deferrable = True
         try:
-            response = handler(request)
-        except Exception:
+            response, error = handler(request), None
+        except Exception as exc:
+            response, error = None, exc
+        finally:
+            state.login_check_deferrable = False  # not for an identity first asked outside (an exception view)
+        # outside the except clause: a 401 raised here does not carry the error as its context
+        # (whose driver error, a deadlock, would have the 401 retried)
+        try:
             check_deferred_login(environ, request.db)  # its 401 (or 503) replaces the error
-            raise
-        check_deferred_login(environ, request.db)
+            if error is not None:
+                raise error
+        finally:
+            error = None  # no cycle through this frame
         return response
 
     return deferred_login_tween

@@ -7,16 +7,16 @@ script changed the session, so a revocation holds from the next request on with 
 backend. The same read brings the catalogue version the cache keys on; both live in
 :mod:`cinema_api.auth.identity`. A view that makes the check in its own statement (a purchase on
 PostgreSQL: ``add_login_checking_view``) has it deferred to that statement, a round trip saved;
-whatever else the request answers waits for the check. The identity is computed once per request; roles become
-principals here and nowhere else, and the fast path of cached hits asks
+whatever else the request answers waits for the check. The identity is computed once per
+request; roles become principals here and nowhere else, and the fast path of cached hits asks
 :meth:`JWTSecurityPolicy.permits_identity` as the whole way asks ``permits``.
 """
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
-from pyramid.request import RequestLocalCache
 
 from cinema_api.auth.identity import Identity, authenticate
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
+from cinema_api.core.state import request_state
 from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.infrastructure.tokens import AccessTokens
 
@@ -27,14 +27,15 @@ class JWTSecurityPolicy:
     def __init__(self, tokens):
         self.tokens = tokens
         self.helper = ACLHelper()
-        self._identity = RequestLocalCache(self._load_identity)
         self._root_answers = {}  # (authenticated, role or None, permission) -> the ACL's answer for Root
 
-    def _load_identity(self, request):
-        return authenticate(request.environ, self.tokens, request.db, defer=defers_login_check(request))
-
     def identity(self, request):
-        return self._identity.get_or_create(request)
+        """The request's identity, computed once (:func:`authenticate` keeps it in the request's
+        state, which also says when a deferred check found the token revoked: None from then on)."""
+        state = request_state(request.environ)
+        if state.authenticated and state.auth_failure is None:
+            return state.identity
+        return authenticate(request.environ, self.tokens, request.db, defer=defers_login_check(request))
 
     def authenticated_userid(self, request):
         identity = request.identity
@@ -77,10 +78,12 @@ LOGIN_CHECKING_VIEWS = "cinema.login_checking_views"
 def defers_login_check(request):
     """Whether the request's login-session check is left to its view's own statement: a view
     that said so (``config.add_login_checking_view``), on PostgreSQL, where it saves a round
-    trip. Asked before the route is known (a tween), the answer is no: the check is made now."""
+    trip. Asked outside the tween that makes a deferred check in the end (before the route is
+    known, or by an exception view), the answer is no: the check is made now."""
     route = request.matched_route
     return (
-        route is not None
+        request_state(request.environ).login_check_deferrable
+        and route is not None
         and (route.name, request.method) in request.registry.get(LOGIN_CHECKING_VIEWS, ())
         and not on_sqlite(request.db)
     )

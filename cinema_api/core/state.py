@@ -11,7 +11,8 @@ class RequestState:
     """What the serving machinery found out about one request (``environ[STATE_KEY]``)."""
 
     __slots__ = (
-        "route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key", "unchecked_login"
+        "route", "authenticated", "identity", "auth_error", "auth_failure", "catalog_version", "missed_key", "unchecked_login",
+        "login_check_deferrable",
     )
 
     def __init__(self):
@@ -25,6 +26,7 @@ class RequestState:
         # the token's claims while its login session is still to be checked (a deferred check:
         # cinema_api.auth.identity), else None
         self.unchecked_login = None
+        self.login_check_deferrable = False  # inside the tween that makes a deferred check in the end
 
 
 def request_state(environ):

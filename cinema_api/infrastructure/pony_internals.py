@@ -4,14 +4,18 @@ when the installed Pony no longer has it). This is the only module that reaches 
 
 - :class:`ReusedConnectionPool` overrides ``PGPool.release``: no ``DISCARD ALL`` after each
   ``db_session`` (a second round trip per request, and the prepared plans thrown away).
-- :class:`PostgresProvider` overrides ``connect`` (the database breaker, broken connections dropped
-  from the thread's pool) and ``should_reconnect`` (a lost connection without SQLSTATE).
+- :class:`PostgresProvider` overrides ``connect`` (the database breaker, broken connections and
+  those the server closed while they idled dropped from the thread's pool) and
+  ``should_reconnect`` (a lost connection without SQLSTATE).
 - :func:`select_rows`, :func:`select_without_session` and :func:`execute_alone` use the session
   cache's connection handling (``Database._get_cache``, ``SessionCache.prepare_connection_for_query_execution``,
   ``reconnect``, ``in_transaction``, ``immediate``, ``modified``; ``Database._exec_raw_sql``): the hot
   paths' reads cost a third less than through ``db.select``, which evaluates its parameters as
   Python expressions and builds a row class per result.
 """
+
+import select
+import time
 
 import psycopg2
 from pony.orm.dbapiprovider import wrap_dbapi_exceptions
@@ -65,9 +69,10 @@ class PostgresProvider(PGProvider):
             raise DatabaseUnavailable("the database did not answer recently; asked again within %g s" % self.breaker.cooldown)
         try:
             connection, is_new = self.pool.connect()
-            if not is_new and connection_gone(connection):
+            if not is_new and (connection_gone(connection) or closed_while_idle(connection)):
                 self.pool.drop(connection)  # broken by the watchdog, or found lost: never reused
                 connection, is_new = self.pool.connect()
+            connection.taken_at = time.monotonic()
         except psycopg2.OperationalError as exc:  # refused, unreachable, or no answer within connect_timeout
             if "timeout expired" in str(exc):  # libpq's words for connect_timeout
                 self.watchdog.timeouts.inc()
@@ -80,6 +85,28 @@ class PostgresProvider(PGProvider):
         connection is gone (``DatabaseError: server closed the connection unexpectedly`` after a
         crash carries no SQLSTATE and is no ``OperationalError``)."""
         return super().should_reconnect(exc) or lost_connection(exc)
+
+
+#: A pooled connection idle for longer than this is looked at before it is used again
+#: (:func:`closed_while_idle`); one in use more recently is not.
+IDLE_CHECK_SEC = 1.0
+
+
+def closed_while_idle(connection):
+    """Whether the server closed a pooled connection while it idled: a server that stops, restarts
+    or ends the session says so and closes the socket, which then has something to read while no
+    statement is waiting for an answer. One ``select`` of the socket, no round trip, and only for
+    a connection idle for more than ``IDLE_CHECK_SEC`` (under load every connection is in use,
+    and a select would hand the interpreter lock over). Without it, the first statement on such a
+    connection fails: a read is sent again on a new one (:func:`select_rows`), but a purchase's
+    one statement, a write, is not, and would answer 503 once per thread after every restart."""
+    if time.monotonic() - getattr(connection, "taken_at", 0.0) <= IDLE_CHECK_SEC:
+        return False
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+    except (OSError, ValueError):  # the socket is gone already
+        return True
+    return bool(readable)
 
 
 def connection_gone(connection):
