@@ -21,7 +21,7 @@ import uuid
 
 from cinema_api.auth.errors import TokenRevoked
 from cinema_api.core.state import request_state
-from cinema_api.infrastructure.db import live_login_session_of
+from cinema_api.infrastructure.db import live_login_session_of, login_session_answer
 from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.tokens import InvalidToken, bearer_token
 
@@ -109,7 +109,7 @@ def deferred_login_check(request):
 def login_checked(environ, live):
     """A deferred check was made by the route's own statement: ``live`` is what the function
     ``live_login_session`` answered (``role:version``, or None). One no longer live raises the 401."""
-    _settle(request_state(environ), tuple(live.split(":", 1)) if live is not None else None)
+    _settle(request_state(environ), login_session_answer(live))
 
 
 def check_deferred_login(environ, db, select=select_rows):

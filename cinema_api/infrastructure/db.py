@@ -288,6 +288,10 @@ def live_login_session(db, user_id, session_id, now, select=select_rows):
     On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
     rows = select(db, _LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params, prepared=True)
-    if not rows or rows[0][0] is None:
-        return None
-    return tuple(rows[0][0].split(":", 1))
+    return login_session_answer(rows[0][0] if rows else None)
+
+
+def login_session_answer(value):
+    """What the login-session check's one column says (``role:version``, or NULL) as
+    :func:`live_login_session` answers it: ``(role, catalog_version)``, or None."""
+    return tuple(value.split(":", 1)) if value is not None else None
