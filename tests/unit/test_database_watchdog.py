@@ -1,6 +1,7 @@
 """The watchdog that bounds each exchange with PostgreSQL, on sockets of its own: a call left
 waiting past the timeout has its connection broken off and fails with DatabaseTimeout; a call
-that ends in time is left alone. (A real frozen server: tests/functional/test_sick_database.py.)"""
+that ends in time is left alone; a commit or rollback that sends nothing is no exchange. (A real
+frozen server: tests/functional/test_sick_database.py.)"""
 
 import socket
 import time
@@ -8,7 +9,7 @@ import time
 import psycopg2
 import pytest
 
-from cinema_api.infrastructure.watchdog import DatabaseTimeout, Watchdog
+from cinema_api.infrastructure.watchdog import DatabaseTimeout, Watchdog, watched_connections
 
 TIMEOUT_SEC = 0.3
 
@@ -71,3 +72,61 @@ def test_an_answer_just_before_the_break_stands(sockets):
     time.sleep(TIMEOUT_SEC + 3 * Watchdog.TICK_SEC)
     assert call.expired
     call.done()  # the answer came: it stands; the broken connection fails its next call
+
+
+class Timings:
+    """Stands for cinema_database_call_duration_seconds: what the watchdog timed."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def observe(self, seconds):
+        self.calls += 1
+
+
+@pytest.fixture
+def watched(fresh_postgres_url):
+    """A watched connection to a database of the run's own, and its watchdog's timings."""
+    factory = watched_connections(5)
+    timings = factory.watchdog.call_duration = Timings()
+    connection = psycopg2.connect(fresh_postgres_url, connection_factory=factory)
+    try:
+        yield connection, timings
+    finally:
+        connection.close()
+
+
+def test_what_reaches_the_server_is_timed_and_a_commit_or_rollback_with_nothing_open_is_not(watched):
+    """Every request ends with a rollback (Pony's pool), which sends nothing after statements in
+    autocommit mode: timed, it made every other sample of the histogram a zero."""
+    connection, timings = watched
+    connection.autocommit = True
+    connection.cursor().execute("SELECT 1")
+    connection.rollback()
+    connection.commit()
+    assert timings.calls == 1
+    connection.autocommit = False
+    cursor = connection.cursor()
+    cursor.execute("SELECT 1")  # psycopg2 sends BEGIN with it
+    connection.commit()
+    cursor.execute("SELECT 1")
+    connection.rollback()
+    assert timings.calls == 5
+    connection.rollback()
+    connection.commit()
+    assert timings.calls == 5
+
+
+def test_a_rollback_that_sends_nothing_leaves_an_open_breaker_open(watched):
+    """The breaker closes when the server answers; a rollback with nothing open asks it nothing
+    (a request that read before an outage and ends after it has opened the breaker)."""
+    connection, _ = watched
+    connection.autocommit = True
+    connection.cursor().execute("SELECT 1")
+    breaker = type(connection).watchdog.breaker
+    breaker.failure(DatabaseTimeout("the database did not answer within 5 s"))
+    connection.rollback()
+    connection.commit()
+    assert breaker.is_open
+    connection.cursor().execute("SELECT 1")  # the server answered
+    assert not breaker.is_open
