@@ -8,9 +8,8 @@ database says its login session (``sid``) is live: not revoked, not expired, its
 (``cinema_api.infrastructure.db.live_login_session``); that read also brings the catalogue version
 the cache keys on.
 
-A route whose own statement checks the login session (a purchase: the check travels with the
-sale, one round trip instead of two on PostgreSQL, one statement instead of two on SQLite) has the
-check *deferred*: the identity is
+A route whose own statement checks the login session (a purchase on PostgreSQL: the check
+travels with the sale, one round trip instead of two) has the check *deferred*: the identity is
 the token's, unchecked, until that statement says whether the session is live
 (:func:`login_checked`). Whatever the request ends with before that (a refused body, any error)
 waits for the check first (:func:`check_deferred_login`, by :func:`deferred_login_tween_factory`):

@@ -5,9 +5,8 @@ An access token authenticates a request only while the database says its login s
 deleted. That is one indexed read per authenticated request, made whichever process or
 script changed the session, so a revocation holds from the next request on with any cache
 backend. The same read brings the catalogue version the cache keys on; both live in
-:mod:`cinema_api.auth.identity`. A view that makes the check in its own statement (a purchase:
-``add_login_checking_view``) has it deferred to that statement, a round trip (PostgreSQL) or a
-read transaction (SQLite) saved;
+:mod:`cinema_api.auth.identity`. A view that makes the check in its own statement (a purchase on
+PostgreSQL: ``add_login_checking_view``) has it deferred to that statement, a round trip saved;
 whatever else the request answers waits for the check. The identity is computed once per
 request; roles become principals here and nowhere else, and the fast path of cached hits asks
 :meth:`JWTSecurityPolicy.permits_identity` as the whole way asks ``permits``.
@@ -18,6 +17,7 @@ from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from cinema_api.auth.identity import Identity, authenticate
 from cinema_api.core.acl import ROLE_PRINCIPALS, USE, Root, user_principal
 from cinema_api.core.state import request_state
+from cinema_api.infrastructure.sql import on_sqlite
 from cinema_api.infrastructure.tokens import AccessTokens
 
 __all__ = ["Identity", "JWTSecurityPolicy"]
@@ -71,19 +71,21 @@ class JWTSecurityPolicy:
 
 
 #: The registry's set of ``(route name, method)`` whose views check the login session in their
-#: own statement (``add_login_checking_view``; ``cinema_api.auth.identity``).
+#: own statement on PostgreSQL (``add_login_checking_view``; ``cinema_api.auth.identity``).
 LOGIN_CHECKING_VIEWS = "cinema.login_checking_views"
 
 
 def defers_login_check(request):
     """Whether the request's login-session check is left to its view's own statement: a view
-    that said so (``config.add_login_checking_view``). Asked outside the tween that makes a deferred check in the end (before the route is
+    that said so (``config.add_login_checking_view``), on PostgreSQL, where it saves a round
+    trip. Asked outside the tween that makes a deferred check in the end (before the route is
     known, or by an exception view), the answer is no: the check is made now."""
     route = request.matched_route
     return (
         request_state(request.environ).login_check_deferrable
         and route is not None
         and (route.name, request.method) in request.registry.get(LOGIN_CHECKING_VIEWS, ())
+        and not on_sqlite(request.db)
     )
 
 

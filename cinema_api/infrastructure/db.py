@@ -261,7 +261,7 @@ _CATALOG_VERSION = 'SELECT "version" FROM "catalog_version" WHERE "id" = 1'
 
 # One column, role and version joined by ":", as the PostgreSQL function of migration 0004
 # answers (a function returning a row would be a composite value to parse).
-LIVE_LOGIN_SESSION_QUERY = (
+_LIVE_LOGIN_SESSION = (
     'SELECT "u"."role" || \':\' || (%s) FROM "user_sessions" "s" JOIN "users" "u" ON "u"."id" = "s"."user_id" '
     'WHERE "s"."id" = $sid AND "s"."user_id" = $uid AND "s"."revoked_at" IS NULL AND "s"."expires_at" > $now'
     % _CATALOG_VERSION
@@ -287,7 +287,7 @@ def live_login_session(db, user_id, session_id, now, select=select_rows):
     user not deleted), else None: one indexed read, which also serves the cache its version.
     On PostgreSQL a function of migration 0004, whose plan the server keeps."""
     params = {"sid": sql_uuid(db, session_id), "uid": sql_uuid(db, user_id), "now": sql_datetime(db, now)}
-    rows = select(db, LIVE_LOGIN_SESSION_QUERY if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params, prepared=True)
+    rows = select(db, _LIVE_LOGIN_SESSION if on_sqlite(db) else _LIVE_LOGIN_SESSION_CALL, params, prepared=True)
     return login_session_answer(rows[0][0] if rows else None)
 
 

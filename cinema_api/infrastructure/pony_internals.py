@@ -172,21 +172,9 @@ def execute_alone(db, sql, params, prepared=False):
     queue on it instead of polling SQLite's lock). Inside a transaction the request already
     opened, it is one more statement of that transaction. Errors are Pony's, as from
     ``db.execute``. ``prepared``: as for :func:`select_rows`, outside a transaction."""
-    return _execute_alone(db, sql, params, prepared, fetch=False)
-
-
-def execute_alone_returning(db, sql, params, prepared=False):
-    """The rows of a writing statement with a ``RETURNING`` clause, run as :func:`execute_alone`
-    runs it. On SQLite the statement, and with it its transaction, ends only once its rows are
-    read: they are read before the write lock is released."""
-    return _execute_alone(db, sql, params, prepared, fetch=True)
-
-
-def _execute_alone(db, sql, params, prepared, fetch):
     cache = db._get_cache()
     if cache.in_transaction or cache.modified:
-        cursor = db._exec_raw_sql(sql, params, None, 0, start_transaction=True)
-        return cursor.fetchall() if fetch else cursor
+        return db._exec_raw_sql(sql, params, None, 0, start_transaction=True)
     statement, arguments = _driver_statement(db, sql, params, prepared)
     connection = cache.prepare_connection_for_query_execution()
     cursor = connection.cursor()
@@ -195,8 +183,6 @@ def _execute_alone(db, sql, params, prepared, fetch):
         db.provider.acquire_lock()
     try:
         _execute(cursor, statement, arguments, db.provider.execute)
-        if fetch:
-            return cursor.fetchall()
     finally:
         if sqlite:
             db.provider.release_lock()

@@ -1,16 +1,12 @@
 """Tickets: one per user and movie session, one per seat, used at most once."""
 
-import contextlib
-import json
-import sqlite3
 import uuid
 from datetime import datetime
 
 from pony.orm import Optional, PrimaryKey, Required, composite_key
 
 from cinema_api.core.clock import utcnow
-from cinema_api.infrastructure.db import LIVE_LOGIN_SESSION_QUERY
-from cinema_api.infrastructure.pony_internals import execute_alone, execute_alone_returning, select_rows
+from cinema_api.infrastructure.pony_internals import execute_alone, select_rows
 from cinema_api.infrastructure.sql import on_sqlite, sql_datetime, sql_uuid, sqlite_datetime
 
 # What a purchase needs to know, in one read: the session, its movie and the buyer's age.
@@ -59,59 +55,6 @@ _CHECK_LOGIN_READ_AND_SELL = (
 )
 assert _CHECK_LOGIN_READ_AND_SELL.count('"l"') == 4  # both replacements took
 
-# SQLite, the same sale in one statement: the insert, made only where every check of
-# ``Tickets.buy`` passes on what it reads (with a seat plan, of its first free seat: the free
-# seats are looked for only then), returning the seat and, packed in one JSON array, what the
-# answer needs (one subquery, where a column each cost as much again as the sale). Writers are
-# serialised (Pony's write lock): no other sale comes between the read of the free seats and the
-# insert. One statement, and one transaction, where the login-session check, the read and the
-# insert took three, each giving up the interpreter lock and taking it back. A sale refused by a
-# check returns nothing: ``Tickets.buy`` then reads and checks as before, to answer why.
-# ``{login}`` is the login-session check (or nothing), whose answer the array then ends with.
-_SQLITE_SELL = (
-    'WITH RECURSIVE "plan" ("rows", "per_row") AS '
-    '(SELECT "seat_rows", "seats_per_row" FROM "movie_sessions" WHERE "id" = $sid), '
-    '"r" ("r") AS (SELECT 1 FROM "plan" WHERE "rows" >= 1 UNION ALL SELECT "r" + 1 FROM "r", "plan" WHERE "r" < "rows"), '
-    '"n" ("n") AS (SELECT 1 FROM "plan" WHERE "per_row" >= 1 UNION ALL SELECT "n" + 1 FROM "n", "plan" WHERE "n" < "per_row"), '
-    '"free" ("seat") AS (SELECT char(64 + "r") || "n" FROM "r", "n" WHERE char(64 + "r") || "n" NOT IN '
-    '(SELECT "t"."seat" FROM "tickets" "t" WHERE "t"."session_id" = $sid AND "t"."seat" IS NOT NULL) '
-    'ORDER BY "r", "n" LIMIT 1) '
-    'INSERT INTO "tickets" ("id", "user_id", "session_id", "seat", "purchased_at", "is_used") '
-    'SELECT $tid, $uid, $sid, CASE WHEN "s"."seat_rows" IS NULL THEN NULL ELSE (SELECT "seat" FROM "free") END, $now, $false '
-    'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" JOIN "users" "u" ON "u"."id" = $uid '
-    'WHERE "s"."id" = $sid AND "s"."cancelled_at" IS NULL AND "s"."date" > $now AND "u"."age" >= "m"."age_restriction" '
-    'AND ("s"."seat_rows" IS NULL OR EXISTS (SELECT 1 FROM "free")){login_condition} '
-    'ON CONFLICT DO NOTHING '
-    'RETURNING "seat", (SELECT json_array("s"."date", "s"."timeslot", "s"."room_number", "s"."seat_rows", "s"."seats_per_row", '
-    'hex("s"."movie_id"), "m"."title", "m"."age_restriction", "u"."age"{login_answer}) '
-    'FROM "movie_sessions" "s" JOIN "movies" "m" ON "m"."id" = "s"."movie_id" JOIN "users" "u" ON "u"."id" = $uid '
-    'WHERE "s"."id" = $sid)'
-)
-_SQLITE_LOGIN = "(%s)" % LIVE_LOGIN_SESSION_QUERY.replace("$sid", "$lsid")
-_SQLITE_SELL_UNCHECKED = _SQLITE_SELL.format(login_condition="", login_answer="")
-_SQLITE_CHECK_LOGIN_AND_SELL = _SQLITE_SELL.format(
-    login_condition=" AND %s IS NOT NULL" % _SQLITE_LOGIN, login_answer=", " + _SQLITE_LOGIN
-)
-
-
-def sqlite_sells_in_one_statement():
-    """Whether this process's SQLite runs :data:`_SQLITE_SELL`: ``RETURNING`` (3.35) and
-    ``json_array`` (built in since 3.38, an extension before). Asked of a scratch database once;
-    without them, a purchase on SQLite reads, then sells, in three statements."""
-    try:
-        with contextlib.closing(sqlite3.connect(":memory:")) as scratch:
-            scratch.execute("CREATE TABLE t (x)")
-            return scratch.execute("INSERT INTO t (x) VALUES (1) RETURNING json_array(x)").fetchall() == [("[1]",)]
-    except sqlite3.Error:
-        return False
-
-
-SQLITE_SELLS_IN_ONE_STATEMENT = sqlite_sells_in_one_statement()
-
-#: What :meth:`Ticket.read_and_sell` leaves unknown: on SQLite, a statement that sold nothing
-#: says nothing of the session, nor of the login session.
-UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN", "__slots__": ()})()
-
 
 def define_entities(db):
     class Ticket(db.Entity):
@@ -157,57 +100,30 @@ def define_entities(db):
 
         @classmethod
         def read_and_sell(cls, ticket_id, user_id, session_id, now, login_session_id=None):
-            """Sell ticket ``ticket_id`` in one statement that reads what the sale depends on: only to
-            a buyer there and old enough, for a session there, on sale (not cancelled) and not
-            started at ``now`` (the checks of ``Tickets.buy``); with a seat plan, the first free
-            seat. ``(facts, sold, seat, live)``: ``facts`` what :meth:`purchase_facts` reads (None
-            without such a session), ``sold`` whether the statement sold the ticket, ``seat`` the
-            seat it sold (None without a seat plan). With ``login_session_id`` the buyer's login
-            session is checked in the same statement, nothing is sold unless it is live, and
-            ``live`` is the check's answer (``role:version``, None once revoked, expired or its
-            user deleted); without, ``live`` is :data:`UNKNOWN`. The buyer's second ticket raises,
-            as from :meth:`sell_seat`.
+            """PostgreSQL: ``(facts, sold, seat)``, where ``facts`` is what :meth:`purchase_facts`
+            reads, ``sold`` whether the same statement sold ticket ``ticket_id`` and ``seat`` the
+            seat it sold (None without a seat plan): only to a buyer there and old enough, for a
+            session there, on sale (not cancelled) and not started at ``now`` (the checks of
+            ``Tickets.buy``); with a seat plan, the first free seat, unless another sale took it
+            meanwhile. One round trip where reading, then selling take two (three with a seat
+            plan: the seats sold are read too). The session's row is locked for share, as
+            :meth:`sell_seat` locks it; the buyer's second ticket raises, as from :meth:`sell_seat`.
+            ``(None, False, None)`` without such a session.
 
-            PostgreSQL: one round trip where reading, then selling take two (three with a seat
-            plan: the seats sold are read too); the session's row is locked for share, as
-            :meth:`sell_seat` locks it, and a seat another sale took meanwhile sells nothing.
-            SQLite: one statement under the write lock; one that sold nothing read nothing that it
-            returns: ``facts`` and ``live`` are then :data:`UNKNOWN`."""
-            if on_sqlite(db):
-                return cls._sqlite_sell(ticket_id, user_id, session_id, now, login_session_id)
+            With ``login_session_id``, the buyer's login session is checked in the same statement
+            (``live_login_session``) and ``(facts, sold, seat, live)`` comes back: ``live`` the
+            function's answer (None once revoked, expired or its user deleted), and nothing is
+            sold without it."""
             params = {"tid": ticket_id, "uid": user_id, "sid": session_id, "now": now, "false": False}
             if login_session_id is None:
                 row = execute_alone(db, _READ_AND_SELL, params, prepared=True).fetchone()
                 if row is None:
-                    return None, False, None, UNKNOWN
-                return row[:-2], row[-2] == 1, row[-1], UNKNOWN
+                    return None, False, None
+                return row[:-2], row[-2] == 1, row[-1]
             params["lsid"] = login_session_id
             row = execute_alone(db, _CHECK_LOGIN_READ_AND_SELL, params, prepared=True).fetchone()
             facts = row[:-3] if row[0] is not None else None  # a screening's date is never NULL
             return facts, row[-3] == 1, row[-2], row[-1]
-
-        @classmethod
-        def _sqlite_sell(cls, ticket_id, user_id, session_id, now, login_session_id):
-            if not SQLITE_SELLS_IN_ONE_STATEMENT:
-                return UNKNOWN, False, None, UNKNOWN
-            params = {
-                "tid": ticket_id.bytes, "uid": user_id.bytes, "sid": session_id.bytes,
-                "now": sql_datetime(db, now), "false": False,
-            }
-            if login_session_id is None:
-                rows = execute_alone_returning(db, _SQLITE_SELL_UNCHECKED, params)
-            else:
-                params["lsid"] = login_session_id.bytes
-                rows = execute_alone_returning(db, _SQLITE_CHECK_LOGIN_AND_SELL, params)
-            if not rows:
-                return UNKNOWN, False, None, UNKNOWN
-            seat, packed = rows[0]
-            day, timeslot, room_number, seat_rows, seats_per_row, movie_id, title, restriction, age, *live = json.loads(packed)
-            facts = (
-                sqlite_datetime(day), timeslot, room_number, seat_rows, seats_per_row, uuid.UUID(hex=movie_id),
-                title, restriction, age, None,  # sold: not cancelled
-            )
-            return facts, True, seat, live[0] if live else UNKNOWN
 
         @classmethod
         def sell_seat(cls, ticket_id, user_id, session_id, seat, now):

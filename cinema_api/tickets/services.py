@@ -21,7 +21,6 @@ from cinema_api.infrastructure.pony_internals import select_rows
 from cinema_api.infrastructure.sql import on_sqlite, sql_uuid, sqlite_datetime
 from cinema_api.movies.errors import ScreeningCancelled, ScreeningNotFound
 from cinema_api.rooms.entities import SeatPlan
-from cinema_api.tickets.entities import UNKNOWN
 from cinema_api.tickets.errors import (
     CancelAfterStart,
     NoSeatPlan,
@@ -131,41 +130,35 @@ class Tickets:
         """The ticket sold to the buyer (a :class:`SoldTicket`); the checks run in the order of
         docs/API.md sections 1 and 10.
 
-        A purchase without a chosen seat is one statement (``Ticket.read_and_sell``): the read of
-        the session, its movie and the buyer's age, and the insert, of the first free seat with a
-        seat plan, made only where every check passes on what it read. A refused sale is then
-        answered from what is read again (on SQLite, whose statement returns nothing then, a read
-        of its own). With a chosen seat, one read, then one insert. The database refuses what the
-        checks cannot see: the buyer's second ticket (the unique key on user and session), a seat
-        sold meanwhile, a session deleted or cancelled meanwhile.
+        One read brings the session, its movie and the buyer's age; one insert sells (on
+        PostgreSQL a purchase without a chosen seat is one statement: the read, and the insert,
+        of the first free seat with a seat plan, made only where every check passes on what it
+        read), and the database refuses what the checks
+        cannot see: the buyer's second ticket (the unique key on user and session), a seat sold
+        meanwhile, a session deleted or cancelled meanwhile.
 
         ``seat`` is a label such as ``C7``; without it a session with a seat plan gives the free
         seat with the lowest row, then the lowest number.
 
         ``login_check``: the buyer's login session, when the security policy left its check to
         the purchase (``cinema_api.auth.identity.DeferredLoginCheck``): checked in the same
-        statement without a chosen seat, else at once; either way before anything is sold, and
-        a session no longer live raises the 401 before any other answer."""
+        statement on PostgreSQL without a chosen seat, else at once; either way before anything
+        is sold, and a session no longer live raises the 401 before any other answer."""
         if user_id is not None and user_id != buyer_id:
             raise NotYourTicket()
         buyer, session_id = uuid.UUID(buyer_id), uuid.UUID(screening_id)
         Ticket = self.db.Ticket
         ticket_id, now = uuid.uuid4(), utcnow()
-        one_statement = seat is None
+        one_statement = seat is None and not on_sqlite(self.db)
         if login_check is not None and not one_statement:
             login_check.check_now()
         if one_statement:
-            # the read, and the sale where every check below passes on it (and the login session's
-            # check, when left to this statement)
-            login_session_id = login_check.session_id if login_check is not None else None
-            facts, sold, sold_seat, live = Ticket.read_and_sell(ticket_id, buyer, session_id, now, login_session_id)
-            if login_check is not None:
-                if live is UNKNOWN:
-                    login_check.check_now()  # SQLite's statement sold nothing: it says nothing of the login
-                else:
-                    login_check.checked(live)
-            if facts is UNKNOWN:  # SQLite: a refusal, read to answer why
-                facts = Ticket.purchase_facts(buyer, session_id)
+            # one round trip: the read, and the sale where every check below passes on it
+            if login_check is None:
+                facts, sold, sold_seat = Ticket.read_and_sell(ticket_id, buyer, session_id, now)
+            else:  # the login session's check too
+                facts, sold, sold_seat, live = Ticket.read_and_sell(ticket_id, buyer, session_id, now, login_check.session_id)
+                login_check.checked(live)
         else:
             facts, sold, sold_seat = Ticket.purchase_facts(buyer, session_id), False, None
         if facts is None:

@@ -496,7 +496,7 @@ def test_the_login_session_check_is_the_same_rule_as_query_and_as_postgresql_fun
     with db_session:
         for name, (session_id, user_id) in cases.items():
             params = {"sid": session_id, "uid": user_id, "now": now}
-            as_query = select_rows(db, storage.LIVE_LOGIN_SESSION_QUERY, params)
+            as_query = select_rows(db, storage._LIVE_LOGIN_SESSION, params)
             as_function = select_rows(db, storage._LIVE_LOGIN_SESSION_CALL, params)
             answers[name] = (as_query[0][0] if as_query else None, as_function[0][0])
     version = answers["live"][0].split(":")[1]

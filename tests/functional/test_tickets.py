@@ -154,25 +154,27 @@ def test_a_revoked_token_gets_its_401_before_any_other_answer_and_buys_nothing(t
 
 
 
-def test_only_a_purchase_defers_its_login_check_and_only_inside_the_tween_that_makes_it(registry):
+def test_only_a_purchase_on_postgresql_defers_its_login_check_and_only_inside_the_tween_that_makes_it(registry):
     """The security policy leaves the check to the view only where the view's statement makes it
-    (POST /v1/tickets, on either database), and only while the request is inside the tween that
-    makes a deferred check in the end: an identity first asked outside it (an exception view) is
-    checked at once, or the check would never be made."""
+    (POST /v1/tickets, PostgreSQL), and only while the request is inside the tween that makes a
+    deferred check in the end: an identity first asked outside it (an exception view) is checked
+    at once, or the check would never be made."""
     from types import SimpleNamespace
 
     from cinema_api.auth.security_policy import defers_login_check
     from cinema_api.core.state import request_state
 
-    def asks(route, method="POST", inside=True):
+    def asks(route, method="POST", inside=True, dialect="PostgreSQL"):
         environ = {}
         request_state(environ).login_check_deferrable = inside
         return defers_login_check(SimpleNamespace(
-            matched_route=SimpleNamespace(name=route) if route else None, method=method, registry=registry, environ=environ,
+            matched_route=SimpleNamespace(name=route) if route else None, method=method, registry=registry,
+            db=SimpleNamespace(provider=SimpleNamespace(dialect=dialect)), environ=environ,
         ))
 
     assert asks("tickets")
     assert not asks("tickets", inside=False)
+    assert not asks("tickets", dialect="SQLite")
     assert not asks("tickets", method="GET")
     assert not asks("my_tickets")
     assert not asks(None)
