@@ -159,20 +159,22 @@ class WatchedConnection(psycopg2.extensions.connection):
         self.cursor_factory = WatchedCursor
         self.prepared = {}  # name of a Prepared statement -> whether its plan is usable (see Prepared)
 
-    # With no transaction open (autocommit mode, or none begun) psycopg2 sends nothing: no
-    # exchange to bound, to time, nor to take as the server's answer, which would close an open
-    # breaker. Every request ends with such a rollback (Pony's pool) after its statements in
-    # autocommit mode (reads, a purchase).
-
     def commit(self):
-        if self.status == psycopg2.extensions.STATUS_READY:
-            return super().commit()
-        _watched(self, super().commit)
+        self._end_transaction(super().commit)
 
     def rollback(self):
+        self._end_transaction(super().rollback)
+
+    def _end_transaction(self, method):
+        """``method`` (the driver's commit or rollback), under the watchdog when it reaches the
+        server. With no transaction open (autocommit mode, or none begun) psycopg2 sends nothing:
+        no exchange to bound, to time, nor to take as the server's answer, which would close an
+        open breaker. Every request ends with such a rollback (Pony's pool) after its statements
+        in autocommit mode (reads, a purchase)."""
         if self.status == psycopg2.extensions.STATUS_READY:
-            return super().rollback()
-        _watched(self, super().rollback)
+            method()
+        else:
+            _watched(self, method)
 
 
 def watched_connections(timeout):
