@@ -614,21 +614,24 @@ def published_secrets(here):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where the server runner listens and how long it drains on a stop."""
+    """Where the server runner listens, how long it drains on a stop, and where its Python
+    threads run (``cinema_api.runtime.affinity``)."""
 
     host: str
     port: int
     shutdown_timeout: float
+    cpu_affinity: object = "auto"  # "auto", "off" or a CPU number
 
 
 #: The server runner's own settings: ``[server:main]`` keys, overridden as every other setting.
-SERVER_OVERRIDES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT")
+SERVER_OVERRIDES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CPU_AFFINITY")
 
 
-def load_server_settings(here, host, port, shutdown_timeout, environ=None, dotenv=None):
-    """``[server:main]``'s host, port and shutdown timeout, after ``HOST``, ``PORT`` and
-    ``SHUTDOWN_TIMEOUT`` (OS environment > ``.env`` > ini). Variables given on the pserve command
-    line cannot override an ini file's own ``[DEFAULT]`` values, so the runner reads these here."""
+def load_server_settings(here, host, port, shutdown_timeout, environ=None, dotenv=None, cpu_affinity="auto"):
+    """``[server:main]``'s host, port, shutdown timeout and CPU affinity, after ``HOST``, ``PORT``,
+    ``SHUTDOWN_TIMEOUT`` and ``CPU_AFFINITY`` (OS environment > ``.env`` > ini). Variables given on
+    the pserve command line cannot override an ini file's own ``[DEFAULT]`` values, so the runner
+    reads these here."""
     environ = os.environ if environ is None else environ
     dotenv = read_dotenv(here) if dotenv is None else dotenv
 
@@ -647,4 +650,9 @@ def load_server_settings(here, host, port, shutdown_timeout, environ=None, doten
             raise ValueError
     except (TypeError, ValueError):
         raise SettingsError("SHUTDOWN_TIMEOUT must be a number of seconds") from None
-    return ServerSettings(value("HOST", host), port, shutdown_timeout)
+    affinity = str(value("CPU_AFFINITY", cpu_affinity)).strip().lower()
+    if affinity not in ("auto", "off"):
+        if not (affinity.isascii() and affinity.isdigit()):  # a CPU number: digits, no sign
+            raise SettingsError("CPU_AFFINITY must be auto, off or the number of a CPU")
+        affinity = int(affinity)
+    return ServerSettings(value("HOST", host), port, shutdown_timeout, affinity)

@@ -124,4 +124,5 @@ def _close_in_process(connection, pid):
         connection.close()
 
 
-_CHECKPOINTING = ProcessThread("sqlite-checkpoint", WalCheckpointer.run_all)
+# a checkpoint runs in SQLite, outside the interpreter lock: on every CPU, not the interpreter's alone
+_CHECKPOINTING = ProcessThread("sqlite-checkpoint", WalCheckpointer.run_all, parallel=True)

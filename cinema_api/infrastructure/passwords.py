@@ -36,6 +36,7 @@ import bcrypt
 from cinema_api.core.errors import ServiceUnavailable
 from cinema_api.core.metrics import UNCOUNTED
 from cinema_api.core.schemas import is_storable
+from cinema_api.core.threads import parallel_thread
 
 MAX_PASSWORD_BYTES = 72
 GATE_WAIT_SEC = 5.0
@@ -86,7 +87,8 @@ class HashingGate:
         self.max_admitted = max_admitted or 2 * concurrency
         self.client_places = max(1, int(concurrency * share))
         self.client_queue = max(1, int((self.max_admitted - concurrency) * share))
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt")
+        # the hashes run outside the interpreter lock: on every CPU, not the interpreter's alone
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bcrypt", initializer=parallel_thread)
         self.admitted = 0  # hashing or waiting
         self.hashing = 0  # places taken
         self.lock = threading.Lock()

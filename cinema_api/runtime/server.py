@@ -62,6 +62,7 @@ from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from cinema_api.core.logs import flush_logs
 from cinema_api.infrastructure.passwords import GATE_WAIT_SEC
+from cinema_api.runtime.affinity import InterpreterCpu, check_cpu_affinity, supported
 from cinema_api.settings import SettingsError, load_server_settings
 
 log = logging.getLogger(__name__)
@@ -628,16 +629,19 @@ def run_server(
     connections_per_address=DEFAULT_CONNECTIONS_PER_ADDRESS,
     quick_paths=DEFAULT_QUICK_PATHS,
     quick_threads=DEFAULT_QUICK_THREADS,
+    cpu_affinity="auto",
     **kwargs,
 ):
     """Serve until SIGTERM or SIGINT; ``SystemExit`` with one line if the server cannot start."""
     if "listen" in kwargs:
         raise SystemExit("cinema_api: configuration error: listen is not supported in [server:main]: use host and port (or HOST and PORT)")
     try:
-        where = load_server_settings(global_conf.get("here", "."), host, port, shutdown_timeout)
+        where = load_server_settings(global_conf.get("here", "."), host, port, shutdown_timeout, cpu_affinity=cpu_affinity)
     except SettingsError as exc:
         raise SystemExit("cinema_api: configuration error: %s" % exc) from None
     host, port, timeout = where.host, where.port, where.shutdown_timeout
+    affinity = check_cpu_affinity(where.cpu_affinity)  # a CPU that cannot be had stops here, in one line
+    interpreter_cpu = InterpreterCpu(affinity) if supported() else None
     if slow_threads is not None:
         slow_threads = _checked(slow_threads, int, 1, "slow_threads must be a positive integer")
     connections_per_address = _checked(
@@ -653,6 +657,8 @@ def run_server(
         )
     except OSError as exc:  # the port is taken, the address is not this machine's, a name unknown
         raise SystemExit("cinema_api: cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc)) from None
+    if interpreter_cpu is not None:
+        interpreter_cpu.start()
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     try:
