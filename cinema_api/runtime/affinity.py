@@ -6,7 +6,7 @@ machine's CPUs, and every hand-over of the lock moves the work to another CPU: t
 thread is woken there (a futex wake and a context switch, each time), and what every thread
 touches (the lock, the reference counts of shared objects) travels between the CPUs' caches.
 A request that calls SQLite or PostgreSQL gives the lock up and takes it back several times.
-On the 2-CPU machine of bench/NOTES.md ("One CPU for the interpreter's threads"), served the
+On the 2-CPU machine of bench/NOTES.md ("One CPU for the server's Python threads"), served the
 kernel's way, a purchase cost 1,207 us of CPU and 15.7 context switches; with the threads on one
 CPU, 776 us and 2.9, and the server sold 33 % more a second and answered 61 % more cached lists.
 

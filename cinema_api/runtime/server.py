@@ -10,6 +10,8 @@ It serves the application with waitress and adds what waitress lacks:
   requests in progress finish and their responses go out, closes idle connections, and
   exits; after ``SHUTDOWN_TIMEOUT`` seconds (default 10) it exits anyway.
 - A higher open-file limit, so that waitress's ``connection_limit`` is reached first.
+- The threads that run Python on one CPU (``cpu_affinity``, ``CPU_AFFINITY``; ``auto`` by
+  default), bcrypt's and SQLite's checkpoint thread on every CPU: ``cinema_api.runtime.affinity``.
 - One send per response where waitress makes two: the header goes out with the body.
 - Keep-alive after a 204 or a 304: waitress closes the connection after any HTTP/1.1
   response without ``Content-Length``, which those two must not carry (RFC 9110); their end

@@ -278,7 +278,7 @@ def test_the_example_dotenv_lists_every_setting_but_the_mode():
         text = source.read()
     for name in SCHEMA:
         assert ("# %s=" % env_name(name) in text) == (name != "environment"), name
-    for name in ("HOST", "PORT", "SHUTDOWN_TIMEOUT"):
+    for name in ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CPU_AFFINITY"):
         assert "# %s=" % name in text
 
 
