@@ -7,8 +7,9 @@ thread is woken there (a futex wake and a context switch, each time), and what e
 touches (the lock, the reference counts of shared objects) travels between the CPUs' caches.
 A request that calls SQLite or PostgreSQL gives the lock up and takes it back several times.
 On the 2-CPU machine of bench/NOTES.md ("One CPU for the server's Python threads"), served the
-kernel's way, a purchase cost 1,207 us of CPU and 15.7 context switches; with the threads on one
-CPU, 776 us and 2.9, and the server sold 33 % more a second and answered 61 % more cached lists.
+kernel's way, an SQLite purchase cost 1,223 us of CPU and 15.6 context switches; with the threads
+on one CPU, 825 us and 4.0, and the server sold 30 % more a second and answered 49 to 78 % more
+cached reads.
 
 So the server pins its Python threads to one CPU and leaves every CPU to the threads whose work
 runs outside the lock (``cinema_api.core.threads.parallel_thread``: bcrypt's hashes, SQLite's
