@@ -978,7 +978,7 @@ SETUPS = {"sqlite": sqlite_setup, "postgres": postgres_setup}
 
 def server_environ():
     """What the servers get besides production.ini: see the module docstring."""
-    for name in [*SCHEMA, "shutdown_timeout"]:
+    for name in [*SCHEMA, "shutdown_timeout", "cpu_affinity"]:
         os.environ.pop(name.upper(), None)  # production.ini decides, not the shell that started the run
     return {
         "JWT_SECRET": secrets.token_urlsafe(48),

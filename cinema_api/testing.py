@@ -51,7 +51,7 @@ def adversarial_bodies(size=1024 * 1024):
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Variables the application, its server runner and its scripts read, besides the settings.
-RUNNER_VARIABLES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CINEMA_ADMIN_PASSWORD")
+RUNNER_VARIABLES = ("HOST", "PORT", "SHUTDOWN_TIMEOUT", "CPU_AFFINITY", "CINEMA_ADMIN_PASSWORD")
 #: The variables of the suite's own that point it at servers it may use: a PostgreSQL server it
 #: may create databases on, a Redis database it may write keys to. It never reads the
 #: application's DATABASE_URL or CACHE_URL (a developer's own) to choose where it writes.
