@@ -32,18 +32,15 @@ def keep_process_cpus(cpus):
     :func:`parallel_thread` keep (those started before, and those to come). Ids of threads that
     have ended are forgotten, so a thread that gets one again is not taken for one of them."""
     global _process_cpus
-    live = set(_live_thread_ids())
+    live = set(thread_ids())
     with _lock:
         _process_cpus = frozenset(cpus)
         _parallel.intersection_update(live)
-        return frozenset(_parallel)
 
 
-def _live_thread_ids():
-    try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:  # not Linux: no pinning either
-        return [thread.native_id for thread in threading.enumerate()]
+def thread_ids():
+    """The native ids of every thread of this process, Python's or not (Linux: ``/proc``)."""
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
 
 
 class ProcessThread:

@@ -38,7 +38,7 @@ import random
 import threading
 import time
 
-from cinema_api.core.threads import keep_process_cpus, parallel_thread_ids
+from cinema_api.core.threads import keep_process_cpus, parallel_thread_ids, thread_ids
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,6 @@ def busy_seconds():
     return busy
 
 
-def thread_ids():
-    return [int(tid) for tid in os.listdir("/proc/self/task")]
-
-
 def thread_seconds(tids):
     """The CPU seconds (user and system) the threads ``tids`` have used; those that ended count none."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0
@@ -127,8 +123,9 @@ class InterpreterCpu:
 
     def start(self):
         """Pin the Python threads and start the thread that keeps them there; the CPU, or None
-        when there is nothing to pin (``off``, one CPU allowed, not Linux)."""
-        if self.setting == "off" or not supported() or len(self.allowed) < 2:
+        when there is nothing to pin (``off``, one CPU allowed). Linux only: the server runner
+        makes none elsewhere."""
+        if self.setting == "off" or len(self.allowed) < 2:
             return None
         cpu = self.setting if isinstance(self.setting, int) else self.quietest_now()
         keep_process_cpus(self.allowed)
